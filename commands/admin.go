@@ -1,0 +1,186 @@
+package commands
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/coworkingvisa/mailbot/storage"
+)
+
+// admin runs the network admin commands; the caller checked the right.
+func (x *executor) admin(c *Command) (Result, error) {
+	switch c.Name {
+	case "add space":
+		return x.addSpace(c)
+	case "update space":
+		return x.updateSpace(c)
+	case "remove space":
+		return x.removeSpace(c)
+	case "add manager":
+		return x.addManager(c)
+	case "remove manager":
+		return x.removeManager(c)
+	case "list spaces":
+		return x.listSpaces()
+	}
+	return fail("unknown command %q.", c.Name), nil
+}
+
+func (x *executor) addSpace(c *Command) (Result, error) {
+	if _, found, err := x.tx.Space(c.Target); err != nil {
+		return Result{}, err
+	} else if found {
+		return fail("space %s already exists; use update space.", c.Target), nil
+	}
+	s := storage.Space{ID: c.Target, Created: x.env.Now, Updated: x.env.Now}
+	applySpaceOpts(&s, c.Opts)
+	if err := x.tx.PutSpace(s); err != nil {
+		return Result{}, err
+	}
+	if err := x.record("space", s.ID, s.ID, "add", nil, s); err != nil {
+		return Result{}, err
+	}
+	return ok("added space %s: %s.", s.ID, spaceLabel(s)), nil
+}
+
+func (x *executor) updateSpace(c *Command) (Result, error) {
+	old, found, err := x.tx.Space(c.Target)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return fail("there is no space %s.", c.Target), nil
+	}
+	if len(c.Opts) == 0 {
+		return fail("update space needs something to change: name=, city=, country=, tz= or terms=."), nil
+	}
+	s := old
+	applySpaceOpts(&s, c.Opts)
+	if s == old {
+		return ok("space %s is unchanged.", s.ID), nil
+	}
+	s.Updated = x.env.Now
+	if err := x.tx.PutSpace(s); err != nil {
+		return Result{}, err
+	}
+	if err := x.record("space", s.ID, s.ID, "update", old, s); err != nil {
+		return Result{}, err
+	}
+	return ok("updated space %s: %s.", s.ID, spaceLabel(s)), nil
+}
+
+// removeSpace refuses while members remain: removing a roster is done
+// member by member (or by a confirmed import), never as a side effect.
+func (x *executor) removeSpace(c *Command) (Result, error) {
+	old, found, err := x.tx.Space(c.Target)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return fail("there is no space %s.", c.Target), nil
+	}
+	if n := x.tx.CountMembers(c.Target); n > 0 {
+		return fail("space %s still has %d members; remove them first.", c.Target, n), nil
+	}
+	managers, err := x.tx.Managers(c.Target)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, m := range managers {
+		if err := x.record("manager", m.Space, m.Email, "remove", m, nil); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := x.tx.DeleteSpace(c.Target); err != nil {
+		return Result{}, err
+	}
+	if err := x.record("space", old.ID, old.ID, "remove", old, nil); err != nil {
+		return Result{}, err
+	}
+	return ok("removed space %s and its %d managers.", old.ID, len(managers)), nil
+}
+
+func (x *executor) addManager(c *Command) (Result, error) {
+	id := c.Opts["space"]
+	if _, found, err := x.tx.Space(id); err != nil {
+		return Result{}, err
+	} else if !found {
+		return fail("there is no space %s.", id), nil
+	}
+	if _, found, err := x.tx.Manager(c.Target, id); err != nil {
+		return Result{}, err
+	} else if found {
+		return ok("%s is already a manager of %s.", c.Target, id), nil
+	}
+	m := storage.Manager{Email: c.Target, Space: id, Added: x.env.Now}
+	if err := x.tx.AddManager(m); err != nil {
+		return Result{}, err
+	}
+	if err := x.record("manager", id, c.Target, "add", nil, m); err != nil {
+		return Result{}, err
+	}
+	return ok("%s is now a manager of %s.", c.Target, id), nil
+}
+
+func (x *executor) removeManager(c *Command) (Result, error) {
+	id := c.Opts["space"]
+	old, found, err := x.tx.Manager(c.Target, id)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return fail("%s is not a manager of %s.", c.Target, id), nil
+	}
+	if err := x.tx.RemoveManager(c.Target, id); err != nil {
+		return Result{}, err
+	}
+	if err := x.record("manager", id, c.Target, "remove", old, nil); err != nil {
+		return Result{}, err
+	}
+	return ok("%s is no longer a manager of %s.", c.Target, id), nil
+}
+
+func (x *executor) listSpaces() (Result, error) {
+	spaces, err := x.tx.Spaces()
+	if err != nil {
+		return Result{}, err
+	}
+	r := ok("%d participating spaces.", len(spaces))
+	for _, s := range spaces {
+		managers, err := x.tx.Managers(s.ID)
+		if err != nil {
+			return Result{}, err
+		}
+		emails := make([]string, len(managers))
+		for i, m := range managers {
+			emails[i] = m.Email
+		}
+		line := fmt.Sprintf("%s: %s, %d members", s.ID, spaceLabel(s), x.tx.CountMembers(s.ID))
+		if s.TZ != "" {
+			line += ", tz " + s.TZ
+		}
+		if len(emails) > 0 {
+			line += ", managers " + strings.Join(emails, ", ")
+		}
+		r.Detail = append(r.Detail, line)
+	}
+	return r, nil
+}
+
+// applySpaceOpts copies the given options onto a space.
+func applySpaceOpts(s *storage.Space, opts map[string]string) {
+	for k, v := range opts {
+		switch k {
+		case "name":
+			s.Name = v
+		case "city":
+			s.City = v
+		case "country":
+			s.Country = v
+		case "tz":
+			s.TZ = v
+		case "terms":
+			s.Terms = v
+		}
+	}
+}

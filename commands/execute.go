@@ -1,0 +1,182 @@
+package commands
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coworkingvisa/mailbot/storage"
+)
+
+// Status is the word a result line begins with. Users and their scripts
+// rely on these exact words.
+type Status string
+
+// The result statuses of SPEC.md.
+const (
+	OK          Status = "OK"
+	Verified    Status = "VERIFIED"
+	NotVerified Status = "NOT VERIFIED"
+	Error       Status = "ERROR"
+	Denied      Status = "DENIED"
+)
+
+// Result is the outcome of one command: a status, a sentence, and for
+// listings the lines to show under it.
+type Result struct {
+	Command string // the command line as written
+	Status  Status
+	Text    string
+	Detail  []string
+}
+
+// Actor is the authenticated sender a message's commands run as.
+type Actor struct {
+	Address string // bare, lowercased
+	Admin   bool   // listed in the config's admins
+}
+
+// Env is what a run needs from outside: the time and the message it came
+// from. Injected so that execution has no clock or network of its own.
+type Env struct {
+	Now       time.Time
+	MessageID string
+}
+
+// Report is the outcome of all of a message's commands.
+type Report struct {
+	Results []Result
+	Ignored []string // lines that are not commands, in order
+	Help    bool     // the reply should carry the help text
+	Cut     bool     // more commands than allowed: the rest were not read
+	Items   []Item   // the script, in order, for the transcript
+}
+
+// Counts tallies the results by status, for the summary line.
+func (r Report) Counts() map[Status]int {
+	m := map[Status]int{}
+	for _, res := range r.Results {
+		m[res.Status]++
+	}
+	return m
+}
+
+// Execute runs a script's commands, in order, in the transaction tx. A
+// command that fails (ERROR, DENIED) writes nothing; the others apply. An
+// error return means the store failed: the caller must roll back tx.
+func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error) {
+	r := Report{Cut: script.Cut, Items: script.Items}
+	x := &executor{tx: tx, actor: actor, env: env}
+	for _, it := range script.Items {
+		if it.Command == nil {
+			r.Ignored = append(r.Ignored, it.Line)
+			continue
+		}
+		res, err := x.run(it.Command)
+		if err != nil {
+			return Report{}, fmt.Errorf("%s: %w", it.Command.Name, err)
+		}
+		res.Command = it.Command.Line
+		if it.Command.Name == "help" {
+			r.Help = true
+		}
+		r.Results = append(r.Results, res)
+	}
+	if script.Commands == 0 {
+		r.Help = true
+	}
+	return r, nil
+}
+
+// executor carries one run's context so each command handler stays short.
+type executor struct {
+	tx    *storage.Tx
+	actor Actor
+	env   Env
+}
+
+func ok(format string, args ...any) Result {
+	return Result{Status: OK, Text: fmt.Sprintf(format, args...)}
+}
+
+func fail(format string, args ...any) Result {
+	return Result{Status: Error, Text: fmt.Sprintf(format, args...)}
+}
+
+func denied(format string, args ...any) Result {
+	return Result{Status: Denied, Text: fmt.Sprintf(format, args...)}
+}
+
+// run dispatches one command after its parse check.
+func (x *executor) run(c *Command) (Result, error) {
+	if c.Err != "" {
+		return fail("%s.", strings.TrimSuffix(c.Err, ".")), nil
+	}
+	switch c.Name {
+	case "help":
+		return ok("the list of commands is below."), nil
+	case "verify":
+		return x.verify(c)
+	case "add member":
+		return x.addMember(c)
+	case "update member":
+		return x.updateMember(c)
+	case "remove member":
+		return x.removeMember(c)
+	case "list members":
+		return x.listMembers(c)
+	case "history":
+		return x.history(c)
+	case "import members", "confirm":
+		return fail("%s is not available yet.", c.Name), nil
+	case "add space", "update space", "remove space", "add manager", "remove manager", "list spaces":
+		if !x.actor.Admin {
+			return denied("%s is for network admins only.", c.Name), nil
+		}
+		return x.admin(c)
+	}
+	return fail("unknown command %q.", c.Name), nil
+}
+
+// record writes one audit entry for a change made by this message.
+func (x *executor) record(kind, space, key, action string, before, after any) error {
+	ch := storage.Change{
+		At: x.env.Now, Actor: x.actor.Address, MessageID: x.env.MessageID,
+		Space: space, Kind: kind, Key: key, Action: action,
+	}
+	var err error
+	if before != nil {
+		if ch.Before, err = json.Marshal(before); err != nil {
+			return fmt.Errorf("encode audit: %w", err)
+		}
+	}
+	if after != nil {
+		if ch.After, err = json.Marshal(after); err != nil {
+			return fmt.Errorf("encode audit: %w", err)
+		}
+	}
+	_, err = x.tx.Record(ch)
+	return err
+}
+
+// today is the current day as YYYY-MM-DD, in UTC.
+func (x *executor) today() string { return x.env.Now.UTC().Format("2006-01-02") }
+
+// spaceLabel names a space for a person: "Indy Hall (Philadelphia, US)".
+func spaceLabel(s storage.Space) string {
+	var where []string
+	for _, p := range []string{s.City, s.Country} {
+		if p != "" {
+			where = append(where, p)
+		}
+	}
+	name := s.Name
+	if name == "" {
+		name = s.ID
+	}
+	if len(where) == 0 {
+		return name
+	}
+	return fmt.Sprintf("%s (%s)", name, strings.Join(where, ", "))
+}

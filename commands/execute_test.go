@@ -1,0 +1,259 @@
+package commands
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coworkingvisa/mailbot/storage"
+)
+
+var testNow = time.Date(2026, 11, 28, 9, 30, 0, 0, time.UTC)
+
+// network is a store with two spaces, their managers and a member each.
+func network(t *testing.T) *storage.DB {
+	t.Helper()
+	db, err := storage.Open(filepath.Join(t.TempDir(), "visa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	err = db.Update(func(tx *storage.Tx) error {
+		for _, s := range []storage.Space{{ID: "indyhall", Name: "Indy Hall", City: "Philadelphia", Country: "US"},
+			{ID: "betahaus", Name: "betahaus", City: "Berlin"}} {
+			if err := tx.PutSpace(s); err != nil {
+				return err
+			}
+		}
+		tx.AddManager(storage.Manager{Email: "alex@indyhall.test", Space: "indyhall"})
+		tx.AddManager(storage.Manager{Email: "mad@betahaus.test", Space: "betahaus"})
+		tx.AddManager(storage.Manager{Email: "multi@x.test", Space: "indyhall"})
+		tx.AddManager(storage.Manager{Email: "multi@x.test", Space: "betahaus"})
+		tx.PutMember(storage.Member{Space: "betahaus", Email: "jonas@betahaus.test", Name: "Jonas Müller", Status: "active"})
+		tx.PutMember(storage.Member{Space: "betahaus", Email: "old@betahaus.test", Name: "Old", Status: "active", Until: "2026-11-27"})
+		tx.PutMember(storage.Member{Space: "betahaus", Email: "off@betahaus.test", Status: "inactive"})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// run executes the lines as actor and returns the results.
+func run(t *testing.T, db *storage.DB, actor Actor, lines ...string) Report {
+	t.Helper()
+	var rep Report
+	err := db.Update(func(tx *storage.Tx) error {
+		var err error
+		rep, err = Execute(tx, actor, Env{Now: testNow, MessageID: "m1@test"}, Parse("", lines, 100))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func expect(t *testing.T, rep Report, want ...string) {
+	t.Helper()
+	if len(rep.Results) != len(want) {
+		t.Fatalf("got %d results %+v, want %d", len(rep.Results), rep.Results, len(want))
+	}
+	for i, w := range want {
+		status, text, _ := strings.Cut(w, ": ")
+		r := rep.Results[i]
+		if string(r.Status) != status || !strings.Contains(r.Text, text) {
+			t.Errorf("result %d = %s: %s, want %s: …%s…", i, r.Status, r.Text, status, text)
+		}
+	}
+}
+
+var (
+	alex   = Actor{Address: "alex@indyhall.test"}
+	mad    = Actor{Address: "mad@betahaus.test"}
+	multi  = Actor{Address: "multi@x.test"}
+	admin  = Actor{Address: "admin@visa.test", Admin: true}
+	nobody = Actor{Address: "someone@else.test"}
+)
+
+func TestVerify(t *testing.T) {
+	db := network(t)
+	rep := run(t, db, alex,
+		"verify jonas@betahaus.test",
+		"verify JONAS@BETAHAUS.TEST",
+		"verify old@betahaus.test",
+		"verify off@betahaus.test",
+		"verify nobody@nowhere.test")
+	expect(t, rep,
+		"VERIFIED: Jonas Müller, a member of betahaus (Berlin)",
+		"VERIFIED: jonas@betahaus.test",
+		"NOT VERIFIED: not an active member of a participating space",
+		"NOT VERIFIED: not an active member of a participating space",
+		"NOT VERIFIED: not an active member of a participating space")
+	// An expired, an inactive and an unknown address read the same to a host.
+	if rep.Results[2].Text != strings.Replace(rep.Results[4].Text, "nobody@nowhere.test", "old@betahaus.test", 1) {
+		t.Errorf("expired and unknown differ: %q vs %q", rep.Results[2].Text, rep.Results[4].Text)
+	}
+	n := 0
+	db.View(func(tx *storage.Tx) error {
+		return tx.Verifications(0, func(v storage.Verification) bool {
+			n++
+			if v.Host != "alex@indyhall.test" || v.HostSpace != "indyhall" {
+				t.Errorf("verification %+v lacks host", v)
+			}
+			return true
+		})
+	})
+	if n != 5 {
+		t.Errorf("%d verifications recorded, want 5", n)
+	}
+	expect(t, run(t, db, nobody, "verify jonas@betahaus.test"), "DENIED: only space managers")
+	expect(t, run(t, db, admin, "verify jonas@betahaus.test"), "VERIFIED: betahaus")
+}
+
+func TestVerifyShowsEndDate(t *testing.T) {
+	db := network(t)
+	run(t, db, mad, "add member zoe@betahaus.test name=\"Zoë Schmidt\" until=2027-06-30")
+	expect(t, run(t, db, alex, "verify zoe@betahaus.test"), "VERIFIED: Zoë Schmidt, a member of betahaus (Berlin), until 2027-06-30")
+}
+
+func TestMemberLifecycle(t *testing.T) {
+	db := network(t)
+	expect(t, run(t, db, alex,
+		`add member alice@example.org name="Alice Smith"`,
+		"add member Bob Jones <bob@example.org> status=inactive",
+		"add member alice@example.org",
+		"update member alice@example.org until=2027-03-31 name=\"Alice B. Smith\"",
+		"update member alice@example.org email=alice@new.example.org",
+		"update member alice@example.org status=inactive",
+		"remove member bob@example.org",
+		"remove member bob@example.org",
+		"update member alice@new.example.org",
+	),
+		"OK: added Alice Smith <alice@example.org> (active) to indyhall",
+		"OK: added Bob Jones <bob@example.org> (inactive)",
+		"ERROR: already a member of indyhall",
+		"OK: updated name, end date of alice@example.org",
+		"OK: updated address of alice@example.org",
+		"ERROR: alice@example.org is not a member of indyhall",
+		"OK: removed bob@example.org from indyhall",
+		"ERROR: bob@example.org is not a member of indyhall",
+		"ERROR: needs something to change",
+	)
+	db.View(func(tx *storage.Tx) error {
+		m, ok, _ := tx.Member("indyhall", "alice@new.example.org")
+		if !ok || m.Name != "Alice B. Smith" || m.Until != "2027-03-31" || m.Status != "active" {
+			t.Errorf("member after updates = %+v", m)
+		}
+		if _, ok, _ := tx.Member("indyhall", "alice@example.org"); ok {
+			t.Error("old address still present after rename")
+		}
+		if of, _ := tx.MembershipsOf("alice@example.org"); len(of) != 0 {
+			t.Errorf("old address still indexed: %+v", of)
+		}
+		var actions []string
+		tx.Changes(0, func(c storage.Change) bool {
+			if c.Actor != "alex@indyhall.test" || c.MessageID != "m1@test" || !c.At.Equal(testNow) {
+				t.Errorf("audit record lacks who/when/which message: %+v", c)
+			}
+			actions = append(actions, c.Action+" "+c.Key)
+			return true
+		})
+		want := "add alice@example.org,add bob@example.org,update alice@example.org,update alice@example.org,remove bob@example.org"
+		if strings.Join(actions, ",") != want {
+			t.Errorf("audit = %v, want %s", actions, want)
+		}
+		return nil
+	})
+	rep := run(t, db, alex, "history alice@example.org")
+	expect(t, rep, "OK: 3 changes")
+	rep = run(t, db, alex, "history alice@new.example.org")
+	expect(t, rep, "OK: 1 changes")
+}
+
+func TestSpaceRules(t *testing.T) {
+	db := network(t)
+	expect(t, run(t, db, multi, "add member a@example.org"), "ERROR: you manage several spaces (betahaus, indyhall)")
+	expect(t, run(t, db, multi, "add member a@example.org space=betahaus"), "OK: added a@example.org (active) to betahaus")
+	expect(t, run(t, db, alex, "add member a@example.org space=betahaus"), "DENIED: you are not a manager of space betahaus")
+	expect(t, run(t, db, alex, "remove member jonas@betahaus.test"), "ERROR: jonas@betahaus.test is not a member of indyhall")
+	expect(t, run(t, db, nobody, "add member a@example.org"), "DENIED: someone@else.test is not a manager of any space")
+	expect(t, run(t, db, admin, "add member a@example.org"), "ERROR: name the space with space=ID")
+	expect(t, run(t, db, admin, "add member b@example.org space=indyhall"), "OK: added b@example.org")
+	expect(t, run(t, db, admin, "add member b@example.org space=nowhere"), "ERROR: there is no space nowhere")
+}
+
+func TestAdminCommands(t *testing.T) {
+	db := network(t)
+	expect(t, run(t, db, alex, `add space cantine name="La Cantine"`, "list spaces", "add manager x@y.test space=indyhall"),
+		"DENIED: for network admins only", "DENIED: for network admins only", "DENIED: for network admins only")
+	expect(t, run(t, db, admin,
+		`add space cantine name="La Cantine" city=Paris country=FR tz=Europe/Paris`,
+		`add space cantine name="Again"`,
+		"update space cantine city=Lyon",
+		"update space cantine city=Lyon",
+		"update space nowhere city=X",
+		"add manager camille@cantine.test space=cantine",
+		"add manager camille@cantine.test space=cantine",
+		"add manager camille@cantine.test space=nowhere",
+		"list spaces",
+		"remove space betahaus",
+		"remove manager camille@cantine.test space=cantine",
+		"remove manager camille@cantine.test space=cantine",
+		"add manager camille@cantine.test space=cantine",
+		"remove space cantine",
+	),
+		"OK: added space cantine: La Cantine (Paris, FR)",
+		"ERROR: space cantine already exists",
+		"OK: updated space cantine: La Cantine (Lyon, FR)",
+		"OK: space cantine is unchanged",
+		"ERROR: there is no space nowhere",
+		"OK: camille@cantine.test is now a manager of cantine",
+		"OK: already a manager",
+		"ERROR: there is no space nowhere",
+		"OK: 3 participating spaces",
+		"ERROR: space betahaus still has 3 members",
+		"OK: camille@cantine.test is no longer a manager of cantine",
+		"ERROR: camille@cantine.test is not a manager of cantine",
+		"OK: camille@cantine.test is now a manager of cantine",
+		"OK: removed space cantine and its 1 managers",
+	)
+	db.View(func(tx *storage.Tx) error {
+		if ms, _ := tx.ManagedSpaces("camille@cantine.test"); len(ms) != 0 {
+			t.Errorf("manager of a removed space still manages %v", ms)
+		}
+		return nil
+	})
+}
+
+func TestIgnoredLinesAndHelp(t *testing.T) {
+	db := network(t)
+	rep := run(t, db, alex, "Hi bot,", "verify jonas@betahaus.test", "Cheers, Alex")
+	if len(rep.Ignored) != 2 || rep.Ignored[0] != "Hi bot," || rep.Help {
+		t.Errorf("Ignored = %q, Help = %v", rep.Ignored, rep.Help)
+	}
+	rep = run(t, db, alex, "Hello, what can you do?")
+	if !rep.Help || len(rep.Results) != 0 {
+		t.Errorf("a message without commands: Help = %v, results %v", rep.Help, rep.Results)
+	}
+	rep = run(t, db, alex, "help")
+	expect(t, rep, "OK: the list of commands")
+	if !rep.Help {
+		t.Error("help did not ask for the help text")
+	}
+}
+
+// A failing command writes nothing, and the others in the message apply.
+func TestFailedCommandWritesNothing(t *testing.T) {
+	db := network(t)
+	rep := run(t, db, alex, "add member a@example.org", "update member a@example.org email=bad", "add member b@example.org")
+	expect(t, rep, "OK: added", "ERROR: not a valid email address", "OK: added")
+	db.View(func(tx *storage.Tx) error {
+		if n := tx.CountMembers("indyhall"); n != 2 {
+			t.Errorf("indyhall has %d members, want 2", n)
+		}
+		return nil
+	})
+}

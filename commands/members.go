@@ -1,0 +1,267 @@
+package commands
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/coworkingvisa/mailbot/storage"
+)
+
+// space decides which space a manager command acts on, or explains why it
+// cannot: a manager acts on their own space, names one of theirs with
+// space= when they manage several, and an admin may name any.
+func (x *executor) space(c *Command) (storage.Space, *Result, error) {
+	managed, err := x.tx.ManagedSpaces(x.actor.Address)
+	if err != nil {
+		return storage.Space{}, nil, err
+	}
+	id := c.Opts["space"]
+	switch {
+	case id != "":
+		if !x.actor.Admin && !contains(managed, id) {
+			r := denied("you are not a manager of space %s.", id)
+			return storage.Space{}, &r, nil
+		}
+	case len(managed) == 1:
+		id = managed[0]
+	case len(managed) > 1:
+		r := fail("you manage several spaces (%s): add space=ID to say which.", strings.Join(managed, ", "))
+		return storage.Space{}, &r, nil
+	case x.actor.Admin:
+		r := fail("name the space with space=ID.")
+		return storage.Space{}, &r, nil
+	default:
+		r := denied("%s is not a manager of any space; ask a network admin to add you.", x.actor.Address)
+		return storage.Space{}, &r, nil
+	}
+	s, found, err := x.tx.Space(id)
+	if err != nil {
+		return storage.Space{}, nil, err
+	}
+	if !found {
+		r := fail("there is no space %s.", id)
+		return storage.Space{}, &r, nil
+	}
+	return s, nil, nil
+}
+
+func (x *executor) addMember(c *Command) (Result, error) {
+	sp, res, err := x.space(c)
+	if res != nil || err != nil {
+		return deref(res), err
+	}
+	if old, found, err := x.tx.Member(sp.ID, c.Target); err != nil {
+		return Result{}, err
+	} else if found {
+		return fail("%s is already a member of %s (%s); use update member to change it.", c.Target, sp.ID, old.Status), nil
+	}
+	m := storage.Member{
+		Space: sp.ID, Email: c.Target, Name: c.Opts["name"], Status: storage.StatusActive,
+		Until: c.Opts["until"], Added: x.env.Now, Updated: x.env.Now,
+	}
+	if s := c.Opts["status"]; s != "" {
+		m.Status = s
+	}
+	if err := x.tx.PutMember(m); err != nil {
+		return Result{}, err
+	}
+	if err := x.record("member", sp.ID, m.Email, "add", nil, m); err != nil {
+		return Result{}, err
+	}
+	return ok("added %s to %s.", describe(m), sp.ID), nil
+}
+
+func (x *executor) updateMember(c *Command) (Result, error) {
+	sp, res, err := x.space(c)
+	if res != nil || err != nil {
+		return deref(res), err
+	}
+	old, found, err := x.tx.Member(sp.ID, c.Target)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return fail("%s is not a member of %s; use add member.", c.Target, sp.ID), nil
+	}
+	m := old
+	var changed []string
+	set := func(field string, dst *string, key string) {
+		if v, given := c.Opts[key]; given && v != *dst {
+			*dst = v
+			changed = append(changed, field)
+		}
+	}
+	set("name", &m.Name, "name")
+	set("status", &m.Status, "status")
+	set("end date", &m.Until, "until")
+	set("address", &m.Email, "email")
+	if len(changed) == 0 {
+		if len(c.Opts) == 0 || len(c.Opts) == 1 && c.Opts["space"] != "" {
+			return fail("update member needs something to change: name=, status=, until= or email=."), nil
+		}
+		return ok("%s is unchanged.", describe(old)), nil
+	}
+	if m.Email != old.Email {
+		if _, taken, err := x.tx.Member(sp.ID, m.Email); err != nil {
+			return Result{}, err
+		} else if taken {
+			return fail("%s is already a member of %s.", m.Email, sp.ID), nil
+		}
+		if err := x.tx.DeleteMember(sp.ID, old.Email); err != nil {
+			return Result{}, err
+		}
+	}
+	m.Updated = x.env.Now
+	if err := x.tx.PutMember(m); err != nil {
+		return Result{}, err
+	}
+	if err := x.record("member", sp.ID, old.Email, "update", old, m); err != nil {
+		return Result{}, err
+	}
+	return ok("updated %s of %s: %s.", strings.Join(changed, ", "), old.Email, describe(m)), nil
+}
+
+func (x *executor) removeMember(c *Command) (Result, error) {
+	sp, res, err := x.space(c)
+	if res != nil || err != nil {
+		return deref(res), err
+	}
+	old, found, err := x.tx.Member(sp.ID, c.Target)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return fail("%s is not a member of %s.", c.Target, sp.ID), nil
+	}
+	if err := x.tx.DeleteMember(sp.ID, c.Target); err != nil {
+		return Result{}, err
+	}
+	if err := x.record("member", sp.ID, c.Target, "remove", old, nil); err != nil {
+		return Result{}, err
+	}
+	return ok("removed %s from %s.", c.Target, sp.ID), nil
+}
+
+func (x *executor) listMembers(c *Command) (Result, error) {
+	sp, res, err := x.space(c)
+	if res != nil || err != nil {
+		return deref(res), err
+	}
+	all, err := x.tx.Members(sp.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	var lines []string
+	active := 0
+	for _, m := range all {
+		if m.ActiveOn(x.today()) {
+			active++
+		}
+		if s := c.Opts["status"]; s != "" && m.Status != s {
+			continue
+		}
+		lines = append(lines, describe(m))
+	}
+	r := ok("%s has %d members, %d of them active.", sp.ID, len(all), active)
+	r.Detail = lines
+	return r, nil
+}
+
+func (x *executor) history(c *Command) (Result, error) {
+	sp, res, err := x.space(c)
+	if res != nil || err != nil {
+		return deref(res), err
+	}
+	changes, err := x.tx.History(sp.ID, c.Target)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(changes) == 0 {
+		return fail("%s has no history in %s.", c.Target, sp.ID), nil
+	}
+	r := ok("%d changes to %s in %s.", len(changes), c.Target, sp.ID)
+	for _, ch := range changes {
+		r.Detail = append(r.Detail, fmt.Sprintf("%s %s by %s (message %s)",
+			ch.At.UTC().Format("2006-01-02 15:04 UTC"), ch.Action, ch.Actor, ch.MessageID))
+	}
+	return r, nil
+}
+
+// verify answers a host: may this visitor work here? Any manager (or admin)
+// may verify any address. An inactive or expired membership reads the same
+// as none at all to a host.
+func (x *executor) verify(c *Command) (Result, error) {
+	managed, err := x.tx.ManagedSpaces(x.actor.Address)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(managed) == 0 && !x.actor.Admin {
+		return denied("only space managers may verify visitors."), nil
+	}
+	all, err := x.tx.MembershipsOf(c.Target)
+	if err != nil {
+		return Result{}, err
+	}
+	var active []storage.Member
+	for _, m := range all {
+		if m.ActiveOn(x.today()) {
+			active = append(active, m)
+		}
+	}
+	sort.Slice(active, func(i, j int) bool { return active[i].Space < active[j].Space })
+	v := storage.Verification{At: x.env.Now, Host: x.actor.Address, Visitor: c.Target,
+		Verified: len(active) > 0, MessageID: x.env.MessageID}
+	if len(managed) == 1 {
+		v.HostSpace = managed[0]
+	}
+	var res Result
+	if len(active) == 0 {
+		res = Result{Status: NotVerified, Text: fmt.Sprintf("%s is not an active member of a participating space.", c.Target)}
+	} else {
+		var parts []string
+		for _, m := range active {
+			sp, _, err := x.tx.Space(m.Space)
+			if err != nil {
+				return Result{}, err
+			}
+			if sp.ID == "" {
+				sp = storage.Space{ID: m.Space}
+			}
+			p := "a member of " + spaceLabel(sp)
+			if m.Name != "" {
+				p = m.Name + ", " + p
+			}
+			if m.Until != "" {
+				p += ", until " + m.Until
+			}
+			parts = append(parts, p)
+		}
+		v.HomeSpace = active[0].Space
+		res = Result{Status: Verified, Text: fmt.Sprintf("%s is %s.", c.Target, strings.Join(parts, "; and "))}
+	}
+	if err := x.tx.RecordVerification(v); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// describe shows a membership on one line.
+func describe(m storage.Member) string {
+	s := m.Email
+	if m.Name != "" {
+		s = fmt.Sprintf("%s <%s>", m.Name, m.Email)
+	}
+	s += " (" + m.Status
+	if m.Until != "" {
+		s += ", until " + m.Until
+	}
+	return s + ")"
+}
+
+func deref(r *Result) Result {
+	if r == nil {
+		return Result{}
+	}
+	return *r
+}

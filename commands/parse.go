@@ -1,0 +1,429 @@
+// Package commands is the bot's command language: it turns the lines of a
+// command email into commands, checks who may run them, and executes them
+// against the store. It knows nothing of IMAP, SMTP or bbolt: the daemon hands
+// it lines and a storage transaction, and gets back results to put in a reply.
+package commands
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// Command is one parsed command line.
+type Command struct {
+	Line   string            // the line as written (trimmed)
+	Name   string            // canonical name, e.g. "add member"
+	Target string            // the address, space id or token the command acts on
+	Opts   map[string]string // key=value options, keys lowercased
+	Words  []string          // bare words after the target (e.g. "replace")
+	Err    string            // why the line does not fit the command; set means ERROR
+}
+
+// Item is one line of a command email as the reply shows it: a command, or
+// a line that was not one (Command nil), listed so a typo stays visible.
+type Item struct {
+	Line    string
+	Command *Command
+}
+
+// Script is what Parse read from one message.
+type Script struct {
+	Items    []Item
+	Commands int  // how many items are commands
+	Cut      bool // reading stopped at the command limit
+}
+
+// Options on each command: which keys it takes and which are required.
+type spec struct {
+	target   string // "email", "space", "token", "" (none) or "name-email" (add member's two forms)
+	opts     []string
+	required []string
+	words    []string // bare words allowed after the target
+}
+
+var specs = map[string]spec{
+	"add member":     {target: "name-email", opts: []string{"name", "status", "until", "space"}},
+	"update member":  {target: "email", opts: []string{"name", "status", "until", "email", "space"}},
+	"remove member":  {target: "email", opts: []string{"space"}},
+	"list members":   {opts: []string{"status", "space"}},
+	"import members": {opts: []string{"space"}, words: []string{"replace"}},
+	"verify":         {target: "email"},
+	"history":        {target: "email", opts: []string{"space"}},
+	"confirm":        {target: "token"},
+	"help":           {},
+	"add space":      {target: "space", opts: []string{"name", "city", "country", "tz", "terms"}, required: []string{"name"}},
+	"update space":   {target: "space", opts: []string{"name", "city", "country", "tz", "terms"}},
+	"remove space":   {target: "space"},
+	"add manager":    {target: "email", opts: []string{"space"}, required: []string{"space"}},
+	"remove manager": {target: "email", opts: []string{"space"}, required: []string{"space"}},
+	"list spaces":    {},
+}
+
+// verbs are the first words that make a line a command line. A verb that
+// needs an object ("add", "list" …) takes one of these.
+var verbs = map[string][]string{
+	"add":     {"member", "space", "manager"},
+	"update":  {"member", "space"},
+	"remove":  {"member", "space", "manager"},
+	"list":    {"members", "spaces"},
+	"import":  {"members"},
+	"verify":  nil,
+	"history": nil,
+	"confirm": nil,
+	"help":    nil,
+}
+
+// objectAliases lets "add members" or "list member" mean the obvious thing.
+var objectAliases = map[string]string{
+	"member": "member", "members": "member",
+	"space": "space", "spaces": "space",
+	"manager": "manager", "managers": "manager",
+}
+
+// Parse reads the subject and the body lines of a message (the sender's own
+// lines: quotes and signatures already cut by the message reader) and returns
+// the commands and the ignored lines. Reading stops at a line "end", "thanks"
+// or "quit", and after maxCommands commands. The subject counts as a command
+// line only when it parses as a command.
+func Parse(subject string, lines []string, maxCommands int) Script {
+	var s Script
+	if c := ParseLine(StripReplyPrefixes(subject)); c != nil && c.Err == "" {
+		s.Items = append(s.Items, Item{Line: c.Line, Command: c})
+		s.Commands++
+	}
+	for _, raw := range lines {
+		line := strings.TrimSpace(raw)
+		if line == "" {
+			continue
+		}
+		if IsStopLine(line) {
+			break
+		}
+		c := ParseLine(line)
+		if c == nil {
+			s.Items = append(s.Items, Item{Line: line})
+			continue
+		}
+		if maxCommands > 0 && s.Commands >= maxCommands {
+			s.Cut = true
+			break
+		}
+		s.Items = append(s.Items, Item{Line: line, Command: c})
+		s.Commands++
+	}
+	return s
+}
+
+// IsStopLine reports whether a line ends the commands: "end", "thanks",
+// "thank you" or "quit", in any case, with trailing punctuation allowed.
+func IsStopLine(line string) bool {
+	w := strings.ToLower(strings.TrimRightFunc(strings.TrimSpace(line), func(r rune) bool {
+		return unicode.IsPunct(r) || unicode.IsSpace(r)
+	}))
+	switch w {
+	case "end", "thanks", "thank you", "quit":
+		return true
+	}
+	return false
+}
+
+// StripReplyPrefixes removes "Re:", "Fwd:", "AW:" … prefixes (and "[tag]"
+// style markers before them) so a subject can be read as a command.
+func StripReplyPrefixes(subject string) string {
+	s := strings.TrimSpace(subject)
+	for {
+		lower := strings.ToLower(s)
+		cut := false
+		for _, p := range []string{"re", "fw", "fwd", "aw", "wg", "sv", "vs", "tr", "rv", "antw", "odp", "r", "enc"} {
+			if strings.HasPrefix(lower, p) {
+				rest := strings.TrimLeft(s[len(p):], " ")
+				// "Re[2]:" as some clients count replies.
+				if strings.HasPrefix(rest, "[") {
+					if i := strings.Index(rest, "]"); i > 0 {
+						rest = rest[i+1:]
+					}
+				}
+				if strings.HasPrefix(rest, ":") {
+					s = strings.TrimSpace(rest[1:])
+					cut = true
+					break
+				}
+			}
+		}
+		if !cut {
+			return s
+		}
+	}
+}
+
+// ParseLine parses one line. It returns nil when the line does not start
+// with a command keyword, and a Command with Err set when it does but its
+// arguments do not fit.
+func ParseLine(line string) *Command {
+	line = strings.TrimSpace(normalizeQuotes(line))
+	tokens, err := tokenize(stripMailto(line))
+	if len(tokens) == 0 {
+		return nil
+	}
+	verb := strings.TrimSuffix(strings.ToLower(tokens[0].word), ":")
+	objects, isVerb := verbs[verb]
+	if !isVerb || tokens[0].key != "" {
+		return nil
+	}
+	c := &Command{Line: line, Opts: map[string]string{}}
+	rest := tokens[1:]
+	name := verb
+	if objects != nil {
+		if len(rest) == 0 || rest[0].key != "" {
+			c.Name = verb
+			c.Err = fmt.Sprintf("%q needs one of: %s", verb, verbList(verb, objects))
+			return c
+		}
+		obj := objectAliases[strings.ToLower(rest[0].word)]
+		if obj == "" || !contains(objects, obj) && !contains(objects, obj+"s") {
+			c.Name = verb
+			c.Err = fmt.Sprintf("%q needs one of: %s", verb, verbList(verb, objects))
+			return c
+		}
+		if contains(objects, obj+"s") {
+			obj += "s"
+		}
+		name = verb + " " + obj
+		rest = rest[1:]
+	}
+	c.Name = name
+	if err != nil {
+		c.Err = err.Error()
+		return c
+	}
+	if verb == "help" {
+		return c // "help" with anything after it is still help
+	}
+	c.Err = fill(c, specs[name], rest)
+	return c
+}
+
+// fill reads the arguments of a command according to its spec and returns
+// what is wrong with them, or "".
+func fill(c *Command, sp spec, rest []token) string {
+	// Options (key=value) may stand anywhere; the rest are positional words.
+	var words []string
+	for _, t := range rest {
+		if t.key == "" {
+			words = append(words, t.word)
+			continue
+		}
+		if !contains(sp.opts, t.key) {
+			if len(sp.opts) == 0 {
+				return fmt.Sprintf("%s takes no options (%s=)", c.Name, t.key)
+			}
+			return fmt.Sprintf("unknown option %s= for %s (known: %s)", t.key, c.Name, optList(sp.opts))
+		}
+		if _, dup := c.Opts[t.key]; dup {
+			return fmt.Sprintf("%s= is given twice", t.key)
+		}
+		c.Opts[t.key] = t.word
+	}
+	switch sp.target {
+	case "name-email":
+		if len(words) == 0 {
+			return fmt.Sprintf("%s needs an address, e.g. %s alice@example.org name=\"Alice Smith\"", c.Name, c.Name)
+		}
+		last := words[len(words)-1]
+		if strings.HasPrefix(last, "<") && strings.HasSuffix(last, ">") {
+			// add member Full Name <EMAIL>
+			if len(words) > 1 {
+				if _, has := c.Opts["name"]; has {
+					return "give the name either before <address> or as name=, not both"
+				}
+				c.Opts["name"] = strings.Join(words[:len(words)-1], " ")
+			}
+			words = []string{last}
+		}
+		if len(words) != 1 {
+			return fmt.Sprintf("%s takes one address; quote names with spaces: name=\"Alice Smith\"", c.Name)
+		}
+		addr, err := NormalizeAddress(words[0])
+		if err != nil {
+			return err.Error()
+		}
+		c.Target = addr
+		words = nil
+	case "email":
+		if len(words) == 0 {
+			return fmt.Sprintf("%s needs an address", c.Name)
+		}
+		addr, err := NormalizeAddress(words[0])
+		if err != nil {
+			return err.Error()
+		}
+		c.Target, words = addr, words[1:]
+	case "space":
+		if len(words) == 0 {
+			return fmt.Sprintf("%s needs a space id", c.Name)
+		}
+		id, err := NormalizeSpaceID(words[0])
+		if err != nil {
+			return err.Error()
+		}
+		c.Target, words = id, words[1:]
+	case "token":
+		if len(words) == 0 {
+			return fmt.Sprintf("%s needs the token from the bot's message", c.Name)
+		}
+		c.Target, words = words[0], words[1:]
+	}
+	for _, w := range words {
+		if !contains(sp.words, strings.ToLower(w)) {
+			return fmt.Sprintf("unexpected %q after %s (values with spaces need quotes: name=\"Alice Smith\")", w, c.Name)
+		}
+		c.Words = append(c.Words, strings.ToLower(w))
+	}
+	for _, k := range sp.required {
+		if c.Opts[k] == "" {
+			return fmt.Sprintf("%s needs %s=", c.Name, k)
+		}
+	}
+	return validateOpts(c)
+}
+
+// validateOpts checks option values, normalising them in place.
+func validateOpts(c *Command) string {
+	for k, v := range c.Opts {
+		var err error
+		switch k {
+		case "status":
+			v = strings.ToLower(v)
+			if v != "active" && v != "inactive" {
+				return fmt.Sprintf("status= must be active or inactive, not %q", v)
+			}
+		case "until":
+			v, err = NormalizeDate(v)
+		case "email":
+			v, err = NormalizeAddress(v)
+		case "space":
+			v, err = NormalizeSpaceID(v)
+		case "tz":
+			err = checkTimeZone(v)
+		case "name", "city", "country", "terms":
+			err = checkText(k, v)
+		}
+		if err != nil {
+			return err.Error()
+		}
+		c.Opts[k] = v
+	}
+	return ""
+}
+
+// token is one word of a command line, or one key=value option.
+type token struct {
+	key  string // lowercased option name; "" for a bare word
+	word string // the word, or the option's value, with quotes removed
+}
+
+// tokenize splits a line into words and key=value options. Double quotes
+// group words with spaces; a backslash escapes a quote inside them.
+func tokenize(line string) ([]token, error) {
+	var (
+		out     []token
+		cur     strings.Builder
+		inQuote bool
+		started bool
+	)
+	flush := func() {
+		if !started {
+			return
+		}
+		w := cur.String()
+		t := token{word: w}
+		if i := strings.IndexByte(w, '='); i > 0 && isOptionKey(w[:i]) {
+			t = token{key: strings.ToLower(w[:i]), word: w[i+1:]}
+		}
+		out = append(out, t)
+		cur.Reset()
+		started = false
+	}
+	runes := []rune(line)
+	for i := 0; i < len(runes); i++ {
+		r := runes[i]
+		switch {
+		case inQuote && r == '\\' && i+1 < len(runes) && runes[i+1] == '"':
+			cur.WriteRune('"')
+			i++
+		case r == '"':
+			inQuote = !inQuote
+			started = true
+		case !inQuote && unicode.IsSpace(r):
+			flush()
+		default:
+			cur.WriteRune(r)
+			started = true
+		}
+	}
+	if inQuote {
+		flush()
+		return out, fmt.Errorf("a quote is not closed")
+	}
+	flush()
+	return out, nil
+}
+
+// isOptionKey reports whether s can be an option name (letters and "_").
+func isOptionKey(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeQuotes turns typographic quotes (pasted from Word or sent by
+// Outlook and Apple Mail) into ASCII ones.
+func normalizeQuotes(s string) string {
+	return strings.NewReplacer("\u201c", `"`, "\u201d", `"`, "\u201e", `"`, "\u00ab", `"`, "\u00bb", `"`,
+		"\u2018", "'", "\u2019", "'", "\u00a0", " ").Replace(s)
+}
+
+// stripMailto drops the "<mailto:…>" that Outlook's plain text puts after
+// every address it turned into a link.
+func stripMailto(s string) string {
+	for {
+		i := strings.Index(strings.ToLower(s), "<mailto:")
+		if i < 0 {
+			return s
+		}
+		j := strings.IndexByte(s[i:], '>')
+		if j < 0 {
+			return s[:i]
+		}
+		s = s[:i] + s[i+j+1:]
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func verbList(verb string, objects []string) string {
+	out := make([]string, len(objects))
+	for i, o := range objects {
+		out[i] = verb + " " + o
+	}
+	return strings.Join(out, ", ")
+}
+
+func optList(opts []string) string {
+	out := make([]string, len(opts))
+	for i, o := range opts {
+		out[i] = o + "="
+	}
+	return strings.Join(out, " ")
+}

@@ -1,0 +1,208 @@
+// Package storage keeps the bot's state in one bbolt file: spaces, managers,
+// members, the audit trail, verifications, the handled-message record and the
+// outbox of replies waiting to be sent.
+//
+// Everything one email causes is written in a single read-write transaction
+// (see DB.Update), so a message's changes, its audit records, its reply and
+// the mark that it was handled commit together or not at all. That is what
+// makes "exactly once" hold when the process is killed at any line.
+//
+// Values are JSON: easy to inspect with bbolt's own tools and to migrate.
+// Keys are built so that bbolt's byte order gives useful scans (members of a
+// space sorted by address, audit records in time order).
+package storage
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SchemaVersion is the layout this code reads and writes. Open refuses a
+// file written by a newer version rather than guessing at it.
+const SchemaVersion = 1
+
+// Bucket names. Each holds one kind of record; the comment says the key.
+var (
+	bucketMeta          = []byte("meta")          // "schema" -> version
+	bucketSpaces        = []byte("spaces")        // space id -> Space
+	bucketManagers      = []byte("managers")      // email \x00 space -> Manager
+	bucketManagerSpaces = []byte("manager_index") // space \x00 email -> nil
+	bucketMembers       = []byte("members")       // space \x00 email -> Member
+	bucketMemberIndex   = []byte("member_index")  // email \x00 space -> nil, for verify
+	bucketAudit         = []byte("audit")         // seq -> Change
+	bucketVerifications = []byte("verifications") // seq -> Verification
+	bucketHandled       = []byte("handled")       // message key -> HandledMessage
+	bucketOutbox        = []byte("outbox")        // seq -> OutboxItem
+	bucketOutboxRaw     = []byte("outbox_raw")    // seq -> the message bytes
+	bucketRates         = []byte("rates")         // sender -> RateWindow
+	bucketPending       = []byte("pending")       // token -> Pending (confirmations)
+	bucketPeriods       = []byte("periods")       // name -> last period done (digests)
+
+	allBuckets = [][]byte{bucketMeta, bucketSpaces, bucketManagers, bucketManagerSpaces,
+		bucketMembers, bucketMemberIndex, bucketAudit, bucketVerifications, bucketHandled,
+		bucketOutbox, bucketOutboxRaw, bucketRates, bucketPending, bucketPeriods}
+)
+
+// ErrLocked is returned by Open when another process holds the file.
+var ErrLocked = errors.New("store is in use by another process (is the daemon running?)")
+
+// DB is an open store.
+type DB struct {
+	bolt *bolt.DB
+}
+
+// Open opens or creates the store at path and brings its schema up to date.
+func Open(path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{bolt: b}
+	if err := db.migrate(); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// migrate creates missing buckets and checks the schema version.
+func (db *DB) migrate() error {
+	return db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get([]byte("schema"))
+		switch {
+		case v == nil:
+			return meta.Put([]byte("schema"), itob(SchemaVersion))
+		case btoi(v) > SchemaVersion:
+			return fmt.Errorf("schema version %d is newer than this program's %d", btoi(v), SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close closes the file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Update runs fn in one read-write transaction, committed (fsynced) only if
+// fn returns nil. Nothing fn wrote is kept when it returns an error.
+func (db *DB) Update(fn func(*Tx) error) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(fn func(*Tx) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// Backup writes a consistent copy of the whole store to w while other
+// transactions go on.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, nil
+}
+
+// Tx is one transaction. Its methods are the only way records are read and
+// written, so the key layouts stay in this package.
+type Tx struct {
+	tx *bolt.Tx
+}
+
+func (t *Tx) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+
+// get decodes the JSON value at key into v; it reports whether it was there.
+func (t *Tx) get(bucket, key []byte, v any) (bool, error) {
+	data := t.bucket(bucket).Get(key)
+	if data == nil {
+		return false, nil
+	}
+	return true, decode(bucket, key, data, v)
+}
+
+// decode unmarshals a stored JSON value, naming where it came from on error.
+func decode(bucket, key, data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s/%q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// put stores v as JSON at key.
+func (t *Tx) put(bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%q: %w", bucket, key, err)
+	}
+	if err := t.bucket(bucket).Put(key, data); err != nil {
+		return fmt.Errorf("write %s/%q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// appendSeq stores v under the bucket's next sequence number and returns it.
+func (t *Tx) appendSeq(bucket []byte, v any, setSeq func(uint64)) (uint64, error) {
+	b := t.bucket(bucket)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return 0, fmt.Errorf("next sequence in %s: %w", bucket, err)
+	}
+	setSeq(seq)
+	return seq, t.put(bucket, itob(seq), v)
+}
+
+// pairKey joins two key parts with a NUL, which no address or id contains.
+func pairKey(a, b string) []byte {
+	k := make([]byte, 0, len(a)+1+len(b))
+	k = append(k, a...)
+	k = append(k, 0)
+	return append(k, b...)
+}
+
+// splitPair is the inverse of pairKey.
+func splitPair(k []byte) (string, string) {
+	for i, c := range k {
+		if c == 0 {
+			return string(k[:i]), string(k[i+1:])
+		}
+	}
+	return string(k), ""
+}
+
+func itob(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+func btoi(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}
