@@ -1,0 +1,67 @@
+package message
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+func FuzzParse(f *testing.F) {
+	for _, name := range []string{
+		"thunderbird-flowed.eml", "gmail-reply.eml", "outlook365-html.eml",
+		"applemail-html.eml", "csv-attachment.eml", "attachments.eml",
+	} {
+		raw, err := os.ReadFile("testdata/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add(nested(12))
+	f.Add([]byte("From: a@x\r\nContent-Type: text/html\r\n\r\n<blockquote style=\"border:none\">> quoted</blockquote>"))
+
+	lim := Limits{MaxLines: 50, MaxLineLength: 80, MaxParts: 20, MaxDepth: 5, MaxAttachmentBytes: 1 << 12}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, l := range OwnLines(string(raw)) {
+			if strings.HasPrefix(l, ">") {
+				t.Fatalf("OwnLines(raw) kept quoted line %q", l)
+			}
+		}
+		if _, err := HTMLToText(bytes.NewReader(raw)); err != nil {
+			t.Fatalf("HTMLToText: %v", err)
+		}
+
+		m, err := Parse(raw, lim)
+		if err != nil {
+			return
+		}
+		if !utf8.ValidString(m.Text) || strings.ContainsRune(m.Text, 0) {
+			t.Fatalf("Text not clean UTF-8: %q", m.Text)
+		}
+		lines := strings.Split(m.Text, "\n")
+		if len(lines) > lim.MaxLines {
+			t.Fatalf("Text has %d lines, limit %d", len(lines), lim.MaxLines)
+		}
+		for _, l := range lines {
+			if len(l) > lim.MaxLineLength {
+				t.Fatalf("Text line of %d bytes, limit %d", len(l), lim.MaxLineLength)
+			}
+		}
+		for _, l := range OwnLines(m.Text) {
+			if strings.HasPrefix(l, ">") {
+				t.Fatalf("OwnLines(Text) kept quoted line %q", l)
+			}
+		}
+		if strings.ContainsFunc(m.Subject, unicode.IsControl) {
+			t.Fatalf("Subject has control characters: %q", m.Subject)
+		}
+		for _, a := range m.Attachments {
+			if len(a.Data) > lim.MaxAttachmentBytes || a.TooLarge && a.Data != nil {
+				t.Fatalf("attachment over the limit kept: %d bytes, TooLarge=%v", len(a.Data), a.TooLarge)
+			}
+		}
+	})
+}
