@@ -1,0 +1,73 @@
+package trust
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+)
+
+// FuzzAuthenticate feeds raw headers to every entry point. Nothing may panic;
+// a message that cannot hold an Authentication-Results field of the policy's
+// authserv-id must never authenticate; an authenticated sender is always the
+// one FromAddress returns.
+func FuzzAuthenticate(f *testing.F) {
+	for _, s := range []string{
+		gmail, m365, openDMARCOverOpenDKIM, openDKIM, fastmail, rspamd,
+		ar("mgr@indyhall.test", "mx.example.org 1; dmarc=pass header.from=indyhall.test"),
+		ar("mgr@indyhall.test", "mx.example.org; none"),
+		ar("mgr@indyhall.test", "evil.test; dmarc=pass header.from=indyhall.test; dkim=pass header.d=indyhall.test"),
+		ar("mgr@indyhall.test", `authserv.invalid; dkim=pass (a; b) header.d="indyhall.test"`),
+		ar(`"mgr@indyhall.test" <mallory@evil.test>`, "mx.example.org; dmarc=pass header.from=evil.test"),
+		ar("Managers: mgr@indyhall.test;", "mx.example.org; dmarc=pass"),
+		ar("=?utf-8?q?mgr?=@indyhall.test", "mx.example.org; dmarc=pass"),
+		"Return-Path: <>\nAuto-Submitted: auto-replied; owner-email=\"x@y\"\nContent-Type: multipart/report; report-type=delivery-status\n" + fromMgr,
+	} {
+		f.Add([]byte(strings.ReplaceAll(s, "\n", "\r\n")))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		th, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw))) // a partial header is fine
+		h := mail.Header{Header: message.Header{Header: th}}
+
+		from, fromErr := FromAddress(h)
+		Automatic(h, "visa@coworkingvisa.test")
+
+		for _, p := range []Policy{
+			{Require: RequireDMARC, AuthservID: "mx.example.org"},
+			{Require: RequireDKIM, AuthservID: "mx.example.org"},
+			{Require: RequireDMARC, AuthservID: "authserv.invalid"},
+			{Require: RequireDKIM, AuthservID: "authserv.invalid"},
+			{Require: RequireNone},
+		} {
+			s, err := Authenticate(h, p)
+			if err != nil {
+				if !errors.Is(err, ErrNotAuthenticated) {
+					t.Fatalf("%+v: error %q does not wrap ErrNotAuthenticated", p, err)
+				}
+				continue
+			}
+			if fromErr != nil || s.Address != from {
+				t.Fatalf("%+v: authenticated %q, but FromAddress = %q, %v", p, s.Address, from, fromErr)
+			}
+			if strings.Count(s.Address, "@") != 1 || s.Address != asciiLower(s.Address) {
+				t.Fatalf("%+v: sender address %q", p, s.Address)
+			}
+			if p.AuthservID != "" && !mayHoldID(raw, p.AuthservID) {
+				t.Fatalf("%+v: authenticated %+v without a field of that authserv-id", p, s)
+			}
+		}
+	})
+}
+
+// mayHoldID reports whether raw may spell id once quotes and quoted-pairs
+// are resolved, ASCII case ignored: an over-approximation of "has a field of
+// that authserv-id".
+func mayHoldID(raw []byte, id string) bool {
+	s := asciiLower(strings.NewReplacer(`"`, "", `\`, "").Replace(string(raw)))
+	return strings.Contains(s, asciiLower(id))
+}
