@@ -1,0 +1,609 @@
+// Package config loads and checks the mailbot's YAML configuration.
+//
+// The key names are part of the product's interface (SPEC.md, "Running it"):
+// users keep them in their files and scripts, so they are never renamed.
+// config.example.yaml at the repository root documents every key; the tests
+// keep it in step with this package.
+//
+// Loading is strict: an unknown key is an error, so that a typo does not
+// silently leave a default in place. Every problem is reported at once,
+// each naming its key, so a user fixes a file in one pass.
+//
+// Passwords come from an environment variable (password_env) or a file
+// (password_file, for Docker secrets and systemd credentials), so that the
+// YAML itself can be shared; a literal password is accepted with a warning.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/mail"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+	_ "time/tzdata" // digest time zones must load on hosts without a zoneinfo database
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of one bot.
+type Config struct {
+	Bot   Bot   `yaml:"bot"`
+	IMAP  IMAP  `yaml:"imap"`
+	SMTP  SMTP  `yaml:"smtp"`
+	Store Store `yaml:"store"`
+	// Admins may manage spaces and managers. Lowercased on load.
+	Admins []string `yaml:"admins"`
+	Auth   Auth     `yaml:"auth"`
+	// PollInterval is how often the inbox is checked where the server has
+	// no IDLE, and as a safety net where it has.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	Limits       Limits        `yaml:"limits"`
+	Digest       Digest        `yaml:"digest"`
+	Outbox       Outbox        `yaml:"outbox"`
+	Templates    Templates     `yaml:"templates"`
+	Log          Log           `yaml:"log"`
+}
+
+// Bot is the bot's own identity, used as the From of every reply.
+type Bot struct {
+	Address string `yaml:"address"`
+	// Name is the display name in From; "Coworking Visa" by default.
+	Name string `yaml:"name"`
+}
+
+// Server is what IMAP and SMTP share: where the server is and how to log in.
+type Server struct {
+	Host string `yaml:"host"`
+	// Port defaults by TLS mode: see Parse.
+	Port int `yaml:"port"`
+	// TLS is "implicit" (the default), "starttls" or "none"; "none" is
+	// allowed only for a loopback host.
+	TLS      string `yaml:"tls"`
+	Username string `yaml:"username"`
+	// PasswordEnv names the environment variable that holds the password.
+	PasswordEnv string `yaml:"password_env,omitempty"`
+	// PasswordFile names a file that holds the password; a trailing
+	// newline is ignored.
+	PasswordFile string `yaml:"password_file,omitempty"`
+	// InlinePassword is a password written into the YAML itself: accepted,
+	// but Warnings mentions it.
+	InlinePassword string `yaml:"password,omitempty"`
+	// Password is the resolved password, from whichever source was named.
+	// It is never written out.
+	Password string `yaml:"-"`
+	// InsecureSkipVerify accepts any certificate: for test servers with
+	// self-signed certificates only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// IMAP is the inbox the bot reads commands from.
+type IMAP struct {
+	Server `yaml:",inline"`
+	// Mailbox is where commands arrive.
+	Mailbox string `yaml:"mailbox"`
+	// ProcessedMailbox receives handled messages; "" leaves them in place.
+	ProcessedMailbox string `yaml:"processed_mailbox"`
+	// RejectedMailbox receives messages that failed authentication and
+	// automatic mail (auto-replies, bounces, lists).
+	RejectedMailbox string `yaml:"rejected_mailbox"`
+	// QuarantineMailbox receives messages whose handling kept failing
+	// (an internal error three times), so one bad message cannot stall
+	// the inbox.
+	QuarantineMailbox string `yaml:"quarantine_mailbox"`
+	// IdleRestart renews IDLE before servers drop an idle client
+	// (some do after about 10 minutes).
+	IdleRestart time.Duration `yaml:"idle_restart"`
+	// CommandTimeout bounds each IMAP command.
+	CommandTimeout time.Duration `yaml:"command_timeout"`
+}
+
+// SMTP is the submission server replies are sent through.
+type SMTP struct {
+	Server `yaml:",inline"`
+	// Connections is how many SMTP connections send in parallel.
+	Connections int `yaml:"connections"`
+}
+
+// Store is where the bot keeps its state.
+type Store struct {
+	// Path is the bbolt database file.
+	Path string `yaml:"path"`
+}
+
+// Auth says which senders are trusted (SPEC.md, "Trust").
+type Auth struct {
+	// Require is "dmarc", "dkim" or "none" (testing only).
+	Require string `yaml:"require"`
+	// AuthservID is the only authserv-id whose Authentication-Results
+	// headers are believed; required unless Require is "none".
+	AuthservID string `yaml:"authserv_id"`
+}
+
+// Limits bound what one sender or one message can cost.
+type Limits struct {
+	RepliesPerSenderPerHour int   `yaml:"replies_per_sender_per_hour"`
+	MaxMessageBytes         int64 `yaml:"max_message_bytes"`
+	MaxLines                int   `yaml:"max_lines"`
+	MaxCommands             int   `yaml:"max_commands"`
+}
+
+// Digest is when the weekly roster digest goes out, in each space's own
+// time zone; Timezone is for spaces that name none.
+type Digest struct {
+	Weekday  string `yaml:"weekday"`
+	Time     string `yaml:"time"`
+	Timezone string `yaml:"timezone"`
+}
+
+// Outbox is the backoff for replies that cannot be sent now.
+type Outbox struct {
+	RetryInitial time.Duration `yaml:"retry_initial"`
+	RetryMax     time.Duration `yaml:"retry_max"`
+	// GiveUpAfter is how long a reply is retried before it is dropped.
+	GiveUpAfter time.Duration `yaml:"give_up_after"`
+}
+
+// Templates says where an operator's own templates are.
+type Templates struct {
+	// Dir holds files that replace the embedded templates of the same name;
+	// "" uses the embedded ones only.
+	Dir string `yaml:"dir"`
+}
+
+// Log configures the daemon's log.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn or error
+	Format string `yaml:"format"` // text or json
+}
+
+// Schedule is Digest in parsed form, for the scheduler.
+type Schedule struct {
+	Weekday      time.Weekday
+	Hour, Minute int
+	// Location is the default time zone, for spaces that name none.
+	Location *time.Location
+}
+
+// maxIdleRestart: some servers drop an idle client after about 10 minutes.
+const maxIdleRestart = 10 * time.Minute
+
+// maxConnections keeps the bot a polite client of its submission server.
+const maxConnections = 16
+
+// Default returns a Config holding every default; YAML is decoded over it,
+// so a key that is absent keeps its default and a key that is present, even
+// empty, replaces it. Programs that build a config in code (the demo) start
+// from it too.
+func Default() *Config {
+	return &Config{
+		Bot: Bot{Name: "Coworking Visa"},
+		IMAP: IMAP{
+			Server:            Server{TLS: "implicit"},
+			Mailbox:           "INBOX",
+			ProcessedMailbox:  "Processed",
+			RejectedMailbox:   "Rejected",
+			QuarantineMailbox: "Quarantine",
+			IdleRestart:       5 * time.Minute,
+			CommandTimeout:    60 * time.Second,
+		},
+		SMTP:         SMTP{Server: Server{TLS: "implicit"}, Connections: 2},
+		Auth:         Auth{Require: "dmarc"},
+		PollInterval: 60 * time.Second,
+		Limits: Limits{
+			RepliesPerSenderPerHour: 60,
+			MaxMessageBytes:         10 << 20,
+			MaxLines:                500,
+			MaxCommands:             100,
+		},
+		Digest: Digest{Weekday: "monday", Time: "08:00", Timezone: "UTC"},
+		Outbox: Outbox{
+			RetryInitial: 7*time.Minute + 30*time.Second,
+			RetryMax:     8 * time.Hour,
+			GiveUpAfter:  4 * 24 * time.Hour,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the file at path and parses it with the process environment:
+// see Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads a configuration from YAML, fills in defaults, resolves the
+// passwords and validates the result. env looks up environment variables
+// (os.Getenv if nil); password files are read from the file system, relative
+// to the working directory.
+//
+// Default ports follow the TLS mode: IMAP 993 (implicit) or 143; SMTP 465
+// (implicit), 587 (starttls) or 25 (none).
+func Parse(data []byte, env func(string) string) (*Config, error) {
+	if env == nil {
+		env = os.Getenv
+	}
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("the configuration is empty")
+		}
+		return nil, err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document: a configuration is one")
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err // cannot happen: the same bytes decoded above
+	}
+	if err := errors.Join(nullValues(&doc)...); err != nil {
+		return nil, err
+	}
+
+	c.normalize()
+	c.IMAP.defaultPort(993, 143, 143)
+	c.SMTP.defaultPort(465, 587, 25)
+	err := errors.Join(
+		c.IMAP.resolvePassword("imap", env),
+		c.SMTP.resolvePassword("smtp", env),
+		c.Validate(),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// nullValues reports keys written without a value ("processed_mailbox:"),
+// which YAML reads as "not set" and so as the default: rarely what the writer
+// meant. A section left empty, all its keys commented out, is fine.
+func nullValues(doc *yaml.Node) []error {
+	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	sections := map[string]bool{}
+	for f := range reflect.TypeFor[Config]().Fields() {
+		if f.Type.Kind() == reflect.Struct {
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			sections[name] = true
+		}
+	}
+	var errs []error
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			switch {
+			case v.Kind == yaml.MappingNode:
+				walk(v, prefix+k.Value+".")
+			case v.Tag == "!!null" && !(prefix == "" && sections[k.Value]):
+				errs = append(errs, fmt.Errorf("%s%s: no value (line %d): write \"\" for empty, or remove the key for the default",
+					prefix, k.Value, k.Line))
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	return errs
+}
+
+// normalize lowercases what is compared case-insensitively.
+func (c *Config) normalize() {
+	for i, a := range c.Admins {
+		c.Admins[i] = strings.ToLower(strings.TrimSpace(a))
+	}
+	for _, p := range []*string{
+		&c.IMAP.TLS, &c.SMTP.TLS, &c.Auth.Require,
+		&c.Digest.Weekday, &c.Log.Level, &c.Log.Format,
+	} {
+		*p = strings.ToLower(strings.TrimSpace(*p))
+	}
+}
+
+func (s *Server) defaultPort(implicit, starttls, none int) {
+	if s.Port != 0 {
+		return
+	}
+	switch s.TLS {
+	case "implicit":
+		s.Port = implicit
+	case "starttls":
+		s.Port = starttls
+	case "none":
+		s.Port = none
+	}
+}
+
+// resolvePassword fills Password from the source the YAML names.
+func (s *Server) resolvePassword(key string, env func(string) string) error {
+	switch {
+	case s.PasswordEnv != "":
+		s.Password = env(s.PasswordEnv)
+		if s.Password == "" {
+			return fmt.Errorf("%s.password_env: environment variable %s is not set or empty", key, s.PasswordEnv)
+		}
+	case s.PasswordFile != "":
+		b, err := os.ReadFile(s.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("%s.password_file: %w", key, err)
+		}
+		s.Password = strings.TrimRight(string(b), "\r\n")
+		if s.Password == "" {
+			return fmt.Errorf("%s.password_file: %s is empty", key, s.PasswordFile)
+		}
+	case s.InlinePassword != "":
+		s.Password = s.InlinePassword
+	}
+	return nil
+}
+
+// Validate checks the configuration and reports every problem at once, each
+// beginning with the key it concerns, as in "imap.port: must be 1-65535".
+// It works on a Config built in code too (the demo does), with passwords set
+// in Password directly.
+func (c *Config) Validate() error {
+	var p problems
+	p.address("bot.address", c.Bot.Address)
+	if strings.ContainsFunc(c.Bot.Name, isControl) {
+		p.add("bot.name", "must be one line of text")
+	}
+
+	c.IMAP.validate(&p, "imap", true)
+	switch {
+	case c.IMAP.Mailbox == "":
+		p.add("imap.mailbox", "required")
+	case sameMailbox(c.IMAP.ProcessedMailbox, c.IMAP.Mailbox):
+		p.add("imap.processed_mailbox", "must differ from imap.mailbox (use \"\" to leave handled mail in place)")
+	}
+	switch {
+	case c.IMAP.RejectedMailbox == "":
+		p.add("imap.rejected_mailbox", "required")
+	case sameMailbox(c.IMAP.RejectedMailbox, c.IMAP.Mailbox):
+		p.add("imap.rejected_mailbox", "must differ from imap.mailbox")
+	}
+	switch {
+	case c.IMAP.QuarantineMailbox == "":
+		p.add("imap.quarantine_mailbox", "required")
+	case sameMailbox(c.IMAP.QuarantineMailbox, c.IMAP.Mailbox):
+		p.add("imap.quarantine_mailbox", "must differ from imap.mailbox")
+	}
+	if c.IMAP.IdleRestart <= 0 || c.IMAP.IdleRestart > maxIdleRestart {
+		p.add("imap.idle_restart", "must be more than 0 and at most %v, got %v", maxIdleRestart, c.IMAP.IdleRestart)
+	}
+	p.positive("imap.command_timeout", c.IMAP.CommandTimeout)
+
+	c.SMTP.validate(&p, "smtp", false)
+	if c.SMTP.Connections < 1 || c.SMTP.Connections > maxConnections {
+		p.add("smtp.connections", "must be 1-%d, got %d", maxConnections, c.SMTP.Connections)
+	}
+
+	if c.Store.Path == "" {
+		p.add("store.path", "required")
+	}
+	for i, a := range c.Admins {
+		p.address(fmt.Sprintf("admins[%d]", i), a)
+	}
+
+	switch c.Auth.Require {
+	case "dmarc", "dkim":
+		if c.Auth.AuthservID == "" {
+			p.add("auth.authserv_id", "required unless auth.require is none: the id your receiving server writes in Authentication-Results")
+		}
+	case "none":
+	default:
+		p.add("auth.require", "must be dmarc, dkim or none, got %q", c.Auth.Require)
+	}
+	if strings.ContainsFunc(c.Auth.AuthservID, func(r rune) bool { return r <= ' ' || r == ';' }) {
+		p.add("auth.authserv_id", "must be a single token, got %q", c.Auth.AuthservID)
+	}
+
+	if c.PollInterval < time.Second {
+		p.add("poll_interval", "must be at least 1s, got %v", c.PollInterval)
+	}
+
+	p.atLeastOne("limits.replies_per_sender_per_hour", int64(c.Limits.RepliesPerSenderPerHour))
+	p.atLeastOne("limits.max_message_bytes", c.Limits.MaxMessageBytes)
+	p.atLeastOne("limits.max_lines", int64(c.Limits.MaxLines))
+	p.atLeastOne("limits.max_commands", int64(c.Limits.MaxCommands))
+
+	if _, err := c.Digest.Schedule(); err != nil {
+		p = append(p, err)
+	}
+
+	p.positive("outbox.retry_initial", c.Outbox.RetryInitial)
+	if c.Outbox.RetryMax < c.Outbox.RetryInitial {
+		p.add("outbox.retry_max", "must be at least outbox.retry_initial (%v), got %v", c.Outbox.RetryInitial, c.Outbox.RetryMax)
+	}
+	if c.Outbox.GiveUpAfter < c.Outbox.RetryMax {
+		p.add("outbox.give_up_after", "must be at least outbox.retry_max (%v), got %v", c.Outbox.RetryMax, c.Outbox.GiveUpAfter)
+	}
+
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		p.add("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		p.add("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	return errors.Join(p...)
+}
+
+// validate checks one server's keys; IMAP needs a login, SMTP may go without.
+func (s *Server) validate(p *problems, key string, needLogin bool) {
+	switch {
+	case s.Host == "":
+		p.add(key+".host", "required")
+	case strings.Contains(s.Host, "://"):
+		p.add(key+".host", "a host name only, without a scheme, got %q", s.Host)
+	case strings.ContainsFunc(s.Host, func(r rune) bool { return r <= ' ' || r == '/' }):
+		p.add(key+".host", "not a host name: %q", s.Host)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		p.add(key+".port", "must be 1-65535, got %d", s.Port)
+	}
+	switch s.TLS {
+	case "implicit", "starttls":
+	case "none":
+		if !isLoopback(s.Host) {
+			p.add(key+".tls", "none would send the password in clear over the network: allowed only for a loopback host (localhost, 127.0.0.0/8, ::1)")
+		}
+	default:
+		p.add(key+".tls", "must be implicit, starttls or none, got %q", s.TLS)
+	}
+
+	sources := 0
+	for _, v := range []string{s.PasswordEnv, s.PasswordFile, s.InlinePassword} {
+		if v != "" {
+			sources++
+		}
+	}
+	if sources > 1 {
+		p.add(key+".password_env", "set only one of password_env, password_file and password")
+	}
+	hasPassword := sources > 0 || s.Password != ""
+	switch {
+	case needLogin && s.Username == "":
+		p.add(key+".username", "required")
+	case s.Username == "" && hasPassword:
+		p.add(key+".username", "required when a password is set")
+	}
+	if s.Username != "" && !hasPassword {
+		p.add(key+".password_env", "required when %s.username is set (or password_file)", key)
+	}
+}
+
+// Schedule parses the digest keys, reporting each bad one by its key.
+func (d Digest) Schedule() (Schedule, error) {
+	var s Schedule
+	var p problems
+	s.Weekday = -1
+	for wd := time.Sunday; wd <= time.Saturday; wd++ {
+		if strings.EqualFold(d.Weekday, wd.String()) {
+			s.Weekday = wd
+		}
+	}
+	if s.Weekday < 0 {
+		p.add("digest.weekday", "must be a day of the week such as monday, got %q", d.Weekday)
+	}
+	if t, err := time.Parse("15:04", d.Time); err == nil {
+		s.Hour, s.Minute = t.Hour(), t.Minute()
+	} else {
+		p.add("digest.time", "must be a 24-hour time HH:MM such as \"08:00\", got %q", d.Time)
+	}
+	if d.Timezone == "" {
+		p.add("digest.timezone", "required: an IANA time zone such as Europe/Paris, or UTC")
+	} else if loc, err := time.LoadLocation(d.Timezone); err == nil {
+		s.Location = loc
+	} else {
+		p.add("digest.timezone", "unknown time zone %q: use an IANA name such as Europe/Paris", d.Timezone)
+	}
+	return s, errors.Join(p...)
+}
+
+// Warnings lists settings that work but weaken the bot, for the daemon to log
+// at start and for check-config to show.
+func (c *Config) Warnings() []string {
+	var w []string
+	for _, s := range []struct {
+		key string
+		srv Server
+	}{{"imap", c.IMAP.Server}, {"smtp", c.SMTP.Server}} {
+		if s.srv.InlinePassword != "" {
+			w = append(w, s.key+".password: the password is in the config file; prefer password_env or password_file")
+		}
+		if s.srv.InsecureSkipVerify {
+			w = append(w, s.key+".insecure_skip_verify: the server's certificate is not checked; use it only with a test server")
+		}
+	}
+	if c.Auth.Require == "none" {
+		w = append(w, "auth.require: none: commands are honoured without checking who sent them; for testing only")
+	}
+	if len(c.Admins) == 0 {
+		w = append(w, "admins: none listed: nobody can add spaces or managers")
+	}
+	return w
+}
+
+// Redacted renders the configuration as YAML, defaults included, with every
+// password shown as [redacted]: safe to print (mailbot check-config).
+func (c *Config) Redacted() string {
+	r := *c
+	for _, s := range []*Server{&r.IMAP.Server, &r.SMTP.Server} {
+		if s.InlinePassword != "" {
+			s.InlinePassword = "[redacted]"
+		}
+	}
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&r); err != nil {
+		// Plain strings, numbers and durations always encode.
+		return fmt.Sprintf("# cannot render the configuration: %v\n", err)
+	}
+	enc.Close()
+	return b.String()
+}
+
+// problems collects validation errors, each prefixed with its key.
+type problems []error
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// address wants a bare address such as visa@example.org, without a name.
+func (p *problems) address(key, addr string) {
+	if addr == "" {
+		p.add(key, "required")
+		return
+	}
+	a, err := mail.ParseAddress(addr)
+	if err != nil || a.Name != "" || a.Address != addr {
+		p.add(key, "must be a plain email address such as visa@example.org, got %q", addr)
+	}
+}
+
+func (p *problems) positive(key string, d time.Duration) {
+	if d <= 0 {
+		p.add(key, "must be more than 0, got %v", d)
+	}
+}
+
+func (p *problems) atLeastOne(key string, n int64) {
+	if n < 1 {
+		p.add(key, "must be at least 1, got %d", n)
+	}
+}
+
+// sameMailbox compares IMAP mailbox names: case-sensitive, except INBOX
+// (RFC 3501 section 5.1).
+func sameMailbox(a, b string) bool {
+	return a == b || strings.EqualFold(a, "INBOX") && strings.EqualFold(b, "INBOX")
+}
+
+// isLoopback reports whether host names this machine, so that a password sent
+// there in clear never crosses a network.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isControl(r rune) bool { return r < ' ' || r == 0x7f }
