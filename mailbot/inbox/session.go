@@ -1,0 +1,465 @@
+package inbox
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// session is one IMAP connection with the watched mailbox selected.
+type session struct {
+	w   *Watcher
+	cfg *Config
+	log *slog.Logger
+
+	raw     net.Conn // the TCP connection under any TLS: closing it fails every pending command
+	c       *imapclient.Client
+	caps    imap.CapSet
+	newMail chan struct{} // signalled (never blocking) by the reader goroutine on EXISTS
+
+	uidValidity uint32
+	marker      imap.Flag // KeywordHandled, or \Seen where the mailbox takes no keywords
+	keywords    bool
+	ensured     map[string]bool // target mailboxes known to exist on this connection
+}
+
+// errWatchdog reports a command the server did not answer in time.
+var errWatchdog = errors.New("no answer from server, connection closed")
+
+// guard runs one command exchange under the watchdog. go-imap v2 beta.8 sets no
+// read deadline while a command waits for its answer, so if f has not
+// returned within CommandTimeout, or ctx ends first, the TCP connection is
+// closed, which makes the pending command fail.
+func (s *session) guard(ctx context.Context, what string, f func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { s.raw.Close() })
+	err := f()
+	if !stop() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%s: %w after %v", what, errWatchdog, s.cfg.CommandTimeout)
+		}
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// dial connects and wraps TLS as configured. The connection is set up here
+// rather than with imapclient.Dial* so that dialing honours ctx and the
+// watchdog can close the raw TCP connection (tls.Conn.Close may block).
+func dial(ctx context.Context, w *Watcher, cfg *Config, log *slog.Logger) (*session, error) {
+	s := &session{w: w, cfg: cfg, log: log, newMail: make(chan struct{}, 1), ensured: map[string]bool{}}
+	dctx, cancel := context.WithTimeout(ctx, cfg.CommandTimeout)
+	defer cancel()
+	var d net.Dialer
+	raw, err := d.DialContext(dctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	s.raw = raw
+
+	host, _, _ := net.SplitHostPort(cfg.Addr)
+	tlsConfig := &tls.Config{}
+	if cfg.TLSConfig != nil {
+		tlsConfig = cfg.TLSConfig.Clone()
+	}
+	if tlsConfig.ServerName == "" {
+		tlsConfig.ServerName = host
+	}
+	opts := &imapclient.Options{
+		TLSConfig: tlsConfig,
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			// Runs on the client's reader goroutine: only signal.
+			Mailbox: func(data *imapclient.UnilateralDataMailbox) {
+				if data.NumMessages != nil {
+					select {
+					case s.newMail <- struct{}{}:
+					default:
+					}
+				}
+			},
+		},
+	}
+
+	switch cfg.TLS {
+	case "implicit":
+		if tlsConfig.NextProtos == nil {
+			tlsConfig.NextProtos = []string{"imap"} // as imapclient.DialTLS does
+		}
+		tc := tls.Client(raw, tlsConfig)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		s.c = imapclient.New(tc, opts)
+	case "starttls":
+		err = s.guard(ctx, "STARTTLS", func() (err error) {
+			s.c, err = imapclient.NewStartTLS(raw, opts) // RFC 3501 §6.2.1
+			return err
+		})
+		if err != nil {
+			raw.Close()
+			return nil, err
+		}
+	default:
+		s.c = imapclient.New(raw, opts)
+	}
+	return s, nil
+}
+
+// open logs in, learns the capabilities and selects the watched mailbox.
+func (s *session) open(ctx context.Context) error {
+	if err := s.guard(ctx, "greeting", s.c.WaitGreeting); err != nil {
+		return err
+	}
+	if err := s.guard(ctx, "LOGIN", func() error {
+		return s.c.Login(s.cfg.Username, s.cfg.Password).Wait()
+	}); err != nil {
+		return err
+	}
+	// Ask again after login: servers such as Dovecot announce MOVE only then.
+	if err := s.guard(ctx, "CAPABILITY", func() (err error) {
+		s.caps, err = s.c.Capability().Wait()
+		return err
+	}); err != nil {
+		return err
+	}
+
+	var data *imap.SelectData
+	if err := s.guard(ctx, "SELECT "+s.cfg.Mailbox, func() (err error) {
+		data, err = s.c.Select(s.cfg.Mailbox, nil).Wait()
+		return err
+	}); err != nil {
+		return err
+	}
+	s.uidValidity = data.UIDValidity
+	if old := s.w.lastUIDValidity; old != 0 && old != data.UIDValidity {
+		s.log.Warn("UIDVALIDITY changed: the mailbox was recreated, old UIDs name other messages now",
+			"old", old, "new", data.UIDValidity)
+	}
+	s.w.lastUIDValidity = data.UIDValidity
+
+	s.keywords = keywordsAllowed(data)
+	s.marker = imap.Flag(KeywordHandled)
+	if !s.keywords {
+		s.marker = imap.FlagSeen
+		if !s.w.warnedNoKeywords {
+			s.w.warnedNoKeywords = true
+			s.log.Warn("mailbox takes no keywords (no \\* in PERMANENTFLAGS): marking handled mail \\Seen instead, so mail read by a person is not handled",
+				"permanent_flags", data.PermanentFlags)
+		}
+	}
+	s.log.Info("imap connected", "uidvalidity", data.UIDValidity, "messages", data.NumMessages,
+		"idle", s.caps.Has(imap.CapIdle), "move", s.caps.Has(imap.CapMove), "uidplus", s.caps.Has(imap.CapUIDPlus))
+	return nil
+}
+
+// keywordsAllowed tells whether our keyword can be stored permanently: \* in
+// PERMANENTFLAGS allows new keywords; without PERMANENTFLAGS, all flags in
+// FLAGS are permanent (RFC 3501 §7.1).
+func keywordsAllowed(data *imap.SelectData) bool {
+	flags := data.PermanentFlags
+	if flags == nil {
+		flags = data.Flags
+	}
+	return slices.Contains(flags, imap.FlagWildcard) || slices.Contains(flags, imap.Flag(KeywordHandled))
+}
+
+// round sweeps until a search finds nothing new. Messages handed once in a
+// round are not handed again in it (a Leave or a failed mark must not spin);
+// they are retried on the next wake-up.
+func (s *session) round(ctx context.Context) error {
+	handed := make(map[imap.UID]bool)
+	for ctx.Err() == nil {
+		// From here on, an EXISTS means mail this search may not see.
+		select {
+		case <-s.newMail:
+		default:
+		}
+		uids, err := s.search(ctx)
+		if err != nil {
+			return err
+		}
+		uids = slices.DeleteFunc(uids, func(u imap.UID) bool { return handed[u] })
+		if len(uids) == 0 {
+			return nil
+		}
+		for batch := range slices.Chunk(uids, s.cfg.BatchSize) {
+			if ctx.Err() != nil {
+				return nil
+			}
+			msgs, err := s.fetch(ctx, batch)
+			if err != nil {
+				return err
+			}
+			for _, u := range batch {
+				handed[u] = true // also those expunged meanwhile, which FETCH skips
+			}
+			for _, m := range msgs {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err := s.deliver(ctx, m); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// search lists unhandled messages: UID SEARCH UNKEYWORD $MailbotHandled
+// UNDELETED (RFC 3501 §6.4.4), or UNSEEN UNDELETED without keywords.
+func (s *session) search(ctx context.Context) ([]imap.UID, error) {
+	criteria := &imap.SearchCriteria{NotFlag: []imap.Flag{s.marker, imap.FlagDeleted}}
+	var data *imap.SearchData
+	if err := s.guard(ctx, "UID SEARCH", func() (err error) {
+		data, err = s.c.UIDSearch(criteria, nil).Wait()
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	uids := data.AllUIDs()
+	slices.Sort(uids)
+	return uids, nil
+}
+
+// fetch reads whole messages with BODY.PEEK[], which leaves \Seen alone
+// (RFC 3501 §6.4.5), in UID order.
+func (s *session) fetch(ctx context.Context, uids []imap.UID) ([]Message, error) {
+	section := &imap.FetchItemBodySection{Peek: true}
+	opts := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}
+	var bufs []*imapclient.FetchMessageBuffer
+	if err := s.guard(ctx, "UID FETCH", func() (err error) {
+		bufs, err = s.c.Fetch(imap.UIDSetNum(uids...), opts).Collect()
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	msgs := make([]Message, 0, len(bufs))
+	for _, b := range bufs {
+		raw := b.FindBodySection(section)
+		if b.UID == 0 || raw == nil {
+			// A flag update from another session can arrive mid-FETCH.
+			s.log.Debug("FETCH answer without UID or body, skipped", "seq", b.SeqNum, "uid", b.UID)
+			continue
+		}
+		msgs = append(msgs, Message{UID: uint32(b.UID), UIDValidity: s.uidValidity, Raw: raw, Mailbox: s.cfg.Mailbox})
+	}
+	slices.SortFunc(msgs, func(a, b Message) int { return cmp.Compare(a.UID, b.UID) })
+	return msgs, nil
+}
+
+// deliver hands m to the handler and then carries out its disposition. Both
+// run with a context that shutdown does not cancel: the message in hand is
+// finished (the watchdog still bounds each command).
+func (s *session) deliver(ctx context.Context, m Message) error {
+	ctx = context.WithoutCancel(ctx)
+	d := s.handle(ctx, m)
+	log := s.log.With("uid", m.UID, "uidvalidity", m.UIDValidity, "action", d.Action)
+	if d.Reason != "" {
+		log = log.With("reason", d.Reason)
+	}
+
+	var flags []imap.Flag
+	var target string
+	switch d.Action {
+	case Leave:
+		log.Info("message left for a later sweep")
+		return nil
+	case Handled:
+		flags, target = []imap.Flag{s.marker, imap.FlagSeen}, s.cfg.ProcessedMailbox
+	case SetAside:
+		flags, target = []imap.Flag{s.marker, imap.FlagSeen}, d.Mailbox
+		if s.keywords {
+			flags = append(flags, KeywordRejected)
+		}
+	default:
+		log.Error("handler returned an unknown action, message left in place")
+		return nil
+	}
+	flags = slices.Compact(flags) // \Seen twice without keywords
+	if d.Action == SetAside {
+		log.Warn("message set aside", "to", target)
+	} else {
+		log.Info("message handled", "to", target)
+	}
+
+	uid := imap.UIDSetNum(imap.UID(m.UID))
+	if err := s.store(ctx, uid, flags); err != nil {
+		return s.soft(log, "marking failed: the message will be handed again", err)
+	}
+	if target == "" {
+		return nil
+	}
+	if err := s.move(ctx, uid, target); err != nil {
+		return s.soft(log, "moving failed: the message stays flagged in place", err)
+	}
+	return nil
+}
+
+// handle calls the handler; a panic is logged and the message left, so one
+// bad message cannot take the daemon down.
+func (s *session) handle(ctx context.Context, m Message) (d Disposition) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("handler panicked, message left in place", "uid", m.UID, "panic", v, "stack", string(debug.Stack()))
+			d = Disposition{Action: Leave}
+		}
+	}()
+	return s.w.h.Handle(ctx, m)
+}
+
+// soft logs a failed mark or move. A refusal by the server (NO/BAD) is
+// logged and the sweep goes on; any other failure means the connection is
+// gone, so it is returned to reconnect.
+func (s *session) soft(log *slog.Logger, msg string, err error) error {
+	log.Error(msg, "err", err)
+	var imapErr *imap.Error
+	if errors.As(err, &imapErr) {
+		return nil
+	}
+	return err
+}
+
+func (s *session) store(ctx context.Context, uid imap.UIDSet, flags []imap.Flag) error {
+	return s.guard(ctx, fmt.Sprintf("UID STORE +FLAGS.SILENT %v", flags), func() error {
+		return s.c.Store(uid, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: flags}, nil).Close()
+	})
+}
+
+// move moves one marked message to target: UID MOVE where the server has it
+// (RFC 6851); otherwise UID COPY, and only if that succeeded \Deleted and
+// UID EXPUNGE of that UID alone (RFC 4315 §2.1). Without UIDPLUS the message
+// stays flagged \Deleted: a plain EXPUNGE would also remove mail that others
+// flagged \Deleted. (imapclient's own Move fallback deletes even when COPY
+// failed, so it is never used.)
+func (s *session) move(ctx context.Context, uid imap.UIDSet, target string) error {
+	if err := s.ensureMailbox(ctx, target); err != nil {
+		return err
+	}
+	if s.caps.Has(imap.CapMove) {
+		return s.guard(ctx, "UID MOVE", func() error {
+			_, err := s.c.Move(uid, target).Wait()
+			return err
+		})
+	}
+	if err := s.guard(ctx, "UID COPY", func() error {
+		_, err := s.c.Copy(uid, target).Wait()
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := s.store(ctx, uid, []imap.Flag{imap.FlagDeleted}); err != nil {
+		return err
+	}
+	if !s.caps.Has(imap.CapUIDPlus) {
+		return nil
+	}
+	return s.guard(ctx, "UID EXPUNGE", func() error {
+		return s.c.UIDExpunge(uid).Close()
+	})
+}
+
+// ensureMailbox creates target unless it exists (RFC 3501 §6.3.3), once per
+// connection.
+func (s *session) ensureMailbox(ctx context.Context, name string) error {
+	if s.ensured[name] {
+		return nil
+	}
+	exists := func() error {
+		return s.guard(ctx, "STATUS "+name, func() error {
+			_, err := s.c.Status(name, &imap.StatusOptions{UIDValidity: true}).Wait()
+			return err
+		})
+	}
+	var imapErr *imap.Error
+	err := exists()
+	if errors.As(err, &imapErr) {
+		err = s.guard(ctx, "CREATE "+name, func() error { return s.c.Create(name, nil).Wait() })
+		if errors.As(err, &imapErr) {
+			err = exists() // created meanwhile by someone else?
+		} else if err == nil {
+			s.log.Info("created mailbox", "name", name)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	s.ensured[name] = true
+	return nil
+}
+
+// wait returns when there may be new mail: with IDLE on EXISTS, otherwise on
+// the poll timer; in both cases also on Poke, on IdleRestart/PollInterval and
+// when ctx is done.
+func (s *session) wait(ctx context.Context) error {
+	if s.caps.Has(imap.CapIdle) {
+		return s.idle(ctx)
+	}
+	t := time.NewTimer(s.cfg.PollInterval)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-s.c.Closed():
+		return errors.New("connection closed by server")
+	case <-s.newMail:
+	case <-s.w.poke:
+	case <-t.C:
+	}
+	// NOOP lets the server report news (RFC 3501 §6.1.2) and proves the
+	// connection is alive.
+	return s.guard(ctx, "NOOP", func() error { return s.c.Noop().Wait() })
+}
+
+// idle waits in IDLE (RFC 2177). Ending it needs an answer from the server
+// within CommandTimeout, which also detects a connection that died silently
+// while idle: IDLE is ended at least every IdleRestart.
+func (s *session) idle(ctx context.Context) error {
+	var cmd *imapclient.IdleCommand
+	if err := s.guard(ctx, "IDLE", func() (err error) {
+		cmd, err = s.c.Idle()
+		return err
+	}); err != nil {
+		return err
+	}
+	t := time.NewTimer(min(s.cfg.PollInterval, s.cfg.IdleRestart))
+	defer t.Stop()
+	select {
+	case <-s.c.Closed():
+		return errors.New("connection closed by server while idling")
+	case <-ctx.Done():
+	case <-s.newMail:
+	case <-s.w.poke:
+	case <-t.C:
+	}
+	return s.guard(context.WithoutCancel(ctx), "DONE (end IDLE)", func() error {
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		return cmd.Wait()
+	})
+}
+
+// logout ends the session politely (RFC 3501 §6.1.3) on shutdown.
+func (s *session) logout(ctx context.Context) {
+	err := s.guard(context.WithoutCancel(ctx), "LOGOUT", func() error { return s.c.Logout().Wait() })
+	if err != nil {
+		s.log.Debug("logout", "err", err)
+	}
+	s.log.Info("imap logged out")
+}
