@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	texttemplate "text/template"
 )
 
@@ -127,5 +128,6 @@ func (s *Set) render(name string, data any) (string, string, error) {
 	if err := s.html.ExecuteTemplate(&h, name+".html", data); err != nil {
 		return "", "", fmt.Errorf("render %s.html: %w", name, err)
 	}
-	return t.String(), h.String(), nil
+	// Templates open with their first block on a line of its own.
+	return strings.TrimLeft(t.String(), "\n"), h.String(), nil
 }

@@ -58,6 +58,7 @@ func Render(m Message) ([]byte, string, error) {
 	}
 	msg.SetMessageIDWithValue(id)
 	msg.SetDateWithValue(m.Date)
+	msg.SetUserAgent("Coworking Visa mailbot")
 	if m.InReplyTo != "" {
 		msg.SetGenHeader(gomail.HeaderInReplyTo, "<"+m.InReplyTo+">")
 		refs := append(append([]string(nil), m.References...), m.InReplyTo)

@@ -1,0 +1,349 @@
+// Package mailbot is the daemon: it wires the inbox watcher, the message
+// pipeline, the store and the outbox sender together, and runs the demo.
+//
+// One message's way through the program (Bot.Handle):
+//
+//	raw bytes → message.Parse → trust.Automatic / trust.Authenticate
+//	  → ONE store transaction: handled-mark + commands + audit + reply in outbox
+//	  → the inbox marks the message handled; the outbox sends the reply.
+package mailbot
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coworkingvisa/mailbot/commands"
+	"github.com/coworkingvisa/mailbot/mailbot/message"
+	"github.com/coworkingvisa/mailbot/mailbot/reply"
+	"github.com/coworkingvisa/mailbot/mailbot/trust"
+	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
+)
+
+// Settings are the parts of the configuration the pipeline uses.
+type Settings struct {
+	BotAddress   string
+	BotName      string
+	Admins       []string // lowercased
+	Trust        trust.Policy
+	RepliesPerHr int // replies per sender per hour; 0 = no limit
+	Limits       message.Limits
+	MaxCommands  int
+	MaxAttempts  int // a message failing this often is set aside (default 3)
+	// QuarantineMailbox receives messages whose handling kept failing.
+	QuarantineMailbox string
+	// RejectedMailbox receives forged and automatic mail.
+	RejectedMailbox string
+}
+
+// Bot handles command emails. It is safe for concurrent use.
+type Bot struct {
+	set   Settings
+	db    *storage.DB
+	tmpl  *templates.Set
+	log   *slog.Logger
+	now   func() time.Time
+	wake  func() // tells the outbox there is new mail to send
+	fails sync.Map
+}
+
+// NewBot makes a bot over an open store. wake is called after a reply was
+// queued (may be nil); now is the clock (nil means time.Now).
+func NewBot(set Settings, db *storage.DB, tmpl *templates.Set, log *slog.Logger, now func() time.Time, wake func()) *Bot {
+	if now == nil {
+		now = time.Now
+	}
+	if wake == nil {
+		wake = func() {}
+	}
+	if set.MaxAttempts == 0 {
+		set.MaxAttempts = 3
+	}
+	return &Bot{set: set, db: db, tmpl: tmpl, log: log, now: now, wake: wake}
+}
+
+// Action says what should happen to a message on the server after Handle.
+type Action int
+
+const (
+	// Done: the message's effects and reply are committed; mark it handled.
+	Done Action = iota
+	// SetAside: no effect, no reply; move it to Outcome.Mailbox.
+	SetAside
+	// Retry: nothing was committed (an internal failure); leave it for the
+	// next sweep.
+	Retry
+)
+
+// Outcome is the result of handling one message.
+type Outcome struct {
+	Action  Action
+	Mailbox string // for SetAside
+	Reason  string // for the log
+}
+
+// Handle runs one raw message through the pipeline. Its effects, its audit
+// records, its reply and the mark that it was handled are committed in one
+// transaction, so calling Handle again with the same message changes
+// nothing and queues no second reply.
+func (b *Bot) Handle(ctx context.Context, raw []byte) (out Outcome) {
+	key := rawKey(raw)
+	defer func() {
+		if p := recover(); p != nil {
+			out = b.failed(key, fmt.Errorf("panic: %v", p))
+		}
+	}()
+	msg, err := message.Parse(raw, b.set.Limits)
+	if err != nil {
+		return b.setAside(b.set.RejectedMailbox, "unreadable message: "+err.Error(), nil)
+	}
+	if reason, auto := trust.Automatic(msg.Header, b.set.BotAddress); auto {
+		return b.setAside(b.set.RejectedMailbox, "automatic mail ("+reason+"): not answered", msg)
+	}
+	sender, err := trust.Authenticate(msg.Header, b.set.Trust)
+	if err != nil {
+		return b.setAside(b.set.RejectedMailbox, "sender not authenticated: "+err.Error(), msg)
+	}
+	if sender.Address == b.set.BotAddress {
+		return b.setAside(b.set.RejectedMailbox, "mail from the bot's own address", msg)
+	}
+	key = handledKey(sender.Address, msg, raw)
+	queued, err := b.apply(sender.Address, msg, key)
+	if err != nil {
+		return b.failed(key, err)
+	}
+	b.fails.Delete(key)
+	if queued {
+		b.wake()
+	}
+	return Outcome{Action: Done}
+}
+
+// apply is the one transaction of a message. It reports whether a reply
+// was queued.
+func (b *Bot) apply(sender string, msg *message.Message, key string) (queued bool, err error) {
+	now := b.now()
+	err = b.db.Update(func(tx *storage.Tx) error {
+		queued = false
+		if h, done, err := tx.Handled(key); err != nil {
+			return err
+		} else if done {
+			b.log.Info("message already handled", "message_id", msg.MessageID, "from", sender, "outcome", h.Outcome)
+			return nil
+		}
+		allowed, notice, err := b.allowReply(tx, sender, now)
+		if err != nil {
+			return err
+		}
+		if !allowed {
+			outcome := "rate limited: not acted on, no reply"
+			if notice {
+				if err := b.queueNotice(tx, sender, msg, now); err != nil {
+					return err
+				}
+				queued = true
+				outcome = "rate limited: not acted on, notice sent"
+			}
+			b.log.Warn("rate limit reached", "from", sender, "message_id", msg.MessageID)
+			return tx.MarkHandled(key, storage.HandledMessage{At: now, Sender: sender, Outcome: outcome})
+		}
+		script := commands.Parse(msg.Subject, message.OwnLines(msg.Text), b.set.MaxCommands)
+		actor := commands.Actor{Address: sender, Admin: b.isAdmin(sender)}
+		report, err := commands.Execute(tx, actor, commands.Env{Now: now, MessageID: msg.MessageID}, script)
+		if err != nil {
+			return err
+		}
+		id, err := b.queueReply(tx, sender, msg, report, now)
+		if err != nil {
+			return err
+		}
+		queued = true
+		b.log.Info("message handled", "message_id", msg.MessageID, "from", sender,
+			"commands", len(report.Results), "ignored", len(report.Ignored))
+		return tx.MarkHandled(key, storage.HandledMessage{At: now, Sender: sender, Outcome: "replied", ReplyID: id})
+	})
+	if err != nil {
+		return false, fmt.Errorf("handle message %s: %w", msg.MessageID, err)
+	}
+	return queued, nil
+}
+
+// allowReply counts a reply against the sender's hourly allowance. When the
+// allowance is spent, the first message over it gets a notice (notice=true)
+// and later ones nothing until the hour has passed.
+func (b *Bot) allowReply(tx *storage.Tx, sender string, now time.Time) (allowed, notice bool, err error) {
+	if b.set.RepliesPerHr <= 0 {
+		return true, false, nil
+	}
+	w, err := tx.RateWindow(sender)
+	if err != nil {
+		return false, false, err
+	}
+	if now.Sub(w.Start) >= time.Hour || now.Before(w.Start) {
+		w = storage.RateWindow{Start: now}
+	}
+	if w.Count < b.set.RepliesPerHr {
+		w.Count++
+		return true, false, tx.PutRateWindow(sender, w)
+	}
+	if w.Noticed {
+		return false, false, nil
+	}
+	w.Noticed = true
+	return false, true, tx.PutRateWindow(sender, w)
+}
+
+func (b *Bot) isAdmin(addr string) bool {
+	for _, a := range b.set.Admins {
+		if a == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// queueReply renders the transcript and puts it in the outbox.
+func (b *Bot) queueReply(tx *storage.Tx, to string, msg *message.Message, r commands.Report, now time.Time) (uint64, error) {
+	data := templates.Reply{
+		BotName: b.set.BotName, BotAddress: b.set.BotAddress,
+		Ignored: r.Ignored, Help: r.Help, Cut: r.Cut, MaxCmds: b.set.MaxCommands,
+		Summary: summary(r),
+	}
+	for _, res := range r.Results {
+		data.Entries = append(data.Entries, templates.Entry{
+			Command: res.Command, Status: string(res.Status), Text: res.Text, Detail: res.Detail,
+		})
+	}
+	text, html, err := b.tmpl.Reply(data)
+	if err != nil {
+		return 0, err
+	}
+	return b.enqueue(tx, to, msg, text, html, now)
+}
+
+// queueNotice tells a sender once that they hit the hourly reply limit.
+func (b *Bot) queueNotice(tx *storage.Tx, to string, msg *message.Message, now time.Time) error {
+	text, html, err := b.tmpl.Notice(templates.Notice{
+		BotName: b.set.BotName, BotAddress: b.set.BotAddress,
+		Text: fmt.Sprintf("ERROR: you have sent more than %d messages to this address in an hour. "+
+			"This message and the next ones until %s UTC are not acted on and get no answer. "+
+			"Please send them again after that time.", b.set.RepliesPerHr, now.Add(time.Hour).UTC().Format("15:04")),
+	})
+	if err != nil {
+		return err
+	}
+	_, err = b.enqueue(tx, to, msg, text, html, now)
+	return err
+}
+
+func (b *Bot) enqueue(tx *storage.Tx, to string, msg *message.Message, text, html string, now time.Time) (uint64, error) {
+	raw, id, err := reply.Render(reply.Message{
+		From: b.set.BotAddress, FromName: b.set.BotName, To: to,
+		Subject:   reply.ReplySubject(msg.Subject),
+		InReplyTo: msg.MessageID, References: msg.References,
+		Text: text, HTML: html, Date: now, AutoSubmitted: "auto-replied",
+	})
+	if err != nil {
+		return 0, err
+	}
+	return tx.Enqueue(storage.OutboxItem{From: b.set.BotAddress, To: []string{to}, Raw: raw, MessageID: id, Created: now})
+}
+
+// summary is the closing line of a transcript.
+func summary(r commands.Report) string {
+	counts := r.Counts()
+	var parts []string
+	for _, s := range []commands.Status{commands.OK, commands.Verified, commands.NotVerified, commands.Error, commands.Denied} {
+		if n := counts[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	out := fmt.Sprintf("%d commands", len(r.Results))
+	if len(r.Results) == 1 {
+		out = "1 command"
+	}
+	if len(parts) > 0 {
+		out += ": " + strings.Join(parts, ", ")
+	}
+	if n := len(r.Ignored); n > 0 {
+		out += fmt.Sprintf("; %d lines ignored", n)
+	}
+	return out + "."
+}
+
+// setAside logs why a message gets no effect and no reply.
+func (b *Bot) setAside(mailbox, reason string, msg *message.Message) Outcome {
+	attrs := []any{"reason", reason}
+	if msg != nil {
+		attrs = append(attrs, "message_id", msg.MessageID, "from", msg.Header.Get("From"), "subject", msg.Subject)
+	}
+	b.log.Warn("message set aside", attrs...)
+	return Outcome{Action: SetAside, Mailbox: mailbox, Reason: reason}
+}
+
+// failed counts an internal failure; after MaxAttempts the message is set
+// aside in quarantine so that one bad message cannot stall the inbox.
+func (b *Bot) failed(key string, err error) Outcome {
+	n := 1
+	if v, loaded := b.fails.LoadOrStore(key, 1); loaded {
+		n = v.(int) + 1
+		b.fails.Store(key, n)
+	}
+	b.log.Error("message handling failed", "attempt", n, "error", err)
+	if n >= b.set.MaxAttempts {
+		b.fails.Delete(key)
+		return Outcome{Action: SetAside, Mailbox: b.set.QuarantineMailbox,
+			Reason: fmt.Sprintf("failed %d times: %v", n, err)}
+	}
+	return Outcome{Action: Retry, Reason: err.Error()}
+}
+
+// handledKey identifies a message for the exactly-once record: the sender
+// and the Message-ID, or a hash of the content where there is no id. The
+// sender is part of the key so nobody can block another's message by
+// reusing its id.
+func handledKey(sender string, msg *message.Message, raw []byte) string {
+	if msg.MessageID != "" {
+		return sender + " " + msg.MessageID
+	}
+	return sender + " " + rawKey(contentOf(raw))
+}
+
+// contentOf drops the trace header fields a delivery adds, so two
+// deliveries of the same message hash alike.
+func contentOf(raw []byte) []byte {
+	var out []byte
+	lines := strings.SplitAfter(string(raw), "\n")
+	inHeader, skipping := true, false
+	for _, l := range lines {
+		if inHeader {
+			if strings.TrimRight(l, "\r\n") == "" {
+				inHeader = false
+			} else if l[0] == ' ' || l[0] == '\t' {
+				if skipping {
+					continue
+				}
+			} else {
+				name := strings.ToLower(strings.SplitN(l, ":", 2)[0])
+				skipping = name == "received" || name == "return-path" || name == "delivered-to" ||
+					name == "x-original-to" || name == "authentication-results"
+				if skipping {
+					continue
+				}
+			}
+		}
+		out = append(out, l...)
+	}
+	return out
+}
+
+func rawKey(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return "sha256:" + hex.EncodeToString(sum[:16])
+}

@@ -1,0 +1,135 @@
+package mailbot
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/inbox"
+	"github.com/coworkingvisa/mailbot/mailbot/message"
+	"github.com/coworkingvisa/mailbot/mailbot/smtpsend"
+	"github.com/coworkingvisa/mailbot/mailbot/trust"
+	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
+)
+
+// inboxHandler adapts the Bot to the inbox watcher.
+type inboxHandler struct{ bot *Bot }
+
+func (h inboxHandler) Handle(ctx context.Context, m inbox.Message) inbox.Disposition {
+	out := h.bot.Handle(ctx, m.Raw)
+	switch out.Action {
+	case Done:
+		return inbox.Disposition{Action: inbox.Handled}
+	case SetAside:
+		return inbox.Disposition{Action: inbox.SetAside, Mailbox: out.Mailbox, Reason: out.Reason}
+	default:
+		return inbox.Disposition{Action: inbox.Leave, Reason: out.Reason}
+	}
+}
+
+// SettingsFrom takes the pipeline's settings out of a loaded configuration.
+func SettingsFrom(cfg *config.Config) Settings {
+	return Settings{
+		BotAddress:   cfg.Bot.Address,
+		BotName:      cfg.Bot.Name,
+		Admins:       cfg.Admins,
+		Trust:        trust.Policy{Require: cfg.Auth.Require, AuthservID: cfg.Auth.AuthservID, BotAddress: cfg.Bot.Address},
+		RepliesPerHr: cfg.Limits.RepliesPerSenderPerHour,
+		Limits: message.Limits{
+			MaxBytes: int(cfg.Limits.MaxMessageBytes),
+			MaxLines: cfg.Limits.MaxLines,
+		},
+		MaxCommands:       cfg.Limits.MaxCommands,
+		QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
+		RejectedMailbox:   cfg.IMAP.RejectedMailbox,
+	}
+}
+
+// Daemon is the running bot: store, inbox watcher and outbox.
+type Daemon struct {
+	DB      *storage.DB
+	Bot     *Bot
+	Outbox  *Outbox
+	Watcher *inbox.Watcher
+	log     *slog.Logger
+}
+
+// Open opens the store and builds the daemon from cfg without starting it.
+func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	db, err := storage.Open(cfg.Store.Path)
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := templates.New(cfg.Templates.Dir)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	n := max(cfg.SMTP.Connections, 1)
+	senders := make([]Sender, n)
+	for i := range senders {
+		senders[i] = smtpsend.New(smtpsend.Config{
+			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
+			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password,
+			InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
+		})
+	}
+	backoff := Backoff{Initial: cfg.Outbox.RetryInitial, Max: cfg.Outbox.RetryMax, GiveUpAfter: cfg.Outbox.GiveUpAfter}
+	out := NewOutbox(db, senders, backoff, smtpsend.IsPermanent, log, nil)
+	bot := NewBot(SettingsFrom(cfg), db, tmpl, log, nil, out.Wake)
+	var tlsConfig *tls.Config
+	if cfg.IMAP.InsecureSkipVerify {
+		tlsConfig = &tls.Config{InsecureSkipVerify: true, ServerName: cfg.IMAP.Host}
+	}
+	w := inbox.New(inbox.Config{
+		Addr: net.JoinHostPort(cfg.IMAP.Host, strconv.Itoa(cfg.IMAP.Port)), TLS: cfg.IMAP.TLS, TLSConfig: tlsConfig,
+		Username: cfg.IMAP.Username, Password: cfg.IMAP.Password,
+		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox,
+		PollInterval: cfg.PollInterval, IdleRestart: cfg.IMAP.IdleRestart, CommandTimeout: cfg.IMAP.CommandTimeout,
+		Logger: log,
+	}, inboxHandler{bot})
+	return &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, log: log}, nil
+}
+
+// Run serves until ctx is done: the message in hand is finished, the sends
+// in hand complete, and the store is closed. Then it returns nil.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if errs[0] = d.Watcher.Run(ctx); errs[0] != nil {
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if errs[1] = d.Outbox.Run(ctx); errs[1] != nil {
+			cancel()
+		}
+	}()
+	d.log.Info("mailbot running")
+	wg.Wait()
+	closeErr := d.DB.Close()
+	d.log.Info("mailbot stopped")
+	if err := errors.Join(errs[0], errs[1]); err != nil {
+		return fmt.Errorf("mailbot: %w", err)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("mailbot: close store: %w", closeErr)
+	}
+	return nil
+}
+
+// Ready is closed once the inbox is connected and the first sweep is done.
+func (d *Daemon) Ready() <-chan struct{} { return d.Watcher.Ready() }
