@@ -22,13 +22,37 @@ const (
 	Denied      Status = "DENIED"
 )
 
-// Result is the outcome of one command: a status, a sentence, and for
-// listings the lines to show under it.
+// Result is the outcome of one command: a status, a sentence, for
+// listings the lines to show under it, and files to attach to the reply.
 type Result struct {
 	Command string // the command line as written
 	Status  Status
 	Text    string
 	Detail  []string
+	Files   []File
+}
+
+// File is a file a command returns, attached to the reply (a roster CSV).
+type File struct {
+	Name, ContentType string
+	Data              []byte
+}
+
+// Attachment is a file that came with the command email (a CSV to import).
+// Data is transfer-decoded, not converted from Charset.
+type Attachment struct {
+	Filename, ContentType, Charset string
+	Data                           []byte
+	TooLarge                       bool // over the message reader's limit: Data is nil
+}
+
+// Limits bound what one command may do.
+type Limits struct {
+	MaxImportBytes int // a CSV attachment larger than this is refused
+	MaxImportRows  int // a CSV with more data rows than this is refused
+	// ConfirmRemovals: a message removing more members than this asks for
+	// confirmation first (0 = never ask).
+	ConfirmRemovals int
 }
 
 // Actor is the authenticated sender a message's commands run as.
@@ -40,8 +64,10 @@ type Actor struct {
 // Env is what a run needs from outside: the time and the message it came
 // from. Injected so that execution has no clock or network of its own.
 type Env struct {
-	Now       time.Time
-	MessageID string
+	Now         time.Time
+	MessageID   string
+	Attachments []Attachment
+	Limits      Limits
 }
 
 // Report is the outcome of all of a message's commands.

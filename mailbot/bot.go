@@ -35,6 +35,7 @@ type Settings struct {
 	RepliesPerHr int // replies per sender per hour; 0 = no limit
 	Limits       message.Limits
 	MaxCommands  int
+	Commands     commands.Limits
 	MaxAttempts  int // a message failing this often is set aside (default 3)
 	// QuarantineMailbox receives messages whose handling kept failing.
 	QuarantineMailbox string
@@ -155,7 +156,8 @@ func (b *Bot) apply(sender string, msg *message.Message, key string) (queued boo
 		}
 		script := commands.Parse(msg.Subject, message.OwnLines(msg.Text), b.set.MaxCommands)
 		actor := commands.Actor{Address: sender, Admin: b.isAdmin(sender)}
-		report, err := commands.Execute(tx, actor, commands.Env{Now: now, MessageID: msg.MessageID}, script)
+		env := commands.Env{Now: now, MessageID: msg.MessageID, Attachments: attachments(msg), Limits: b.set.Commands}
+		report, err := commands.Execute(tx, actor, env, script)
 		if err != nil {
 			return err
 		}
@@ -224,7 +226,23 @@ func (b *Bot) queueReply(tx *storage.Tx, to string, msg *message.Message, r comm
 	if err != nil {
 		return 0, err
 	}
-	return b.enqueue(tx, to, msg, text, html, now)
+	var files []reply.Attachment
+	for _, res := range r.Results {
+		for _, f := range res.Files {
+			files = append(files, reply.Attachment{Name: f.Name, ContentType: f.ContentType, Data: f.Data})
+		}
+	}
+	return b.enqueue(tx, to, msg, text, html, files, now)
+}
+
+// attachments hands the message's files to the commands.
+func attachments(msg *message.Message) []commands.Attachment {
+	out := make([]commands.Attachment, len(msg.Attachments))
+	for i, a := range msg.Attachments {
+		out[i] = commands.Attachment{Filename: a.Filename, ContentType: a.ContentType, Charset: a.Charset,
+			Data: a.Data, TooLarge: a.TooLarge}
+	}
+	return out
 }
 
 // queueNotice tells a sender once that they hit the hourly reply limit.
@@ -238,16 +256,16 @@ func (b *Bot) queueNotice(tx *storage.Tx, to string, msg *message.Message, now t
 	if err != nil {
 		return err
 	}
-	_, err = b.enqueue(tx, to, msg, text, html, now)
+	_, err = b.enqueue(tx, to, msg, text, html, nil, now)
 	return err
 }
 
-func (b *Bot) enqueue(tx *storage.Tx, to string, msg *message.Message, text, html string, now time.Time) (uint64, error) {
+func (b *Bot) enqueue(tx *storage.Tx, to string, msg *message.Message, text, html string, files []reply.Attachment, now time.Time) (uint64, error) {
 	raw, id, err := reply.Render(reply.Message{
 		From: b.set.BotAddress, FromName: b.set.BotName, To: to,
 		Subject:   reply.ReplySubject(msg.Subject),
 		InReplyTo: msg.MessageID, References: msg.References,
-		Text: text, HTML: html, Date: now, AutoSubmitted: "auto-replied",
+		Text: text, HTML: html, Attachments: files, Date: now, AutoSubmitted: "auto-replied",
 	})
 	if err != nil {
 		return 0, err

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/coworkingvisa/mailbot/commands"
 	"github.com/coworkingvisa/mailbot/mailbot/config"
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
@@ -46,7 +47,12 @@ func SettingsFrom(cfg *config.Config) Settings {
 			MaxBytes: int(cfg.Limits.MaxMessageBytes),
 			MaxLines: cfg.Limits.MaxLines,
 		},
-		MaxCommands:       cfg.Limits.MaxCommands,
+		MaxCommands: cfg.Limits.MaxCommands,
+		Commands: commands.Limits{
+			MaxImportBytes:  cfg.Limits.ImportMaxBytes,
+			MaxImportRows:   cfg.Limits.ImportMaxRows,
+			ConfirmRemovals: cfg.Limits.ConfirmRemovals,
+		},
 		QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
 		RejectedMailbox:   cfg.IMAP.RejectedMailbox,
 	}

@@ -131,6 +131,12 @@ type Limits struct {
 	MaxMessageBytes         int64 `yaml:"max_message_bytes"`
 	MaxLines                int   `yaml:"max_lines"`
 	MaxCommands             int   `yaml:"max_commands"`
+	// ImportMaxBytes and ImportMaxRows bound a CSV roster sent by email.
+	ImportMaxBytes int `yaml:"import_max_bytes"`
+	ImportMaxRows  int `yaml:"import_max_rows"`
+	// ConfirmRemovals: a message removing more members than this (one by
+	// one, or by an import with replace) must be confirmed first.
+	ConfirmRemovals int `yaml:"confirm_removals"`
 }
 
 // Digest is when the weekly roster digest goes out, in each space's own
@@ -200,6 +206,9 @@ func Default() *Config {
 			MaxMessageBytes:         10 << 20,
 			MaxLines:                500,
 			MaxCommands:             100,
+			ImportMaxBytes:          2 << 20,
+			ImportMaxRows:           20000,
+			ConfirmRemovals:         20,
 		},
 		Digest: Digest{Weekday: "monday", Time: "08:00", Timezone: "UTC"},
 		Outbox: Outbox{

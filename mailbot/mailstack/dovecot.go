@@ -122,6 +122,9 @@ func (s *Stack) startDovecotLocked(ctx context.Context) error {
 	if s.dovecotPID != 0 {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mailstack: starting dovecot: %w", err)
+	}
 	pidFile := s.path(dovecotRun + "/master.pid")
 	// Dovecot refuses to start while master.pid names a live process, and a
 	// killed master's zombie counts as live until PID 1 reaps it.
@@ -145,7 +148,7 @@ func (s *Stack) startDovecotLocked(ctx context.Context) error {
 		return startError("dovecot", err,
 			tailFrom(s.path(dovecotStdout), outOffset)+tailFrom(s.path(dovecotLog), logOffset))
 	}
-	pid, err := waitPIDFile(ctx, pidFile, s.isOurDovecot)
+	pid, err := waitPIDFile(pidFile, s.isOurDovecot)
 	if err != nil {
 		return fmt.Errorf("mailstack: dovecot: %w", err)
 	}

@@ -32,6 +32,30 @@ func groupMembers(t *testing.T, pgrp int) []int {
 	return pids
 }
 
+// processesIn lists the live processes that belong to the stack in dir by
+// their command line (Dovecot's master names its config) or environment
+// (Postfix's processes carry MAIL_CONFIG), whatever the PID files say.
+func processesIn(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !isLive(pid) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		environ, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if strings.Contains(string(cmdline), dir+"/") || strings.Contains(string(environ), "MAIL_CONFIG="+dir+"/") {
+			found = append(found, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
+		}
+	}
+	return found
+}
+
 // stackPIDs returns the PIDs of every process of a stack's two servers.
 func stackPIDs(t *testing.T, s *Stack) []int {
 	t.Helper()
@@ -110,6 +134,12 @@ func TestStopSideBySide(t *testing.T) {
 	}
 	if len(serversIn(a.Dir)) != 0 {
 		t.Error("PID files of the stopped stack still name running servers")
+	}
+	if left := processesIn(t, a.Dir); len(left) != 0 {
+		t.Errorf("processes of the stopped stack still run: %q", left)
+	}
+	if left := processesIn(t, b.Dir); len(left) == 0 {
+		t.Error("processesIn finds no process of the running stack")
 	}
 
 	for _, pid := range bPIDs {
@@ -281,8 +311,8 @@ func TestStartGivesUp(t *testing.T) {
 	}
 	dir := msg[strings.Index(msg, "(directory ")+len("(directory "):]
 	dir = dir[:strings.Index(dir, " ")]
-	if running := serversIn(dir); len(running) != 0 {
-		t.Errorf("servers still run in %s: %v", dir, running)
+	if left := processesIn(t, dir); len(left) != 0 {
+		t.Errorf("processes still run in %s: %q", dir, left)
 	}
 	if !t.Failed() {
 		os.RemoveAll(dir)
@@ -293,7 +323,7 @@ func TestStartGivesUp(t *testing.T) {
 // fails and leaves no server running.
 func TestStartCancelled(t *testing.T) {
 	t.Parallel()
-	for _, d := range []time.Duration{50 * time.Millisecond, 300 * time.Millisecond} {
+	for _, d := range []time.Duration{0, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 300 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		s, err := Start(ctx, Options{})
 		cancel()
@@ -311,8 +341,8 @@ func TestStartCancelled(t *testing.T) {
 			t.Fatalf("error names no directory: %v", err)
 		}
 		dir := strings.Fields(msg[i+len("(directory "):])[0]
-		if running := serversIn(dir); len(running) != 0 {
-			t.Errorf("after %v: servers still run in %s: %v", d, dir, running)
+		if left := processesIn(t, dir); len(left) != 0 {
+			t.Errorf("after %v: processes still run in %s: %q", d, dir, left)
 		}
 		if !t.Failed() {
 			os.RemoveAll(dir)

@@ -120,6 +120,9 @@ func (s *Stack) startPostfixLocked(ctx context.Context) error {
 	if s.postfixPID != 0 {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mailstack: starting postfix: %w", err)
+	}
 	logOffset := fileSize(s.path(postfixLog))
 	outOffset := fileSize(s.path(postfixStdout))
 	out, err := os.OpenFile(s.path(postfixStdout), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
@@ -142,7 +145,7 @@ func (s *Stack) startPostfixLocked(ctx context.Context) error {
 		return startError("postfix", err,
 			tailFrom(s.path(postfixStdout), outOffset)+tailFrom(s.path(postfixLog), logOffset))
 	}
-	pid, err := waitPIDFile(ctx, s.path(postfixQueue+"/pid/master.pid"), s.isOurPostfix)
+	pid, err := waitPIDFile(s.path(postfixQueue+"/pid/master.pid"), s.isOurPostfix)
 	if err != nil {
 		return fmt.Errorf("mailstack: postfix: %w", err)
 	}

@@ -150,18 +150,20 @@ func readPIDFile(path string) (int, error) {
 
 // waitPIDFile waits until path names a process that isOurs accepts: a master
 // that forks into the background writes its PID file a moment after the
-// start command returns.
-func waitPIDFile(ctx context.Context, path string, isOurs func(int) bool) (int, error) {
+// start command returns. It waits up to 15 seconds whatever the caller's
+// context says: once the start command succeeded, a master runs, and the
+// Stack must learn its PID to stop it.
+func waitPIDFile(path string, isOurs func(int) bool) (int, error) {
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		pid, err := readPIDFile(path)
 		if err == nil && isOurs(pid) {
 			return pid, nil
 		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("no master of ours in %s (last read: pid %d, %v): %w", path, pid, err, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no master of ours in %s (last read: pid %d, %v)", path, pid, err)
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
