@@ -10,9 +10,10 @@
 // name. Mail to any other address is refused by Dovecot at LMTP RCPT time, so
 // Postfix returns a real bounce (From MAILER-DAEMON, null envelope sender) to
 // the sender. Postfix accepts any envelope sender, the null sender included,
-// from loopback without AUTH or TLS, and it neither rewrites nor adds headers
-// (no Message-ID, Date or From is made up for a message that lacks one), as a
-// receiving MX does; Dovecot adds Return-Path, Delivered-To and Received.
+// from loopback without AUTH or TLS. As a receiving MX, it adds only its
+// Received header: it rewrites no address and makes up no Message-ID, Date or
+// From for a message that lacks one. Dovecot adds Return-Path, Delivered-To
+// and Received.
 //
 // Each server runs from a private config under [Stack.Dir] with its own ports,
 // sockets, queue, logs and maildirs: nothing in /etc is read or changed, and

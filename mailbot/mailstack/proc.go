@@ -113,19 +113,27 @@ func stopGroup(ctx context.Context, pid int, isOurs func(int) bool) error {
 		}
 		return nil
 	}
+	// A master stopped while it starts may spawn children after the first
+	// SIGTERM and then wait seconds for them: SIGTERM goes to the group
+	// again every 100 ms.
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("signalling process group %d: %w", pid, err)
-		}
 		deadline := time.Now().Add(5 * time.Second)
 		for groupLive(pid) {
 			if time.Now().After(deadline) {
 				break
 			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("process group %d still runs after %v: %w", pid, sig, ctx.Err())
-			case <-time.After(10 * time.Millisecond):
+			if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("signalling process group %d: %w", pid, err)
+			}
+			for range 10 {
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("process group %d still runs after %v: %w", pid, sig, ctx.Err())
+				case <-time.After(10 * time.Millisecond):
+				}
+				if !groupLive(pid) {
+					return nil
+				}
 			}
 		}
 		if !groupLive(pid) {
