@@ -154,7 +154,13 @@ func (b *Bot) apply(sender string, msg *message.Message, key string) (queued boo
 			b.log.Warn("rate limit reached", "from", sender, "message_id", msg.MessageID)
 			return tx.MarkHandled(key, storage.HandledMessage{At: now, Sender: sender, Outcome: outcome})
 		}
-		script := commands.Parse(msg.Subject, message.OwnLines(msg.Text), b.set.MaxCommands)
+		subject := msg.Subject
+		if b.answersBot(msg) {
+			// "Re: <the bot's subject>" was written by the bot, not the sender:
+			// a manager replying "confirm TOKEN" must not re-run the original.
+			subject = ""
+		}
+		script := commands.Parse(subject, message.OwnLines(msg.Text), b.set.MaxCommands)
 		actor := commands.Actor{Address: sender, Admin: b.isAdmin(sender)}
 		env := commands.Env{Now: now, MessageID: msg.MessageID, Attachments: attachments(msg), Limits: b.set.Commands}
 		report, err := commands.Execute(tx, actor, env, script)
@@ -199,6 +205,22 @@ func (b *Bot) allowReply(tx *storage.Tx, sender string, now time.Time) (allowed,
 	}
 	w.Noticed = true
 	return false, true, tx.PutRateWindow(sender, w)
+}
+
+// answersBot reports whether msg replies to a message of the bot's (its
+// In-Reply-To or References name a Message-ID in the bot's domain).
+func (b *Bot) answersBot(msg *message.Message) bool {
+	at := strings.LastIndexByte(b.set.BotAddress, '@')
+	if at < 0 {
+		return false
+	}
+	suffix := b.set.BotAddress[at:]
+	for _, id := range append(append([]string(nil), msg.InReplyTo...), msg.References...) {
+		if strings.HasSuffix(strings.ToLower(id), suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Bot) isAdmin(addr string) bool {

@@ -57,11 +57,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "demo":
 		err = cmdDemo(ctx, rest, stdout, stderr)
 	case "process":
-		var code int
-		code, err = cmdProcess(ctx, rest, stdin, stderr)
-		if err == nil {
-			return code
+		code, err := cmdProcess(ctx, rest, stdin, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "mailbot process: %v\n", err)
+			if code == 0 {
+				code = 1
+			}
 		}
+		return code
 	case "check-config":
 		err = cmdCheckConfig(rest, stdout, stderr)
 	case "help", "-h", "--help":

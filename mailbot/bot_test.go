@@ -1,0 +1,221 @@
+package mailbot
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coworkingvisa/mailbot/mailbot/trust"
+	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
+)
+
+const (
+	testBot  = "visa@visa.test"
+	testAuth = "mx.visa.test"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newTestBot is a Bot over a fresh store with a manager of indyhall.
+func newTestBot(t *testing.T, now func() time.Time) (*Bot, *storage.DB, *int) {
+	t.Helper()
+	db, err := storage.Open(filepath.Join(t.TempDir(), "visa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	db.Update(func(tx *storage.Tx) error {
+		tx.PutSpace(storage.Space{ID: "indyhall", Name: "Indy Hall"})
+		return tx.AddManager(storage.Manager{Email: "alex@indyhall.test", Space: "indyhall"})
+	})
+	tmpl, err := templates.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wakes := new(int)
+	b := NewBot(Settings{
+		BotAddress: testBot, BotName: "Visa", Admins: []string{"admin@visa.test"},
+		Trust:        trust.Policy{Require: "dmarc", AuthservID: testAuth, BotAddress: testBot},
+		RepliesPerHr: 3, MaxCommands: 50,
+		RejectedMailbox: "Rejected", QuarantineMailbox: "Quarantine",
+	}, db, tmpl, quiet, now, func() { *wakes++ })
+	return b, db, wakes
+}
+
+// mail is a plain message from addr, authenticated by our MX unless
+// headers say otherwise.
+func mail(from, id, subject, body string, headers ...string) []byte {
+	var b strings.Builder
+	if len(headers) > 0 && headers[0] == "no auth" {
+		headers = headers[1:]
+	} else if len(headers) == 0 || !strings.HasPrefix(headers[0], "Authentication-Results:") {
+		fmt.Fprintf(&b, "Authentication-Results: %s; dmarc=pass header.from=%s\r\n", testAuth, from[strings.IndexByte(from, '@')+1:])
+	}
+	for _, h := range headers {
+		b.WriteString(h + "\r\n")
+	}
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\n", from, testBot, subject)
+	if id != "" {
+		fmt.Fprintf(&b, "Message-ID: <%s>\r\n", id)
+	}
+	b.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\n" + strings.ReplaceAll(body, "\n", "\r\n"))
+	return []byte(b.String())
+}
+
+func outbox(t *testing.T, db *storage.DB) []string {
+	t.Helper()
+	var out []string
+	db.View(func(tx *storage.Tx) error {
+		return tx.Outbox(func(it storage.OutboxItem) bool {
+			out = append(out, string(tx.OutboxRaw(it.ID)))
+			return true
+		})
+	})
+	return out
+}
+
+func fixedClock() func() time.Time {
+	t := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	return func() time.Time { return t }
+}
+
+func TestHandleExactlyOnce(t *testing.T) {
+	b, db, wakes := newTestBot(t, fixedClock())
+	raw := mail("Alex@IndyHall.test", "m1@indyhall.test", "roster", "add member adam@indyhall.test\nverify adam@indyhall.test")
+	for i := 0; i < 3; i++ {
+		if out := b.Handle(context.Background(), raw); out.Action != Done {
+			t.Fatalf("Handle #%d = %+v, want Done", i, out)
+		}
+	}
+	replies := outbox(t, db)
+	if len(replies) != 1 || *wakes != 1 {
+		t.Fatalf("%d replies, %d wakes after three deliveries of one message; want 1 and 1", len(replies), *wakes)
+	}
+	for _, want := range []string{"OK: added adam@indyhall.test", "VERIFIED: adam@indyhall.test", "To: <alex@indyhall.test>",
+		"In-Reply-To: <m1@indyhall.test>", "Auto-Submitted: auto-replied", "Subject: Re: roster"} {
+		if !strings.Contains(replies[0], want) {
+			t.Errorf("reply lacks %q:\n%s", want, replies[0])
+		}
+	}
+	n := 0
+	db.View(func(tx *storage.Tx) error {
+		return tx.Changes(0, func(c storage.Change) bool { n++; return true })
+	})
+	if n != 1 {
+		t.Errorf("%d audit records, want 1", n)
+	}
+}
+
+func TestHandleWithoutMessageIDIsStillOnce(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	raw := mail("alex@indyhall.test", "", "x", "add member adam@indyhall.test")
+	b.Handle(context.Background(), raw)
+	// The same message through another relay: a new Received line on top.
+	b.Handle(context.Background(), append([]byte("Received: from relay2 by mx; Sat, 28 Nov 2026 10:00:01 +0000\r\n"), raw...))
+	if n := len(outbox(t, db)); n != 1 {
+		t.Errorf("%d replies, want 1", n)
+	}
+}
+
+func TestHandleSetsAsideWithoutReply(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	for _, c := range []struct {
+		name string
+		raw  []byte
+	}{
+		{"no auth", mail("alex@indyhall.test", "f1@x", "x", "add member evil@evil.test", "no auth")},
+		{"forged id", mail("alex@indyhall.test", "f2@x", "x", "add member evil@evil.test", "Authentication-Results: mx.evil.test; dmarc=pass header.from=indyhall.test")},
+		{"dmarc fail", mail("alex@indyhall.test", "f3@x", "x", "add member evil@evil.test", "Authentication-Results: "+testAuth+"; dmarc=fail header.from=indyhall.test")},
+		{"auto-reply", mail("alex@indyhall.test", "f4@x", "Out of office", "add member evil@evil.test", "Auto-Submitted: auto-replied")},
+		{"our own mail", mail(testBot, "f5@x", "Re: x", "OK: added", "X-Loop: "+testBot)},
+		{"garbage", []byte("\x00\x01 not a message")},
+	} {
+		out := b.Handle(context.Background(), c.raw)
+		if out.Action != SetAside || out.Mailbox != "Rejected" {
+			t.Errorf("%s: %+v, want SetAside to Rejected", c.name, out)
+		}
+	}
+	if n := len(outbox(t, db)); n != 0 {
+		t.Errorf("%d replies to forged or automatic mail", n)
+	}
+	db.View(func(tx *storage.Tx) error {
+		if of, _ := tx.MembershipsOf("evil@evil.test"); len(of) != 0 {
+			t.Errorf("forged mail changed the roster: %+v", of)
+		}
+		return nil
+	})
+}
+
+func TestRateLimit(t *testing.T) {
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	b, db, _ := newTestBot(t, func() time.Time { return now })
+	for i := 0; i < 6; i++ {
+		b.Handle(context.Background(), mail("alex@indyhall.test", fmt.Sprintf("r%d@x", i), "x", fmt.Sprintf("add member m%d@indyhall.test", i)))
+	}
+	replies := outbox(t, db)
+	if len(replies) != 4 {
+		t.Fatalf("%d replies, want 3 answers and 1 notice", len(replies))
+	}
+	if !strings.Contains(replies[3], "more than 3 messages") {
+		t.Errorf("fourth reply is not the notice:\n%s", replies[3])
+	}
+	db.View(func(tx *storage.Tx) error {
+		if n := tx.CountMembers("indyhall"); n != 3 {
+			t.Errorf("%d members, want 3: messages over the limit must not act", n)
+		}
+		return nil
+	})
+	now = now.Add(61 * time.Minute)
+	b.Handle(context.Background(), mail("alex@indyhall.test", "later@x", "x", "verify m0@indyhall.test"))
+	if n := len(outbox(t, db)); n != 5 {
+		t.Errorf("after the hour: %d replies, want 5", n)
+	}
+}
+
+func TestReplyToBotIgnoresSubject(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	b.Handle(context.Background(), mail("alex@indyhall.test", "c1@x", "Re: add member sub@indyhall.test", "verify sub@indyhall.test",
+		"In-Reply-To: <abc@visa.test>"))
+	b.Handle(context.Background(), mail("alex@indyhall.test", "c2@x", "add member sub2@indyhall.test", "verify sub2@indyhall.test"))
+	db.View(func(tx *storage.Tx) error {
+		if _, ok, _ := tx.Member("indyhall", "sub@indyhall.test"); ok {
+			t.Error("the subject of a reply to the bot was run as a command")
+		}
+		if _, ok, _ := tx.Member("indyhall", "sub2@indyhall.test"); !ok {
+			t.Error("the subject of a new message was not run as a command")
+		}
+		return nil
+	})
+}
+
+func TestFailingMessageIsQuarantined(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	db.Close() // every transaction now fails: an internal error, not the sender's
+	raw := mail("alex@indyhall.test", "p1@x", "x", "verify a@indyhall.test")
+	for i, want := range []Action{Retry, Retry, SetAside} {
+		out := b.Handle(context.Background(), raw)
+		if out.Action != want {
+			t.Fatalf("attempt %d: %+v, want action %d", i+1, out, want)
+		}
+		if want == SetAside && out.Mailbox != "Quarantine" {
+			t.Errorf("set aside to %q, want Quarantine", out.Mailbox)
+		}
+	}
+}
+
+func TestSummary(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	b.Handle(context.Background(), mail("alex@indyhall.test", "s1@x", "hi", "Hello\nverify a@indyhall.test\nadd member bad\nadd space x name=y"))
+	r := outbox(t, db)[0]
+	for _, want := range []string{"3 commands: 1 NOT VERIFIED, 1 ERROR, 1 DENIED; 1 lines ignored.", "Not commands (ignored):", "  Hello"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("reply lacks %q:\n%s", want, r)
+		}
+	}
+}
