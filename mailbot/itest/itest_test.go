@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
 
 	"github.com/coworkingvisa/mailbot/mailbot/mailstack"
 	"github.com/coworkingvisa/mailbot/storage"
@@ -50,7 +51,7 @@ func newWorld(name string) world {
 	}
 }
 
-var worlds = []string{"flow", "forged", "denied", "restart"}
+var worlds = []string{"flow", "forged", "denied", "restart", "outage"}
 
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
@@ -79,7 +80,7 @@ func testMain(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	stack, err = mailstack.Start(ctx, mailstack.Options{Users: users})
+	stack, err = mailstack.Start(ctx, mailstack.Options{Users: users, RetryDelay: 2 * time.Second})
 	if err != nil {
 		// Loud, never a skip: CI must see that the real servers are missing.
 		fmt.Fprintln(os.Stderr, "ITEST: Dovecot and Postfix could not start (run .ci/install-deps as root):", err)
@@ -608,4 +609,77 @@ func deadAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// TestOutages: the IMAP server going away and the SMTP server going away
+// lose nothing. The bot reconnects to Dovecot and answers what arrived
+// meanwhile; a reply that cannot be sent while Postfix is down is retried
+// and arrives once Postfix is back.
+func TestOutages(t *testing.T) {
+	w := newWorld("outage")
+	store := filepath.Join(t.TempDir(), "visa.db")
+	b := startBot(t, w, store, stack.SMTPAddr)
+	setup(t, w)
+	ctx := ctxT(t)
+
+	if err := stack.StopDovecot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Postfix keeps the message while Dovecot is down.
+	send(t, w.alex, w.bot, thunderbird(envelope{From: w.alex, To: w.bot, Subject: "during imap outage"}, "add member imap@indyhall.test"))
+	time.Sleep(500 * time.Millisecond)
+	if err := stack.StartDovecot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stack.FlushQueue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, waitMail(t, w.alex, "INBOX", 1)[0], "OK: added imap@indyhall.test")
+
+	if err := stack.StopPostfix(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// With Postfix down, deliver straight into Dovecot over LMTP.
+	lmtp(t, w.alex, w.bot, thunderbird(envelope{From: w.alex, To: w.bot, Subject: "during smtp outage"}, "verify imap@indyhall.test"))
+	waitMail(t, w.bot, "Processed", 3) // setup, first, this one: committed, reply queued
+	time.Sleep(time.Second)           // a failed attempt or two
+	if err := stack.StartPostfix(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := waitMail(t, w.alex, "INBOX", 2)[1]
+	mustContain(t, r, "VERIFIED: imap@indyhall.test")
+	b.stop()
+	if !strings.Contains(b.log.String(), "will retry") {
+		t.Errorf("no failed send was logged while Postfix was down:\n%s", b.log.String())
+	}
+}
+
+// lmtp delivers a message straight to Dovecot, as Postfix would.
+func lmtp(t *testing.T, from, to string, raw []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", stack.LMTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	if err := c.Hello("itest"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail(from, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt(to, nil); err != nil {
+		t.Fatal(err)
+	}
+	wc, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wc.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wc.CloseWithLMTPResponse(); err != nil {
+		t.Fatalf("LMTP delivery to %s: %v", to, err)
+	}
 }
