@@ -9,9 +9,11 @@
 package mailbot
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -101,6 +103,12 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (out Outcome) {
 		}
 	}()
 	msg, err := message.Parse(raw, b.set.Limits)
+	tooLarge := errors.Is(err, message.ErrTooLarge)
+	if tooLarge {
+		// Read only the header: enough to authenticate the sender and
+		// tell them why nothing was done.
+		msg, err = message.Parse(headerOf(raw), b.set.Limits)
+	}
 	if err != nil {
 		return b.setAside(b.set.RejectedMailbox, "unreadable message: "+err.Error(), nil)
 	}
@@ -115,7 +123,7 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (out Outcome) {
 		return b.setAside(b.set.RejectedMailbox, "mail from the bot's own address", msg)
 	}
 	key = handledKey(sender.Address, msg, raw)
-	queued, err := b.apply(sender.Address, msg, key)
+	queued, err := b.apply(sender.Address, msg, key, tooLarge)
 	if err != nil {
 		return b.failed(key, err)
 	}
@@ -128,7 +136,7 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (out Outcome) {
 
 // apply is the one transaction of a message. It reports whether a reply
 // was queued.
-func (b *Bot) apply(sender string, msg *message.Message, key string) (queued bool, err error) {
+func (b *Bot) apply(sender string, msg *message.Message, key string, tooLarge bool) (queued bool, err error) {
 	now := b.now()
 	err = b.db.Update(func(tx *storage.Tx) error {
 		queued = false
@@ -160,12 +168,18 @@ func (b *Bot) apply(sender string, msg *message.Message, key string) (queued boo
 			// a manager replying "confirm TOKEN" must not re-run the original.
 			subject = ""
 		}
-		script := commands.Parse(subject, message.OwnLines(msg.Text), b.set.MaxCommands)
-		actor := commands.Actor{Address: sender, Admin: b.isAdmin(sender)}
-		env := commands.Env{Now: now, MessageID: msg.MessageID, Attachments: attachments(msg), Limits: b.set.Commands}
-		report, err := commands.Execute(tx, actor, env, script)
-		if err != nil {
-			return err
+		var report commands.Report
+		if tooLarge {
+			report.Results = []commands.Result{{Command: "(the whole message)", Status: commands.Error,
+				Text: fmt.Sprintf("the message is larger than %d KiB, so none of it was read and nothing changed; "+
+					"send the commands again without large attachments.", b.maxBytes()/1024)}}
+		} else {
+			script := commands.Parse(subject, message.OwnLines(msg.Text), b.set.MaxCommands)
+			actor := commands.Actor{Address: sender, Admin: b.isAdmin(sender)}
+			env := commands.Env{Now: now, MessageID: msg.MessageID, Attachments: attachments(msg), Limits: b.set.Commands}
+			if report, err = commands.Execute(tx, actor, env, script); err != nil {
+				return err
+			}
 		}
 		id, err := b.queueReply(tx, sender, msg, report, now)
 		if err != nil {
@@ -255,6 +269,26 @@ func (b *Bot) queueReply(tx *storage.Tx, to string, msg *message.Message, r comm
 		}
 	}
 	return b.enqueue(tx, to, msg, text, html, files, now)
+}
+
+// maxBytes is the message size limit in force.
+func (b *Bot) maxBytes() int {
+	if b.set.Limits.MaxBytes > 0 {
+		return b.set.Limits.MaxBytes
+	}
+	return 10 << 20
+}
+
+// headerOf returns the header of a raw message (up to its first blank
+// line, read from at most the first MiB), with an empty body.
+func headerOf(raw []byte) []byte {
+	head := raw[:min(len(raw), 1<<20)]
+	for _, sep := range []string{"\r\n\r\n", "\n\n"} {
+		if i := bytes.Index(head, []byte(sep)); i >= 0 {
+			return head[:i+len(sep)]
+		}
+	}
+	return append(append([]byte(nil), head...), "\r\n\r\n"...)
 }
 
 // attachments hands the message's files to the commands.

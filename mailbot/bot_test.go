@@ -219,3 +219,27 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+func TestTooLargeGetsAnError(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	b.set.Limits.MaxBytes = 4096
+	raw := mail("alex@indyhall.test", "big@x", "roster", "add member big@indyhall.test\n"+strings.Repeat("x", 8000))
+	if out := b.Handle(context.Background(), raw); out.Action != Done {
+		t.Fatalf("Handle = %+v, want Done", out)
+	}
+	replies := outbox(t, db)
+	if len(replies) != 1 || !strings.Contains(replies[0], "ERROR: the message is larger than 4 KiB") {
+		t.Fatalf("replies = %q", replies)
+	}
+	db.View(func(tx *storage.Tx) error {
+		if _, ok, _ := tx.Member("indyhall", "big@indyhall.test"); ok {
+			t.Error("a command of a message over the limit was applied")
+		}
+		return nil
+	})
+	// Forged and too large: still no answer.
+	forged := mail("alex@indyhall.test", "big2@x", "x", strings.Repeat("y", 8000), "no auth")
+	if out := b.Handle(context.Background(), forged); out.Action != SetAside {
+		t.Errorf("forged large mail: %+v", out)
+	}
+}

@@ -642,7 +642,7 @@ func TestOutages(t *testing.T) {
 	// With Postfix down, deliver straight into Dovecot over LMTP.
 	lmtp(t, w.alex, w.bot, thunderbird(envelope{From: w.alex, To: w.bot, Subject: "during smtp outage"}, "verify imap@indyhall.test"))
 	waitMail(t, w.bot, "Processed", 3) // setup, first, this one: committed, reply queued
-	time.Sleep(time.Second)           // a failed attempt or two
+	time.Sleep(time.Second)            // a failed attempt or two
 	if err := stack.StartPostfix(ctx); err != nil {
 		t.Fatal(err)
 	}
