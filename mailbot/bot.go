@@ -35,10 +35,14 @@ type Settings struct {
 	Admins       []string // lowercased
 	Trust        trust.Policy
 	RepliesPerHr int // replies per sender per hour; 0 = no limit
-	Limits       message.Limits
-	MaxCommands  int
-	Commands     commands.Limits
-	MaxAttempts  int // a message failing this often is set aside (default 3)
+	// RepliesPerMinute is the global circuit breaker: past it, handling
+	// pauses until the minute is over (mail waits in the inbox) and the
+	// admins are told once. 0 = no breaker.
+	RepliesPerMinute int
+	Limits           message.Limits
+	MaxCommands      int
+	Commands         commands.Limits
+	MaxAttempts      int // a message failing this often is set aside (default 3)
 	// QuarantineMailbox receives messages whose handling kept failing.
 	QuarantineMailbox string
 	// RejectedMailbox receives forged and automatic mail.
@@ -54,6 +58,11 @@ type Bot struct {
 	now   func() time.Time
 	wake  func() // tells the outbox there is new mail to send
 	fails sync.Map
+
+	mu          sync.Mutex // guards the breaker's window
+	window      time.Time  // the minute being counted
+	windowCount int        // replies queued in it
+	tripped     bool       // the admins were told in this window
 }
 
 // NewBot makes a bot over an open store. wake is called after a reply was
@@ -123,15 +132,88 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (out Outcome) {
 		return b.setAside(b.set.RejectedMailbox, "mail from the bot's own address", msg)
 	}
 	key = handledKey(sender.Address, msg, raw)
+	if !b.breakerAllows() {
+		return Outcome{Action: Retry, Reason: "circuit breaker: too many replies this minute; the message waits"}
+	}
 	queued, err := b.apply(sender.Address, msg, key, tooLarge)
 	if err != nil {
 		return b.failed(key, err)
 	}
 	b.fails.Delete(key)
 	if queued {
+		b.countReply()
 		b.wake()
 	}
 	return Outcome{Action: Done}
+}
+
+// breakerAllows reports whether the global reply budget of this minute has
+// room. When it first runs out, the admins are told (once per minute).
+func (b *Bot) breakerAllows() bool {
+	if b.set.RepliesPerMinute <= 0 {
+		return true
+	}
+	b.mu.Lock()
+	now := b.now().Truncate(time.Minute)
+	if !now.Equal(b.window) {
+		b.window, b.windowCount, b.tripped = now, 0, false
+	}
+	open := b.windowCount >= b.set.RepliesPerMinute
+	notify := open && !b.tripped
+	if notify {
+		b.tripped = true
+	}
+	b.mu.Unlock()
+	if notify {
+		b.log.Error("circuit breaker open: pausing until the minute is over", "replies", b.set.RepliesPerMinute)
+		b.notifyAdmins("circuit breaker open", fmt.Sprintf(
+			"The bot queued %d replies within one minute, its limit (limits.replies_per_minute). "+
+				"It pauses handling mail until the minute is over; messages wait in the inbox and nothing is lost. "+
+				"If this happens again, look for a mail loop.", b.set.RepliesPerMinute))
+	}
+	return !open
+}
+
+func (b *Bot) countReply() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now := b.now().Truncate(time.Minute); !now.Equal(b.window) {
+		b.window, b.windowCount, b.tripped = now, 0, false
+	}
+	b.windowCount++
+}
+
+// notifyAdmins queues a notice to every admin. It is best effort: the
+// trouble it reports may be the store itself, so a failure is only logged.
+func (b *Bot) notifyAdmins(subject, text string) {
+	if len(b.set.Admins) == 0 {
+		return
+	}
+	now := b.now()
+	body, html, err := b.tmpl.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: text})
+	if err == nil {
+		err = b.db.Update(func(tx *storage.Tx) error {
+			for _, admin := range b.set.Admins {
+				raw, id, err := reply.Render(reply.Message{
+					From: b.set.BotAddress, FromName: b.set.BotName, To: admin,
+					Subject: "[" + b.set.BotName + "] " + subject, Text: body, HTML: html,
+					Date: now, AutoSubmitted: "auto-generated",
+				})
+				if err != nil {
+					return err
+				}
+				if _, err := tx.Enqueue(storage.OutboxItem{From: b.set.BotAddress, To: []string{admin}, Raw: raw, MessageID: id, Created: now}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		b.log.Error("could not notify the admins", "subject", subject, "error", err)
+		return
+	}
+	b.wake()
 }
 
 // apply is the one transaction of a message. It reports whether a reply
@@ -372,8 +454,11 @@ func (b *Bot) failed(key string, err error) Outcome {
 	b.log.Error("message handling failed", "attempt", n, "error", err)
 	if n >= b.set.MaxAttempts {
 		b.fails.Delete(key)
-		return Outcome{Action: SetAside, Mailbox: b.set.QuarantineMailbox,
-			Reason: fmt.Sprintf("failed %d times: %v", n, err)}
+		reason := fmt.Sprintf("failed %d times: %v", n, err)
+		b.notifyAdmins("a message was quarantined", fmt.Sprintf(
+			"A message could not be handled after %d attempts and was moved to the mailbox %q, unanswered. "+
+				"Reason: %v. Look at it there; once the cause is fixed, move it back to the inbox.", n, b.set.QuarantineMailbox, err))
+		return Outcome{Action: SetAside, Mailbox: b.set.QuarantineMailbox, Reason: reason}
 	}
 	return Outcome{Action: Retry, Reason: err.Error()}
 }

@@ -243,3 +243,27 @@ func TestTooLargeGetsAnError(t *testing.T) {
 		t.Errorf("forged large mail: %+v", out)
 	}
 }
+
+func TestCircuitBreaker(t *testing.T) {
+	now := time.Date(2026, 11, 28, 10, 0, 10, 0, time.UTC)
+	b, db, _ := newTestBot(t, func() time.Time { return now })
+	b.set.RepliesPerMinute = 2
+	msgs := [][]byte{
+		mail("alex@indyhall.test", "b1@x", "x", "verify a@indyhall.test"),
+		mail("bob@elsewhere.test", "b2@x", "x", "verify a@indyhall.test"),
+		mail("carol@elsewhere.test", "b3@x", "x", "verify a@indyhall.test"),
+	}
+	for i, want := range []Action{Done, Done, Retry, Retry} {
+		if out := b.Handle(context.Background(), msgs[min(i, 2)]); out.Action != want {
+			t.Fatalf("message %d: %+v, want action %d", i, out, want)
+		}
+	}
+	replies := outbox(t, db)
+	if len(replies) != 3 || !strings.Contains(replies[2], "To: <admin@visa.test>") || !strings.Contains(replies[2], "circuit breaker") {
+		t.Fatalf("want 2 replies and one notice to the admin, got %d:\n%s", len(replies), strings.Join(replies, "\n----\n"))
+	}
+	now = now.Add(time.Minute)
+	if out := b.Handle(context.Background(), msgs[2]); out.Action != Done {
+		t.Errorf("after the minute: %+v", out)
+	}
+}

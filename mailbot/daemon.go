@@ -38,11 +38,12 @@ func (h inboxHandler) Handle(ctx context.Context, m inbox.Message) inbox.Disposi
 // SettingsFrom takes the pipeline's settings out of a loaded configuration.
 func SettingsFrom(cfg *config.Config) Settings {
 	return Settings{
-		BotAddress:   cfg.Bot.Address,
-		BotName:      cfg.Bot.Name,
-		Admins:       cfg.Admins,
-		Trust:        trust.Policy{Require: cfg.Auth.Require, AuthservID: cfg.Auth.AuthservID, BotAddress: cfg.Bot.Address},
-		RepliesPerHr: cfg.Limits.RepliesPerSenderPerHour,
+		BotAddress:       cfg.Bot.Address,
+		BotName:          cfg.Bot.Name,
+		Admins:           cfg.Admins,
+		Trust:            trust.Policy{Require: cfg.Auth.Require, AuthservID: cfg.Auth.AuthservID, BotAddress: cfg.Bot.Address},
+		RepliesPerHr:     cfg.Limits.RepliesPerSenderPerHour,
+		RepliesPerMinute: cfg.Limits.RepliesPerMinute,
 		Limits: message.Limits{
 			MaxBytes: int(cfg.Limits.MaxMessageBytes),
 			MaxLines: cfg.Limits.MaxLines,

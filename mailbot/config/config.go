@@ -127,10 +127,12 @@ type Auth struct {
 
 // Limits bound what one sender or one message can cost.
 type Limits struct {
-	RepliesPerSenderPerHour int   `yaml:"replies_per_sender_per_hour"`
-	MaxMessageBytes         int64 `yaml:"max_message_bytes"`
-	MaxLines                int   `yaml:"max_lines"`
-	MaxCommands             int   `yaml:"max_commands"`
+	RepliesPerSenderPerHour int `yaml:"replies_per_sender_per_hour"`
+	// RepliesPerMinute is the global circuit breaker (0 = none).
+	RepliesPerMinute int   `yaml:"replies_per_minute"`
+	MaxMessageBytes  int64 `yaml:"max_message_bytes"`
+	MaxLines         int   `yaml:"max_lines"`
+	MaxCommands      int   `yaml:"max_commands"`
 	// ImportMaxBytes and ImportMaxRows bound a CSV roster sent by email.
 	ImportMaxBytes int `yaml:"import_max_bytes"`
 	ImportMaxRows  int `yaml:"import_max_rows"`
@@ -170,8 +172,8 @@ type Log struct {
 
 // Schedule is Digest in parsed form, for the scheduler.
 type Schedule struct {
-	Weekday      time.Weekday
-	Hour, Minute int
+	Weekday              time.Weekday
+	Hour, Minute, Second int
 	// Location is the default time zone, for spaces that name none.
 	Location *time.Location
 }
@@ -203,6 +205,7 @@ func Default() *Config {
 		PollInterval: 60 * time.Second,
 		Limits: Limits{
 			RepliesPerSenderPerHour: 60,
+			RepliesPerMinute:        1000,
 			MaxMessageBytes:         10 << 20,
 			MaxLines:                500,
 			MaxCommands:             100,
@@ -509,10 +512,14 @@ func (d Digest) Schedule() (Schedule, error) {
 	if s.Weekday < 0 {
 		p.add("digest.weekday", "must be a day of the week such as monday, got %q", d.Weekday)
 	}
+	// Seconds are allowed (HH:MM:SS) so that a test can set a digest a few
+	// seconds ahead.
 	if t, err := time.Parse("15:04", d.Time); err == nil {
 		s.Hour, s.Minute = t.Hour(), t.Minute()
+	} else if t, err := time.Parse("15:04:05", d.Time); err == nil {
+		s.Hour, s.Minute, s.Second = t.Hour(), t.Minute(), t.Second()
 	} else {
-		p.add("digest.time", "must be a 24-hour time HH:MM such as \"08:00\", got %q", d.Time)
+		p.add("digest.time", "must be a 24-hour time HH:MM such as \"08:00\" (or HH:MM:SS), got %q", d.Time)
 	}
 	if d.Timezone == "" {
 		p.add("digest.timezone", "required: an IANA time zone such as Europe/Paris, or UTC")
