@@ -1,0 +1,105 @@
+package templates
+
+// DigestMember is one line of a roster in a digest.
+type DigestMember struct {
+	Email  string
+	Name   string
+	Status string // active, inactive, or expired (active but past its end date)
+	Until  string // YYYY-MM-DD, or "" for open-ended
+}
+
+// DigestChange is one audit record in a digest.
+type DigestChange struct {
+	When   string // local time of the space (or of the network digest)
+	Actor  string // who made the change
+	Space  string // the space's label; set in the network digest only
+	Text   string // what changed, e.g. "updated member a@b.example"
+	Detail string // e.g. "status active → inactive; until none → 2026-12-31"
+}
+
+// DigestVisit is one verification in a digest.
+type DigestVisit struct {
+	When     string
+	Visitor  string
+	Home     string // the visitor's home space, or "" when not verified
+	Host     string // the space (or, where unknown, the manager) that checked
+	Verified bool
+}
+
+// DigestCounts are a roster's numbers.
+type DigestCounts struct {
+	Total      int
+	Active     int
+	Inactive   int // not active today: inactive status or past the end date
+	Expired    int // of Inactive, those still marked active but past their end date
+	EndingSoon int // active, ending within EndingDays
+}
+
+// DigestData is what one space's weekly digest shows its managers.
+type DigestData struct {
+	BotName, BotAddress string
+	SpaceID, SpaceName  string
+	Manager             string // the recipient
+	Title               string // e.g. "week of 30 Nov 2026"
+	OnRequest           bool   // sent with `mailbot digest --now`, not on schedule
+	From, To            string // the window of changes and verifications, local time
+	TimeZone            string
+	Today               string // YYYY-MM-DD, the space's local date
+	EndingDays          int    // "ending within N days"
+	Counts              DigestCounts
+	Members             []DigestMember
+	Changes             []DigestChange
+	// Sent: this space's members verified at other spaces. Hosted: the
+	// visitors this space's managers checked, verified or not.
+	Sent             []DigestVisit
+	Hosted           []DigestVisit
+	SentCount        int
+	HostedCount      int // verified visitors from other spaces
+	NotVerifiedCount int // checks at this space that found no membership
+	EndingSoon       []DigestMember
+	Attachment       string // the roster CSV's file name
+}
+
+// NetworkSpace is one space's line in the network digest.
+type NetworkSpace struct {
+	ID, Name      string
+	City, Country string
+	TimeZone      string
+	Managers      int
+	Members       int
+	Active        int
+	Changes       int // in the window
+	Hosted        int // verified visitors from other spaces, in the window
+	Sent          int // members verified at other spaces, in the window
+}
+
+// NetworkDigestData is what the network admins' weekly digest shows.
+type NetworkDigestData struct {
+	BotName, BotAddress  string
+	Admin                string // the recipient
+	Title                string
+	OnRequest            bool
+	From, To             string
+	TimeZone             string
+	Spaces               []NetworkSpace
+	TotalMembers         int
+	TotalActive          int
+	Changes              []DigestChange
+	ChangeCount          int // all changes in the window; Changes may hold fewer
+	ChangesOmitted       int
+	Verifications        []DigestVisit
+	VerificationCount    int
+	VerifiedCount        int
+	NotVerifiedCount     int
+	VerificationsOmitted int
+}
+
+// Digest renders a space's weekly digest as text and HTML.
+func (s *Set) Digest(d DigestData) (text, html string, err error) {
+	return s.render("digest", d)
+}
+
+// NetworkDigest renders the network admins' weekly digest as text and HTML.
+func (s *Set) NetworkDigest(d NetworkDigestData) (text, html string, err error) {
+	return s.render("network-digest", d)
+}
