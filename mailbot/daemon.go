@@ -12,6 +12,7 @@ import (
 
 	"github.com/coworkingvisa/mailbot/commands"
 	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/digest"
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
 	"github.com/coworkingvisa/mailbot/mailbot/smtpsend"
@@ -65,6 +66,7 @@ type Daemon struct {
 	Bot     *Bot
 	Outbox  *Outbox
 	Watcher *inbox.Watcher
+	Digest  *digest.Scheduler
 	log     *slog.Logger
 }
 
@@ -102,7 +104,13 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		PollInterval: cfg.PollInterval, IdleRestart: cfg.IMAP.IdleRestart, CommandTimeout: cfg.IMAP.CommandTimeout,
 		Logger: log,
 	}, inboxHandler{bot})
-	return &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, log: log}, nil
+	dset, err := digest.SettingsFrom(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	sched := digest.New(db, tmpl, dset, log, nil, out.Wake)
+	return &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log}, nil
 }
 
 // Run serves until ctx is done: the message in hand is finished, the sends
@@ -110,26 +118,25 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run}
+	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if errs[0] = d.Watcher.Run(ctx); errs[0] != nil {
-			cancel()
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if errs[1] = d.Outbox.Run(ctx); errs[1] != nil {
-			cancel()
-		}
-	}()
+	for i, run := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// One part failing stops the others: a daemon half running
+			// is worse than one that exits and is restarted.
+			if errs[i] = run(ctx); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
 	d.log.Info("mailbot running")
 	wg.Wait()
 	closeErr := d.DB.Close()
 	d.log.Info("mailbot stopped")
-	if err := errors.Join(errs[0], errs[1]); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("mailbot: %w", err)
 	}
 	if closeErr != nil {
