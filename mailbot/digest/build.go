@@ -70,7 +70,7 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 		BotName: s.set.BotName, BotAddress: s.set.BotAddress,
 		SpaceID: sp.ID, SpaceName: nameOf(sp),
 		Title: w.Title, OnRequest: w.OnRequest,
-		From: w.Start.In(w.Loc).Format(rangeLayout), To: w.End.In(w.Loc).Format(rangeLayout),
+		From: w.Start.Add(time.Nanosecond).In(w.Loc).Format(rangeLayout), To: w.End.In(w.Loc).Format(rangeLayout),
 		TimeZone: w.Loc.String(), Today: today, EndingDays: EndingDays,
 	}
 	for _, mb := range members {
@@ -158,7 +158,7 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
 	data := templates.NetworkDigestData{
 		BotName: s.set.BotName, BotAddress: s.set.BotAddress,
 		Title: w.Title, OnRequest: w.OnRequest,
-		From: w.Start.In(w.Loc).Format(rangeLayout), To: w.End.In(w.Loc).Format(rangeLayout),
+		From: w.Start.Add(time.Nanosecond).In(w.Loc).Format(rangeLayout), To: w.End.In(w.Loc).Format(rangeLayout),
 		TimeZone: w.Loc.String(),
 	}
 	index := map[string]int{}

@@ -301,7 +301,9 @@ func since(sch schedule, last string, due, created time.Time, loc *time.Location
 		start = t
 	}
 	if created.After(start) {
-		start = created
+		// Windows are open at the start (Start < At): begin just before
+		// the creation, so the changes made with it are listed.
+		start = created.Add(-time.Nanosecond)
 	}
 	return start
 }

@@ -127,7 +127,7 @@ func (s *syncBuffer) String() string {
 
 // writeConfig writes a config for world w's bot; smtpAddr may point at a
 // dead port to keep replies in the outbox.
-func writeConfig(t *testing.T, w world, store, smtpAddr string) string {
+func writeConfig(t *testing.T, w world, store, smtpAddr, extra string) string {
 	t.Helper()
 	imapHost, imapPort := splitHostPort(t, stack.IMAPAddr)
 	smtpHost, smtpPort := splitHostPort(t, smtpAddr)
@@ -159,7 +159,7 @@ outbox:
   retry_max: 2s
 log:
   level: debug
-`, w.bot, imapHost, imapPort, w.bot, smtpHost, smtpPort, store, w.admin, authservID)
+`, w.bot, imapHost, imapPort, w.bot, smtpHost, smtpPort, store, w.admin, authservID) + extra
 	path := filepath.Join(filepath.Dir(store), fmt.Sprintf("config-%d.yaml", time.Now().UnixNano()))
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -178,7 +178,13 @@ func splitHostPort(t *testing.T, addr string) (string, string) {
 // startBot runs `mailbot run --config` for world w.
 func startBot(t *testing.T, w world, store, smtpAddr string) *bot {
 	t.Helper()
-	cfg := writeConfig(t, w, store, smtpAddr)
+	return startBotWith(t, w, store, smtpAddr, "")
+}
+
+// startBotWith is startBot with more top-level YAML in the config.
+func startBotWith(t *testing.T, w world, store, smtpAddr, extra string) *bot {
+	t.Helper()
+	cfg := writeConfig(t, w, store, smtpAddr, extra)
 	b := &bot{t: t, log: &syncBuffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(binary, "run", "--config", cfg)
 	b.cmd.Env = append(os.Environ(), "MAILBOT_IMAP_PASSWORD="+password)
