@@ -91,14 +91,22 @@ func (r Report) Counts() map[Status]int {
 // Execute runs a script's commands, in order, in the transaction tx. A
 // command that fails (ERROR, DENIED) writes nothing; the others apply. An
 // error return means the store failed: the caller must roll back tx.
+//
+// A message with more "remove member" lines than env.Limits.ConfirmRemovals
+// applies none of them: each is checked and held, and one token confirms
+// them all (see holdRemoval).
 func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error) {
 	r := Report{Cut: script.Cut, Items: script.Items}
 	x := &executor{tx: tx, actor: actor, env: env}
+	if lim := env.Limits.ConfirmRemovals; lim > 0 && countRemovals(script) > lim {
+		x.hold = &holding{first: -1}
+	}
 	for _, it := range script.Items {
 		if it.Command == nil {
 			r.Ignored = append(r.Ignored, it.Line)
 			continue
 		}
+		held := x.heldCount()
 		res, err := x.run(it.Command)
 		if err != nil {
 			return Report{}, fmt.Errorf("%s: %w", it.Command.Name, err)
@@ -107,7 +115,18 @@ func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error
 		if it.Command.Name == "help" {
 			r.Help = true
 		}
+		if x.heldCount() > held && x.hold.first < 0 {
+			x.hold.first = len(r.Results)
+		}
 		r.Results = append(r.Results, res)
+	}
+	if x.heldCount() > 0 {
+		detail, err := x.holdRemovals()
+		if err != nil {
+			return Report{}, fmt.Errorf("remove member: %w", err)
+		}
+		first := &r.Results[x.hold.first]
+		first.Detail = append(detail, first.Detail...)
 	}
 	if script.Commands == 0 {
 		r.Help = true
@@ -120,6 +139,14 @@ type executor struct {
 	tx    *storage.Tx
 	actor Actor
 	env   Env
+	hold  *holding // non-nil when this message's removals wait for confirmation
+}
+
+func (x *executor) heldCount() int {
+	if x.hold == nil {
+		return 0
+	}
+	return len(x.hold.removals)
 }
 
 func ok(format string, args ...any) Result {
@@ -149,13 +176,18 @@ func (x *executor) run(c *Command) (Result, error) {
 	case "update member":
 		return x.updateMember(c)
 	case "remove member":
+		if x.hold != nil {
+			return x.holdRemoval(c)
+		}
 		return x.removeMember(c)
 	case "list members":
 		return x.listMembers(c)
 	case "history":
 		return x.history(c)
-	case "import members", "confirm":
-		return fail("%s is not available yet.", c.Name), nil
+	case "import members":
+		return x.importMembers(c)
+	case "confirm":
+		return x.confirm(c)
 	case "add space", "update space", "remove space", "add manager", "remove manager", "list spaces":
 		if !x.actor.Admin {
 			return denied("%s is for network admins only.", c.Name), nil

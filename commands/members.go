@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -143,31 +144,6 @@ func (x *executor) removeMember(c *Command) (Result, error) {
 	return ok("removed %s from %s.", c.Target, sp.ID), nil
 }
 
-func (x *executor) listMembers(c *Command) (Result, error) {
-	sp, res, err := x.space(c)
-	if res != nil || err != nil {
-		return deref(res), err
-	}
-	all, err := x.tx.Members(sp.ID)
-	if err != nil {
-		return Result{}, err
-	}
-	var lines []string
-	active := 0
-	for _, m := range all {
-		if m.ActiveOn(x.today()) {
-			active++
-		}
-		if s := c.Opts["status"]; s != "" && m.Status != s {
-			continue
-		}
-		lines = append(lines, describe(m))
-	}
-	r := ok("%s has %d members, %d of them active.", sp.ID, len(all), active)
-	r.Detail = lines
-	return r, nil
-}
-
 func (x *executor) history(c *Command) (Result, error) {
 	sp, res, err := x.space(c)
 	if res != nil || err != nil {
@@ -183,9 +159,45 @@ func (x *executor) history(c *Command) (Result, error) {
 	r := ok("%d changes to %s in %s.", len(changes), c.Target, sp.ID)
 	for _, ch := range changes {
 		r.Detail = append(r.Detail, fmt.Sprintf("%s %s by %s (message %s)",
-			ch.At.UTC().Format("2006-01-02 15:04 UTC"), ch.Action, ch.Actor, ch.MessageID))
+			ch.At.UTC().Format("2006-01-02 15:04 UTC"), changeSummary(ch), ch.Actor, ch.MessageID))
 	}
 	return r, nil
+}
+
+// changeSummary says what an audit record of a member did: "add Alice
+// <a@x> (active)", "update status active → inactive", "remove".
+func changeSummary(ch storage.Change) string {
+	var before, after storage.Member
+	_ = json.Unmarshal(ch.Before, &before) // a record without a side reads as empty
+	_ = json.Unmarshal(ch.After, &after)
+	switch ch.Action {
+	case "add":
+		if after.Email != "" {
+			return "add " + describe(after)
+		}
+	case "update":
+		var parts []string
+		diff := func(field, a, b string) {
+			if a != b {
+				parts = append(parts, fmt.Sprintf("%s %s → %s", field, orNone(a), orNone(b)))
+			}
+		}
+		diff("address", before.Email, after.Email)
+		diff("name", before.Name, after.Name)
+		diff("status", before.Status, after.Status)
+		diff("end date", before.Until, after.Until)
+		if len(parts) > 0 {
+			return "update " + strings.Join(parts, ", ")
+		}
+	}
+	return ch.Action
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 // verify answers a host: may this visitor work here? Any manager (or admin)

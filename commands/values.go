@@ -1,143 +1,28 @@
 package commands
 
-import (
-	"errors"
-	"fmt"
-	"strings"
-	"time"
-	"unicode"
-	"unicode/utf8"
-)
+import "github.com/coworkingvisa/mailbot/commands/internal/norm"
 
-// Limits on values, so that nothing a sender writes can bloat the store or
-// break a reply's layout.
-const (
-	maxAddressLen = 254 // RFC 5321 §4.5.3.1.3, path minus the brackets
-	maxLocalLen   = 64  // RFC 5321 §4.5.3.1.1
-	maxTextLen    = 200
-	maxSpaceIDLen = 40
-)
+// The rules themselves live in package norm, shared with the CSV roster
+// reader, so that a file and a command line accept exactly the same values.
 
 // NormalizeAddress checks that s is a plain email address (local@domain) and
 // returns it lowercased, so that addresses compare case-insensitively.
 // Surrounding <>, "mailto:" and trailing punctuation are removed first.
-func NormalizeAddress(s string) (string, error) {
-	a := strings.TrimSpace(s)
-	a = strings.TrimRight(a, ".,;:!?)")
-	a = strings.TrimPrefix(strings.TrimSuffix(strings.TrimPrefix(a, "<"), ">"), "(")
-	if len(a) >= 7 && strings.EqualFold(a[:7], "mailto:") {
-		a = a[7:]
-	}
-	a = strings.ToLower(a)
-	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("%q is not a valid email address: %s", truncate(s, 80), why)
-	}
-	if a == "" {
-		return bad("it is empty")
-	}
-	if len(a) > maxAddressLen {
-		return bad("it is too long")
-	}
-	if !utf8.ValidString(a) {
-		return bad("it is not valid text")
-	}
-	at := strings.LastIndexByte(a, '@')
-	if at < 0 || strings.Count(a, "@") != 1 {
-		return bad("it needs exactly one @")
-	}
-	local, domain := a[:at], a[at+1:]
-	if local == "" || len(local) > maxLocalLen {
-		return bad("the part before @ is empty or too long")
-	}
-	for _, r := range local {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`"(),:;<>[\]`, r) {
-			return bad(fmt.Sprintf("it contains %q", r))
-		}
-	}
-	if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
-		return bad("misplaced dot")
-	}
-	labels := strings.Split(domain, ".")
-	if len(labels) < 2 {
-		return bad("the domain needs a dot")
-	}
-	for _, l := range labels {
-		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
-			return bad("the domain is malformed")
-		}
-		for _, r := range l {
-			if !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 && unicode.IsLetter(r)) {
-				return bad(fmt.Sprintf("the domain contains %q", r))
-			}
-		}
-	}
-	return a, nil
-}
+func NormalizeAddress(s string) (string, error) { return norm.Address(s) }
 
 // NormalizeSpaceID checks a space id (letters, digits, "-", "_") and returns
 // it lowercased.
-func NormalizeSpaceID(s string) (string, error) {
-	id := strings.ToLower(strings.TrimRight(strings.TrimSpace(s), ".,;:"))
-	if id == "" || len(id) > maxSpaceIDLen {
-		return "", fmt.Errorf("a space id has 1 to %d characters", maxSpaceIDLen)
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return "", fmt.Errorf("%q is not a valid space id: use letters, digits, - and _", truncate(s, 60))
-		}
-	}
-	return id, nil
-}
+func NormalizeSpaceID(s string) (string, error) { return norm.SpaceID(s) }
 
 // NormalizeDate checks a YYYY-MM-DD date and returns it; "", "none" and
 // "never" clear an end date and return "".
-func NormalizeDate(s string) (string, error) {
-	v := strings.TrimSpace(s)
-	switch strings.ToLower(v) {
-	case "", "none", "never", "-":
-		return "", nil
-	}
-	t, err := time.Parse("2006-01-02", v)
-	if err != nil {
-		return "", fmt.Errorf("%q is not a valid date: write YYYY-MM-DD, e.g. 2027-03-31", truncate(s, 40))
-	}
-	if t.Year() < 2000 || t.Year() > 2199 {
-		return "", fmt.Errorf("%q is out of range", v)
-	}
-	return t.Format("2006-01-02"), nil
-}
+func NormalizeDate(s string) (string, error) { return norm.Date(s) }
 
 // checkTimeZone checks an IANA time zone name such as Europe/Paris.
-func checkTimeZone(tz string) error {
-	if tz == "" || strings.ContainsAny(tz, " .\\") && tz != "UTC" || strings.HasPrefix(tz, "/") {
-		return fmt.Errorf("%q is not a time zone: use a name like Europe/Paris", truncate(tz, 40))
-	}
-	if _, err := time.LoadLocation(tz); err != nil {
-		return fmt.Errorf("%q is not a time zone: use a name like Europe/Paris", truncate(tz, 40))
-	}
-	return nil
-}
+func checkTimeZone(tz string) error { return norm.TimeZone(tz) }
 
-// checkText refuses values that could not be shown safely on one line.
-func checkText(key, v string) error {
-	if utf8.RuneCountInString(v) > maxTextLen {
-		return fmt.Errorf("%s= is longer than %d characters", key, maxTextLen)
-	}
-	if !utf8.ValidString(v) {
-		return errors.New(key + "= is not valid text")
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return fmt.Errorf("%s= contains a control character", key)
-		}
-	}
-	return nil
-}
+// checkText refuses option values that could not be shown safely on one line.
+func checkText(key, v string) error { return norm.Text(key+"=", v) }
 
 // truncate shortens s for an error message.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
-}
+func truncate(s string, n int) string { return norm.Truncate(s, n) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -23,9 +24,70 @@ type Change struct {
 	After     json.RawMessage `json:"after,omitempty"`
 }
 
-// Record appends a change to the audit trail.
+// Record appends a change to the audit trail. A change to a member is also
+// indexed under its space and address (and under the new address when it
+// renames the member), so that one member's history is a prefix scan.
 func (t *Tx) Record(c Change) (uint64, error) {
-	return t.appendSeq(bucketAudit, &c, func(seq uint64) { c.Seq = seq })
+	seq, err := t.appendSeq(bucketAudit, &c, func(seq uint64) { c.Seq = seq })
+	if err != nil {
+		return 0, err
+	}
+	return seq, t.indexChange(c)
+}
+
+// indexChange writes the history index entries of one audit record.
+func (t *Tx) indexChange(c Change) error {
+	if c.Kind != "member" || c.Space == "" {
+		return nil
+	}
+	keys := []string{c.Key}
+	if to := renamedTo(c); to != "" {
+		keys = append(keys, to)
+	}
+	for _, k := range keys {
+		if err := t.bucket(bucketAuditMember).Put(historyKey(c.Space, k, c.Seq), nil); err != nil {
+			return fmt.Errorf("index audit record %d: %w", c.Seq, err)
+		}
+	}
+	return nil
+}
+
+// renamedTo returns the address a member change moved the member to, or ""
+// when it kept its address.
+func renamedTo(c Change) string {
+	if len(c.After) == 0 {
+		return ""
+	}
+	var after struct {
+		Email string `json:"email"`
+	}
+	if json.Unmarshal(c.After, &after) != nil || after.Email == c.Key {
+		return ""
+	}
+	return after.Email
+}
+
+// historyKey is space \x00 address \x00 seq: the keys of one member sort by
+// sequence number, so in time order.
+func historyKey(space, email string, seq uint64) []byte {
+	return append(pairKey(space, email+"\x00"), itob(seq)...)
+}
+
+// reindexAudit builds the history index from the whole audit trail; it runs
+// once, when a store written before the index existed is opened.
+func (t *Tx) reindexAudit() error {
+	var ierr error
+	err := t.Changes(0, func(c Change) bool {
+		ierr = t.indexChange(c)
+		return ierr == nil
+	})
+	if err == nil {
+		err = ierr
+	}
+	if err != nil {
+		return fmt.Errorf("index the audit trail: %w", err)
+	}
+	return nil
 }
 
 // Changes calls fn for each audit record with a sequence number of at least
@@ -159,17 +221,75 @@ func (t *Tx) DeletePending(token string) error {
 	return nil
 }
 
-// History returns the audit trail of one member of a space, including the
-// change that renamed another address to this one. It scans the trail.
-func (t *Tx) History(space, key string) ([]Change, error) {
-	var out []Change
-	err := t.Changes(0, func(c Change) bool {
-		if c.Kind == "member" && c.Space == space && c.Key == key {
-			out = append(out, c)
-		} else if c.Kind == "member" && c.Space == space && bytes.Contains(c.After, []byte(`"email":"`+key+`"`)) {
-			out = append(out, c) // renamed to this address
+// DeleteExpiredPending removes pending changes that expired before the
+// given time, and reports how many. Callers pass a time well in the past
+// of their clock, so that a late confirmation still hears "expired" rather
+// than "unknown".
+func (t *Tx) DeleteExpiredPending(before time.Time) (int, error) {
+	var old [][]byte
+	err := t.bucket(bucketPending).ForEach(func(k, v []byte) error {
+		var p Pending
+		if err := decode(bucketPending, k, v, &p); err != nil {
+			return err
 		}
-		return true
+		if p.Expires.Before(before) {
+			old = append(old, append([]byte(nil), k...))
+		}
+		return nil
 	})
-	return out, err
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range old {
+		if err := t.bucket(bucketPending).Delete(k); err != nil {
+			return 0, fmt.Errorf("delete pending %s: %w", k, err)
+		}
+	}
+	return len(old), nil
+}
+
+// maxRenames bounds how far History follows a member back through renames.
+const maxRenames = 32
+
+// History returns the audit trail of one member of a space, in time order.
+// A member renamed to this address brings its earlier history along: the
+// rename record and everything before it under the old address.
+func (t *Tx) History(space, key string) ([]Change, error) {
+	seen := map[uint64]bool{}
+	var out []Change
+	if err := t.history(space, key, ^uint64(0), 0, seen, &out); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+// history collects the records indexed under one address before sequence
+// number until, following renames into that address.
+func (t *Tx) history(space, key string, until uint64, depth int, seen map[uint64]bool, out *[]Change) error {
+	prefix := pairKey(space, key+"\x00")
+	c := t.bucket(bucketAuditMember).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		seq := btoi(k[len(prefix):])
+		if seq >= until {
+			break
+		}
+		if seen[seq] {
+			continue
+		}
+		seen[seq] = true
+		var ch Change
+		if found, err := t.get(bucketAudit, itob(seq), &ch); err != nil {
+			return err
+		} else if !found {
+			continue
+		}
+		*out = append(*out, ch)
+		if ch.Key != key && depth < maxRenames {
+			if err := t.history(space, ch.Key, seq, depth+1, seen, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -38,6 +38,7 @@ var (
 	bucketMembers       = []byte("members")       // space \x00 email -> Member
 	bucketMemberIndex   = []byte("member_index")  // email \x00 space -> nil, for verify
 	bucketAudit         = []byte("audit")         // seq -> Change
+	bucketAuditMember   = []byte("audit_member")  // space \x00 email \x00 seq -> nil, for history
 	bucketVerifications = []byte("verifications") // seq -> Verification
 	bucketHandled       = []byte("handled")       // message key -> HandledMessage
 	bucketOutbox        = []byte("outbox")        // seq -> OutboxItem
@@ -47,7 +48,7 @@ var (
 	bucketPeriods       = []byte("periods")       // name -> last period done (digests)
 
 	allBuckets = [][]byte{bucketMeta, bucketSpaces, bucketManagers, bucketManagerSpaces,
-		bucketMembers, bucketMemberIndex, bucketAudit, bucketVerifications, bucketHandled,
+		bucketMembers, bucketMemberIndex, bucketAudit, bucketAuditMember, bucketVerifications, bucketHandled,
 		bucketOutbox, bucketOutboxRaw, bucketRates, bucketPending, bucketPeriods}
 )
 
@@ -79,12 +80,20 @@ func Open(path string) (*DB, error) {
 	return db, nil
 }
 
-// migrate creates missing buckets and checks the schema version.
+// migrate creates missing buckets and checks the schema version. Buckets
+// added within schema version 1 are indexes, filled from the records they
+// index when they are created, so an older file reads the same as a new one.
 func (db *DB) migrate() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
+		auditIndexed := tx.Bucket(bucketAuditMember) != nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		if !auditIndexed {
+			if err := (&Tx{tx: tx}).reindexAudit(); err != nil {
+				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)

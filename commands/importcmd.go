@@ -1,0 +1,268 @@
+package commands
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/coworkingvisa/mailbot/commands/csvroster"
+	"github.com/coworkingvisa/mailbot/storage"
+)
+
+// maxRemovedDetail bounds the members a replace preview lists by address.
+const maxRemovedDetail = 50
+
+// csvTypes are the media types mail clients give a CSV file: Outlook on
+// Windows sends application/vnd.ms-excel, older clients the others.
+var csvTypes = map[string]bool{
+	"text/csv": true, "application/csv": true, "application/vnd.ms-excel": true,
+	"text/comma-separated-values": true, "text/x-csv": true, "application/x-csv": true,
+}
+
+// isCSV reports whether an attachment is meant as a CSV file.
+func isCSV(a Attachment) bool {
+	return csvTypes[strings.ToLower(a.ContentType)] || strings.HasSuffix(strings.ToLower(a.Filename), ".csv")
+}
+
+// fileLabel names an attachment for a person, safely on one line.
+func fileLabel(a Attachment) string {
+	name := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(a.Filename))
+	if name == "" {
+		return "the attached file"
+	}
+	return truncate(name, 80)
+}
+
+// rosterAttachment picks the CSV file of the message, or says why there
+// is none to import.
+func (x *executor) rosterAttachment() (Attachment, *Result) {
+	var csvs, others []Attachment
+	for _, a := range x.env.Attachments {
+		if isCSV(a) {
+			csvs = append(csvs, a)
+		} else {
+			others = append(others, a)
+		}
+	}
+	switch {
+	case len(csvs) == 1:
+		return csvs[0], nil
+	case len(csvs) > 1:
+		names := make([]string, len(csvs))
+		for i, a := range csvs {
+			names[i] = fileLabel(a)
+		}
+		r := fail("attach one CSV file, not %d (%s).", len(csvs), strings.Join(names, ", "))
+		return Attachment{}, &r
+	case len(others) == 0:
+		r := fail("attach the roster as a CSV file (columns email,name,status,until, with a header row).")
+		return Attachment{}, &r
+	}
+	found := make([]string, len(others))
+	for i, a := range others {
+		found[i] = fmt.Sprintf("%s (%s)", fileLabel(a), truncate(a.ContentType, 60))
+	}
+	r := fail("attach the roster as a CSV file; this message has %s. In a spreadsheet, save as \"CSV UTF-8\" and attach that.",
+		strings.Join(found, ", "))
+	return Attachment{}, &r
+}
+
+// checkSize refuses an attachment over the import limit.
+func (x *executor) checkSize(a Attachment) *Result {
+	max := x.env.Limits.MaxImportBytes
+	if a.TooLarge || max > 0 && len(a.Data) > max {
+		limit := "the limit"
+		if max > 0 {
+			limit = "the limit of " + humanBytes(max)
+		}
+		r := fail("%s is too large to import (over %s). Nothing was changed; split it into several files, "+
+			"or ask the network operator to import it.", fileLabel(a), limit)
+		return &r
+	}
+	return nil
+}
+
+func humanBytes(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// importMembers is "import members [replace]": it reads the attached
+// roster and applies it, or for a replace previews it and holds it for
+// confirmation.
+func (x *executor) importMembers(c *Command) (Result, error) {
+	sp, res, err := x.space(c)
+	if res != nil || err != nil {
+		return deref(res), err
+	}
+	att, res := x.rosterAttachment()
+	if res != nil {
+		return *res, nil
+	}
+	if res := x.checkSize(att); res != nil {
+		return *res, nil
+	}
+	name := fileLabel(att)
+	text, err := csvroster.Decode(att.Data, att.Charset)
+	if err != nil {
+		return fail("%s cannot be read: %s. Nothing was changed.", name, strings.TrimSuffix(err.Error(), ".")), nil
+	}
+	rows, problems, err := csvroster.Read(text, "utf-8", x.env.Limits.MaxImportRows)
+	if err != nil {
+		return fail("%s cannot be read: %s. Nothing was changed.", name, strings.TrimSuffix(err.Error(), ".")), nil
+	}
+	replace := contains(c.Words, "replace")
+	p, err := x.planImport(sp.ID, rows, problems, replace)
+	if err != nil {
+		return Result{}, err
+	}
+	if len(rows) == 0 {
+		r := fail("%s has no member row that can be imported (%d rejected). Nothing was changed.", name, len(p.rejected))
+		r.Detail = rejectedDetail(p.rejected)
+		return r, nil
+	}
+	if replace {
+		return x.previewReplace(sp.ID, att, text, p)
+	}
+	if err := x.applyImport(p); err != nil {
+		return Result{}, err
+	}
+	rep := p.report(name)
+	r := ok("imported %s into %s: %s.", name, sp.ID, rep.counts(""))
+	r.Detail = rejectedDetail(rep.Rejected)
+	return r, nil
+}
+
+// replacePayload is a replace waiting for confirmation: the file as it was
+// decoded, so the confirmation applies exactly what was previewed.
+type replacePayload struct {
+	File       string   `json:"file"`
+	Data       []byte   `json:"data"`        // UTF-8 text of the file
+	SHA256     string   `json:"sha256"`      // of Data
+	FileSHA256 string   `json:"file_sha256"` // of the attachment as sent
+	Removes    []string `json:"removes"`     // the addresses the preview said it would remove
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// previewReplace holds a replace for confirmation and says what it would
+// change. Nothing of the roster is written.
+func (x *executor) previewReplace(space string, att Attachment, text []byte, p importPlan) (Result, error) {
+	payload := replacePayload{File: fileLabel(att), Data: text, SHA256: sha256Hex(text), FileSHA256: sha256Hex(att.Data)}
+	for _, m := range p.removes {
+		payload.Removes = append(payload.Removes, m.Email)
+	}
+	tok, expires, err := x.holdPending(space, pendingReplace, payload)
+	if err != nil {
+		return Result{}, err
+	}
+	rep := p.report(payload.File)
+	r := ok("%s would replace the roster of %s: %s. Nothing was changed yet. To apply, reply with the line: confirm %s",
+		payload.File, space, rep.counts("REMOVED"), tok)
+	r.Detail = append(removedDetail(p.removes, "REMOVED"), rejectedDetail(rep.Rejected)...)
+	r.Detail = append(r.Detail, tokenNote(x.actor.Address, expires))
+	return r, nil
+}
+
+// removedDetail lists removed members, a bounded number of them.
+func removedDetail(removes []storage.Member, label string) []string {
+	var out []string
+	for i, m := range removes {
+		if i == maxRemovedDetail {
+			out = append(out, fmt.Sprintf("… and %d more", len(removes)-i))
+			break
+		}
+		out = append(out, label+": "+describe(m))
+	}
+	return out
+}
+
+// confirmReplace applies a confirmed replace: the stored file, checked
+// again against the roster as it is now.
+func (x *executor) confirmReplace(p storage.Pending) (Result, error) {
+	var pl replacePayload
+	if err := json.Unmarshal(p.Payload, &pl); err != nil {
+		return Result{}, fmt.Errorf("decode pending replace: %w", err)
+	}
+	if sha256Hex(pl.Data) != pl.SHA256 {
+		return fail("the file waiting under this token is damaged; nothing was changed. Send the import again."), nil
+	}
+	if res := x.sameFile(pl); res != nil {
+		return *res, nil
+	}
+	rows, problems, err := csvroster.Read(pl.Data, "utf-8", 0)
+	if err != nil {
+		return fail("%s cannot be read any more: %s. Nothing was changed.", pl.File, err), nil
+	}
+	plan, err := x.planImport(p.Space, rows, problems, true)
+	if err != nil {
+		return Result{}, err
+	}
+	if extra := unexpectedRemovals(plan.removes, pl.Removes); len(extra) > 0 {
+		r := fail("the roster of %s changed since the preview: the import would now also remove %d members "+
+			"the preview did not list. Nothing was changed; send the import again for a new preview.", p.Space, len(extra))
+		r.Detail = removedDetail(extra, "would also remove")
+		return r, nil
+	}
+	if err := x.applyImport(plan); err != nil {
+		return Result{}, err
+	}
+	if err := x.tx.DeletePending(p.Token); err != nil {
+		return Result{}, err
+	}
+	rep := plan.report(pl.File)
+	r := ok("imported %s into %s, replacing its roster: %s.", pl.File, p.Space, rep.counts("removed"))
+	r.Detail = append(removedDetail(plan.removes, "removed"), rejectedDetail(rep.Rejected)...)
+	return r, nil
+}
+
+// sameFile refuses a confirmation that comes with a different CSV file than
+// the one the token holds: the token is for that file only.
+func (x *executor) sameFile(pl replacePayload) *Result {
+	var csvs []Attachment
+	for _, a := range x.env.Attachments {
+		if isCSV(a) {
+			csvs = append(csvs, a)
+		}
+	}
+	for _, a := range csvs {
+		if a.TooLarge || sha256Hex(a.Data) != pl.FileSHA256 {
+			r := fail("this token confirms %s as previewed, and the attached %s is a different file. Nothing was changed; "+
+				"to import the new file, send import members replace with it for a new preview.", pl.File, fileLabel(a))
+			return &r
+		}
+	}
+	return nil
+}
+
+// unexpectedRemovals returns the members a replace would remove now that
+// its preview did not list (added to the roster since).
+func unexpectedRemovals(now []storage.Member, previewed []string) []storage.Member {
+	listed := make(map[string]bool, len(previewed))
+	for _, e := range previewed {
+		listed[e] = true
+	}
+	var out []storage.Member
+	for _, m := range now {
+		if !listed[m.Email] {
+			out = append(out, m)
+		}
+	}
+	return out
+}

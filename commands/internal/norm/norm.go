@@ -1,0 +1,164 @@
+// Package norm holds the rules every value a manager writes must meet, in
+// a command line or in a roster file: addresses, dates, statuses, space ids
+// and free text. It sits apart from package commands so that the CSV reader
+// applies exactly the rules the command parser does.
+package norm
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on values, so that nothing a sender writes can bloat the store or
+// break a reply's layout.
+const (
+	maxAddressLen = 254 // RFC 5321 §4.5.3.1.3, path minus the brackets
+	maxLocalLen   = 64  // RFC 5321 §4.5.3.1.1
+	maxSpaceIDLen = 40
+	// MaxTextLen is the longest name, city or terms a value may have.
+	MaxTextLen = 200
+)
+
+// Member statuses, as stored and as written in commands and files.
+const (
+	StatusActive   = "active"
+	StatusInactive = "inactive"
+)
+
+// Address checks that s is a plain email address (local@domain) and
+// returns it lowercased, so that addresses compare case-insensitively.
+// Surrounding <>, "mailto:" and trailing punctuation are removed first.
+func Address(s string) (string, error) {
+	a := strings.TrimSpace(s)
+	a = strings.TrimRight(a, ".,;:!?)")
+	a = strings.TrimPrefix(strings.TrimSuffix(strings.TrimPrefix(a, "<"), ">"), "(")
+	if len(a) >= 7 && strings.EqualFold(a[:7], "mailto:") {
+		a = a[7:]
+	}
+	a = strings.ToLower(a)
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("%q is not a valid email address: %s", Truncate(s, 80), why)
+	}
+	if a == "" {
+		return bad("it is empty")
+	}
+	if len(a) > maxAddressLen {
+		return bad("it is too long")
+	}
+	if !utf8.ValidString(a) {
+		return bad("it is not valid text")
+	}
+	at := strings.LastIndexByte(a, '@')
+	if at < 0 || strings.Count(a, "@") != 1 {
+		return bad("it needs exactly one @")
+	}
+	local, domain := a[:at], a[at+1:]
+	if local == "" || len(local) > maxLocalLen {
+		return bad("the part before @ is empty or too long")
+	}
+	for _, r := range local {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`"(),:;<>[\]`, r) {
+			return bad(fmt.Sprintf("it contains %q", r))
+		}
+	}
+	if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
+		return bad("misplaced dot")
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return bad("the domain needs a dot")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return bad("the domain is malformed")
+		}
+		for _, r := range l {
+			if !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 && unicode.IsLetter(r)) {
+				return bad(fmt.Sprintf("the domain contains %q", r))
+			}
+		}
+	}
+	return a, nil
+}
+
+// SpaceID checks a space id (letters, digits, "-", "_") and returns it
+// lowercased.
+func SpaceID(s string) (string, error) {
+	id := strings.ToLower(strings.TrimRight(strings.TrimSpace(s), ".,;:"))
+	if id == "" || len(id) > maxSpaceIDLen {
+		return "", fmt.Errorf("a space id has 1 to %d characters", maxSpaceIDLen)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return "", fmt.Errorf("%q is not a valid space id: use letters, digits, - and _", Truncate(s, 60))
+		}
+	}
+	return id, nil
+}
+
+// Date checks a YYYY-MM-DD date and returns it; "", "none" and "never"
+// clear an end date and return "".
+func Date(s string) (string, error) {
+	v := strings.TrimSpace(s)
+	switch strings.ToLower(v) {
+	case "", "none", "never", "-":
+		return "", nil
+	}
+	t, err := time.Parse("2006-01-02", v)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a valid date: write YYYY-MM-DD, e.g. 2027-03-31", Truncate(s, 40))
+	}
+	if t.Year() < 2000 || t.Year() > 2199 {
+		return "", fmt.Errorf("%q is out of range", v)
+	}
+	return t.Format("2006-01-02"), nil
+}
+
+// Status checks a membership status, in any case, and returns it lowercased.
+func Status(s string) (string, error) {
+	v := strings.ToLower(strings.TrimSpace(s))
+	if v != StatusActive && v != StatusInactive {
+		return "", fmt.Errorf("status must be active or inactive, not %q", Truncate(v, 40))
+	}
+	return v, nil
+}
+
+// TimeZone checks an IANA time zone name such as Europe/Paris.
+func TimeZone(tz string) error {
+	if tz == "" || strings.ContainsAny(tz, " .\\") && tz != "UTC" || strings.HasPrefix(tz, "/") {
+		return fmt.Errorf("%q is not a time zone: use a name like Europe/Paris", Truncate(tz, 40))
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return fmt.Errorf("%q is not a time zone: use a name like Europe/Paris", Truncate(tz, 40))
+	}
+	return nil
+}
+
+// Text refuses values that could not be shown safely on one line; key
+// names the value in the error ("name=").
+func Text(key, v string) error {
+	if utf8.RuneCountInString(v) > MaxTextLen {
+		return fmt.Errorf("%s is longer than %d characters", key, MaxTextLen)
+	}
+	if !utf8.ValidString(v) {
+		return errors.New(key + " is not valid text")
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return fmt.Errorf("%s contains a control character", key)
+		}
+	}
+	return nil
+}
+
+// Truncate shortens s for an error message.
+func Truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
