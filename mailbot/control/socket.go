@@ -1,0 +1,150 @@
+// Package control is the daemon's local control socket: the operator
+// commands (mailbot export, import and backup) that must work while the
+// daemon runs. bbolt lets one process open the store, even read-only, so a
+// second process cannot read it while the daemon holds it; instead the
+// daemon answers these requests itself, over HTTP on a unix socket next to
+// the store (<store.path>.sock, mode 0600: only the daemon's user, and
+// root, may connect).
+//
+// The same operations (Export, Import, and storage.DB.Backup) are plain
+// functions on an open *storage.DB, so the CLI runs them in-process when no
+// daemon is running.
+//
+// Endpoints, for curl --unix-socket:
+//
+//	GET  /backup                                  a consistent copy of the store
+//	GET  /export?space=ID&format=csv|json&status=active|inactive
+//	POST /import?space=ID&replace=0|1&charset=NAME (body: the CSV)
+//	GET  /health
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrNoDaemon is returned by Dial when no daemon answers on the store's
+// control socket: the file is absent, or nothing listens on it any more.
+var ErrNoDaemon = errors.New("no daemon answers on the control socket")
+
+// SocketPath is where the daemon serving the store at storePath listens.
+func SocketPath(storePath string) string { return storePath + ".sock" }
+
+// maxSunPath is the longest path bind and connect take (sun_path is 108
+// bytes on Linux, with its terminating NUL; 104 on the BSDs).
+const maxSunPath = 103
+
+// withAddr calls fn with an address for the socket at path that bind and
+// connect accept. A path too long for sun_path is reached through
+// /proc/self/fd of its directory (Linux), so that a deep store directory
+// does not prevent the socket.
+func withAddr(path string, fn func(addr string) error) error {
+	if len(path) <= maxSunPath {
+		return fn(path)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	addr := fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
+	if len(addr) > maxSunPath {
+		return fmt.Errorf("socket path %s is too long for a unix socket", path)
+	}
+	if _, err := os.Stat(filepath.Dir(addr)); err != nil {
+		return fmt.Errorf("socket path %s is too long for a unix socket (%d bytes, at most %d)", path, len(path), maxSunPath)
+	}
+	return fn(addr)
+}
+
+// dialSocket connects to the unix socket at path.
+func dialSocket(ctx context.Context, path string) (net.Conn, error) {
+	var conn net.Conn
+	err := withAddr(path, func(addr string) error {
+		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, "unix", addr)
+		return err
+	})
+	return conn, err
+}
+
+// noListener reports whether a dial error means nobody listens on the
+// socket (a stale file left by a killed daemon) or there is no file.
+func noListener(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist)
+}
+
+// Listen creates the control socket of the store at storePath, mode 0600.
+// A socket file left by a daemon that died is removed first; one that a
+// live process still answers on is an error, as is any other file there.
+// The daemon calls it only while it holds the store, so two daemons never
+// compete for the socket. Closing the listener removes the file.
+func Listen(storePath string) (net.Listener, error) {
+	path := SocketPath(storePath)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("control socket: %s exists and is not a socket: move it away", path)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := dialSocket(ctx, path)
+		cancel()
+		switch {
+		case err == nil:
+			conn.Close()
+			return nil, fmt.Errorf("control socket: another process answers on %s", path)
+		case noListener(err):
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("control socket: remove stale %s: %w", path, err)
+			}
+		default:
+			return nil, fmt.Errorf("control socket: check %s: %w", path, err)
+		}
+	}
+	var ul *net.UnixListener
+	err := withAddr(path, func(addr string) error {
+		l, err := net.Listen("unix", addr)
+		if err != nil {
+			return err
+		}
+		ul = l.(*net.UnixListener)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	// The address may be a /proc/self/fd path that is gone by Close: remove
+	// the file by its real name.
+	ul.SetUnlinkOnClose(false)
+	l := &listener{UnixListener: ul, path: path}
+	// Between bind and chmod the socket has the umask's mode: with the usual
+	// umask (022, 027, 077) that gives no one else write permission, which
+	// connect needs; the store's directory (0700 when storage.Open made it)
+	// closes the gap otherwise.
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return l, nil
+}
+
+// listener removes its socket file when closed.
+type listener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (l *listener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() { os.Remove(l.path) })
+	return err
+}
