@@ -12,6 +12,7 @@ import (
 
 	"github.com/coworkingvisa/mailbot/commands"
 	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/control"
 	"github.com/coworkingvisa/mailbot/mailbot/digest"
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
@@ -68,6 +69,9 @@ type Daemon struct {
 	Watcher *inbox.Watcher
 	Digest  *digest.Scheduler
 	log     *slog.Logger
+	// storePath locates the control socket next to the store, through
+	// which operator commands reach the running daemon.
+	storePath string
 }
 
 // Open opens the store and builds the daemon from cfg without starting it.
@@ -110,15 +114,25 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	sched := digest.New(db, tmpl, dset, log, nil, out.Wake)
-	return &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log}, nil
+	return &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log, storePath: cfg.Store.Path}, nil
 }
 
 // Run serves until ctx is done: the message in hand is finished, the sends
 // in hand complete, and the store is closed. Then it returns nil.
 func (d *Daemon) Run(ctx context.Context) error {
+	// The control socket lets `mailbot backup/export/import` work while
+	// the daemon holds the store (bbolt allows one process per file).
+	ctl, err := control.Listen(d.storePath)
+	if err != nil {
+		d.DB.Close()
+		return fmt.Errorf("mailbot: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run}
+	serveControl := func(ctx context.Context) error {
+		return control.Serve(ctx, ctl, control.NewHandler(d.DB, nil, d.Digest.SendNow))
+	}
+	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run, serveControl}
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for i, run := range parts {

@@ -34,6 +34,22 @@ Usage:
                                    exit 75 asks the MTA to retry); the daemon must not be running
   mailbot check-config --config FILE
                                    load and validate a config; print it with secrets redacted
+  mailbot export --config FILE [--space ID] [--format csv|json] [--status active|inactive] [--out FILE]
+                                   write the rosters of one space, or of all (CSV with a first
+                                   column space; JSON: spaces with managers and members)
+  mailbot import --config FILE --space ID [--replace] [--charset NAME] CSVFILE
+                                   add and update a space's members from a CSV (email,name,status,until);
+                                   --replace also removes those missing from it. Prints the counts and
+                                   each rejected row with its line number; exits 0 even when rows were
+                                   rejected, 1 only when the import failed (then nothing was applied)
+  mailbot backup --config FILE BACKUPFILE
+                                   write a consistent copy of the store (FILE.tmp, then renamed)
+                                   export, import and backup work while the daemon runs: they go
+                                   through its socket <store.path>.sock (run them as the daemon's
+                                   user), or open the store themselves when no daemon runs
+  mailbot digest --config FILE --now [--space ID] [--dry-run]
+                                   build the weekly digests now (one space, or all and the network
+                                   digest) and send them, or print them with --dry-run
   mailbot help                     this text and the command language
 
 `
@@ -65,6 +81,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 		}
 		return code
+	case "export":
+		err = cmdExport(ctx, rest, stdout, stderr)
+	case "import":
+		err = cmdImport(ctx, rest, stdin, stdout, stderr)
+	case "digest":
+		err = cmdDigest(ctx, rest, stdout, stderr)
+	case "backup":
+		err = cmdBackup(ctx, rest, stdout, stderr)
 	case "check-config":
 		err = cmdCheckConfig(rest, stdout, stderr)
 	case "help", "-h", "--help":
