@@ -1,0 +1,49 @@
+package templates
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDigestEscapesAndOverrides(t *testing.T) {
+	s, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DigestData{
+		BotName: "Visa", BotAddress: "visa@x.test", SpaceID: "s", SpaceName: "<b>S</b>", Title: "week of 30 Nov 2026",
+		EndingDays: 30, Attachment: "s-roster.csv",
+		Members: []DigestMember{{Email: "a@x.test", Name: "<script>alert(1)</script>", Status: "active"}},
+		Changes: []DigestChange{{When: "Mon 30 Nov 08:00", Actor: "m@x.test", Text: "added member a@x.test"}},
+	}
+	text, html, err := s.Digest(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(text, "\n") || !strings.Contains(text, "<script>alert(1)</script> <a@x.test>  active") {
+		t.Errorf("text:\n%s", text)
+	}
+	if strings.Contains(html, "<script>") || strings.Contains(html, "<b>S</b>") || !strings.Contains(html, "&lt;script&gt;") {
+		t.Errorf("HTML does not escape names:\n%s", html)
+	}
+	ntext, nhtml, err := s.NetworkDigest(NetworkDigestData{BotName: "Visa", Title: "week of 30 Nov 2026",
+		Spaces: []NetworkSpace{{ID: "s", Name: "<i>S</i>", Members: 3}}, TotalMembers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ntext, "1 spaces, 3 members") || strings.Contains(nhtml, "<i>S</i>") {
+		t.Errorf("network digest:\n%s\n%s", ntext, nhtml)
+	}
+
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "digest.txt"), []byte("Digest of {{.SpaceName}}"), 0o644)
+	s, err = New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, _, err := s.Digest(d); err != nil || text != "Digest of <b>S</b>" {
+		t.Errorf("overridden digest = %q, %v", text, err)
+	}
+}
