@@ -102,6 +102,7 @@ func testMain(m *testing.M) int {
 // bot is one run of the mailbot binary.
 type bot struct {
 	t      *testing.T
+	config string // the config file it runs with
 	cmd    *exec.Cmd
 	log    *syncBuffer
 	done   chan struct{}
@@ -185,7 +186,7 @@ func startBot(t *testing.T, w world, store, smtpAddr string) *bot {
 func startBotWith(t *testing.T, w world, store, smtpAddr, extra string) *bot {
 	t.Helper()
 	cfg := writeConfig(t, w, store, smtpAddr, extra)
-	b := &bot{t: t, log: &syncBuffer{}, done: make(chan struct{})}
+	b := &bot{t: t, config: cfg, log: &syncBuffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(binary, "run", "--config", cfg)
 	b.cmd.Env = append(os.Environ(), "MAILBOT_IMAP_PASSWORD="+password)
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log

@@ -3,6 +3,7 @@ package itest
 import (
 	"encoding/base64"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/emersion/go-message/mail"
 	"golang.org/x/text/encoding/charmap"
+
+	"github.com/coworkingvisa/mailbot/storage"
 )
 
 func init() { worlds = append(worlds, "roster") }
@@ -119,5 +122,26 @@ func TestRosterByMail(t *testing.T) {
 	// The token works once.
 	send(t, w.alex, w.bot, thunderbird(envelope{From: w.alex, To: w.bot, Subject: "again"}, "confirm "+token[1]))
 	mustContain(t, waitMail(t, w.alex, "INBOX", 5)[4], "ERROR:")
+
+	// The operator's tools work while the daemon holds the store.
+	out, err := exec.Command(binary, "export", "--config", b.config, "--space", "indyhall").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "zoe@indyhall.test,Zoë Schmidt,active") {
+		t.Errorf("export while running: %v\n%s", err, out)
+	}
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if out, err := exec.Command(binary, "backup", "--config", b.config, backup).CombinedOutput(); err != nil {
+		t.Fatalf("backup while running: %v\n%s", err, out)
+	}
 	b.stop()
+	db, err := storage.Open(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.View(func(tx *storage.Tx) error {
+		if n := tx.CountMembers("indyhall"); n != 2 {
+			t.Errorf("the backup holds %d members of indyhall, want 2", n)
+		}
+		return nil
+	})
 }
