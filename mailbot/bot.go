@@ -124,7 +124,13 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (out Outcome) {
 	if reason, auto := trust.Automatic(msg.Header, b.set.BotAddress); auto {
 		return b.setAside(b.set.RejectedMailbox, "automatic mail ("+reason+"): not answered", msg)
 	}
-	sender, err := trust.Authenticate(msg.Header, b.set.Trust)
+	sender, err := trust.AuthenticateMessage(ctx, msg.Header, raw, b.set.Trust)
+	if errors.Is(err, trust.ErrDKIMTemporary) {
+		// The DNS did not answer: not authenticated now, but perhaps
+		// later. The message waits in the inbox; nothing was applied.
+		b.log.Warn("DKIM key look-up failed; the message waits", "message_id", msg.MessageID, "error", err)
+		return Outcome{Action: Retry, Reason: "DKIM look-up failed: " + err.Error()}
+	}
 	if err != nil {
 		return b.setAside(b.set.RejectedMailbox, "sender not authenticated: "+err.Error(), msg)
 	}

@@ -43,7 +43,7 @@ func SettingsFrom(cfg *config.Config) Settings {
 		BotAddress:       cfg.Bot.Address,
 		BotName:          cfg.Bot.Name,
 		Admins:           cfg.Admins,
-		Trust:            trust.Policy{Require: cfg.Auth.Require, AuthservID: cfg.Auth.AuthservID, BotAddress: cfg.Bot.Address},
+		Trust:            trustPolicy(cfg),
 		RepliesPerHr:     cfg.Limits.RepliesPerSenderPerHour,
 		RepliesPerMinute: cfg.Limits.RepliesPerMinute,
 		Limits: message.Limits{
@@ -59,6 +59,16 @@ func SettingsFrom(cfg *config.Config) Settings {
 		QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
 		RejectedMailbox:   cfg.IMAP.RejectedMailbox,
 	}
+}
+
+// trustPolicy is the configured trust, with the bot's own DKIM check when
+// auth.verify_dkim asks for it.
+func trustPolicy(cfg *config.Config) trust.Policy {
+	p := trust.Policy{Require: cfg.Auth.Require, AuthservID: cfg.Auth.AuthservID, BotAddress: cfg.Bot.Address}
+	if cfg.Auth.VerifyDKIM {
+		p.DKIM = trust.NewDKIMVerifier(cfg.Auth.DNSServer, cfg.Auth.DNSTimeout)
+	}
+	return p
 }
 
 // Daemon is the running bot: store, inbox watcher and outbox.

@@ -24,6 +24,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	_ "time/tzdata" // digest time zones must load on hosts without a zoneinfo database
@@ -123,6 +124,18 @@ type Auth struct {
 	// AuthservID is the only authserv-id whose Authentication-Results
 	// headers are believed; required unless Require is "none".
 	AuthservID string `yaml:"authserv_id"`
+	// VerifyDKIM makes the bot check DKIM signatures itself when the
+	// Authentication-Results of AuthservID do not authenticate a sender
+	// (for providers such as Microsoft 365 that write no usable ones): a
+	// verified signature whose d= is aligned with the From domain then
+	// authenticates it, for require dmarc and dkim alike.
+	VerifyDKIM bool `yaml:"verify_dkim"`
+	// DNSServer is the "host:port" of the DNS server asked for DKIM keys;
+	// "" uses the system resolver.
+	DNSServer string `yaml:"dns_server"`
+	// DNSTimeout bounds the DNS look-ups for one message; a timeout leaves
+	// the sender unauthenticated.
+	DNSTimeout time.Duration `yaml:"dns_timeout"`
 }
 
 // Limits bound what one sender or one message can cost.
@@ -201,7 +214,7 @@ func Default() *Config {
 			CommandTimeout:    60 * time.Second,
 		},
 		SMTP:         SMTP{Server: Server{TLS: "implicit"}, Connections: 2},
-		Auth:         Auth{Require: "dmarc"},
+		Auth:         Auth{Require: "dmarc", DNSTimeout: 5 * time.Second},
 		PollInterval: 60 * time.Second,
 		Limits: Limits{
 			RepliesPerSenderPerHour: 60,
@@ -424,6 +437,16 @@ func (c *Config) Validate() error {
 	if strings.ContainsFunc(c.Auth.AuthservID, func(r rune) bool { return r <= ' ' || r == ';' }) {
 		p.add("auth.authserv_id", "must be a single token, got %q", c.Auth.AuthservID)
 	}
+	if c.Auth.DNSServer != "" {
+		host, port, err := net.SplitHostPort(c.Auth.DNSServer)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			p.add("auth.dns_server", "must be host:port, such as 127.0.0.1:53 or [::1]:53, got %q", c.Auth.DNSServer)
+		}
+	}
+	if c.Auth.DNSTimeout <= 0 || c.Auth.DNSTimeout > time.Minute {
+		p.add("auth.dns_timeout", "must be more than 0 and at most 1m, got %v", c.Auth.DNSTimeout)
+	}
 
 	if c.PollInterval < time.Second {
 		p.add("poll_interval", "must be at least 1s, got %v", c.PollInterval)
@@ -548,6 +571,9 @@ func (c *Config) Warnings() []string {
 	}
 	if c.Auth.Require == "none" {
 		w = append(w, "auth.require: none: commands are honoured without checking who sent them; for testing only")
+	}
+	if c.Auth.VerifyDKIM && c.Auth.Require == "none" {
+		w = append(w, "auth.verify_dkim: has no effect with auth.require: none")
 	}
 	if len(c.Admins) == 0 {
 		w = append(w, "admins: none listed: nobody can add spaces or managers")

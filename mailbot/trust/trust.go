@@ -10,9 +10,14 @@
 // it arrived and may have been written by the sender. RFC 8601 §5 asks the
 // receiving server to remove such forged fields as well; the topmost rule
 // keeps the bot safe as long as the server always adds its own.
+//
+// Where that server writes no usable field (Microsoft 365 writes them without
+// an authserv-id), the bot can check DKIM signatures itself (dkim.go,
+// Policy.DKIM, AuthenticateMessage).
 package trust
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,6 +41,14 @@ type Policy struct {
 	Require    string // RequireDMARC, RequireDKIM or RequireNone
 	AuthservID string // trust only Authentication-Results with this authserv-id
 	BotAddress string // the bot's own address: mail From it never authenticates
+	// DKIM, if set, is the bot's own DKIM check (auth.verify_dkim): a
+	// second way to authenticate, for AuthenticateMessage only. A message
+	// that the Authentication-Results of AuthservID do not authenticate
+	// passes if it carries a DKIM signature aligned with its From domain
+	// that the bot verifies itself (see VerifyDKIM), under either Require
+	// value, unless that field says dmarc=fail: the receiving server
+	// knows the domain's DMARC policy, and its veto stands.
+	DKIM *DKIMVerifier
 }
 
 // Validate reports a policy that cannot work, so that a configuration
@@ -65,8 +78,19 @@ type Sender struct {
 
 // Authenticate returns the sender of a message if the policy's evidence for
 // its From address is there. Its errors say why not, for the log, and all
-// wrap ErrNotAuthenticated.
+// wrap ErrNotAuthenticated. It sees the header only, so Policy.DKIM is not
+// used: see AuthenticateMessage.
 func Authenticate(h mail.Header, p Policy) (Sender, error) {
+	return AuthenticateMessage(context.Background(), h, nil, p)
+}
+
+// AuthenticateMessage is Authenticate with the raw message at hand, which the
+// bot's own DKIM check needs: when p.DKIM is set and the Authentication-Results
+// do not authenticate the sender, it verifies the message's DKIM signatures
+// itself (VerifyDKIM). Its DNS look-ups stop when ctx is done. A temporary
+// DKIM failure (a DNS timeout) leaves the message unauthenticated, and its
+// error wraps ErrDKIMTemporary as well as ErrNotAuthenticated.
+func AuthenticateMessage(ctx context.Context, h mail.Header, raw []byte, p Policy) (Sender, error) {
 	if err := p.Validate(); err != nil {
 		return Sender{}, fmt.Errorf("%w: %w", ErrNotAuthenticated, err)
 	}
@@ -81,17 +105,42 @@ func Authenticate(h mail.Header, p Policy) (Sender, error) {
 		return Sender{Address: addr, Method: RequireNone}, nil
 	}
 
+	domain := addr[strings.LastIndexByte(addr, '@')+1:]
 	results, err := trustedResults(h, p.AuthservID)
-	if err != nil {
+	// Our own DKIM check may stand in where our receiving server gave no
+	// verdict or an unfavourable one, but neither where its field is
+	// unreadable (it may hold a veto) nor against its dmarc=fail.
+	fallback := errors.Is(err, errNoTrustedResults)
+	if err != nil && !fallback {
 		return Sender{}, fmt.Errorf("%w: %w", ErrNotAuthenticated, err)
 	}
-	domain := addr[strings.LastIndexByte(addr, '@')+1:]
-	method, why := evaluate(results, domain, p.Require)
-	if method == "" {
+	why := ""
+	if err != nil {
+		why = err.Error()
+	} else {
+		var method string
+		var veto bool
+		method, why, veto = evaluate(results, domain, p.Require)
+		if method != "" {
+			return Sender{Address: addr, Method: method}, nil
+		}
+		fallback = !veto
+	}
+	if p.DKIM == nil || raw == nil {
 		return Sender{}, fmt.Errorf("%w: From domain %q: %s", ErrNotAuthenticated, domain, why)
 	}
-	return Sender{Address: addr, Method: method}, nil
+	if !fallback {
+		return Sender{}, fmt.Errorf("%w: From domain %q: %s (own DKIM check not consulted)", ErrNotAuthenticated, domain, why)
+	}
+	if _, err := p.DKIM.Verify(ctx, raw, addr); err != nil {
+		return Sender{}, fmt.Errorf("%w: From domain %q: %s; own DKIM check: %w", ErrNotAuthenticated, domain, why, err)
+	}
+	return Sender{Address: addr, Method: MethodOwnDKIM}, nil
 }
+
+// errNoTrustedResults: the message has no Authentication-Results field of
+// the configured authserv-id.
+var errNoTrustedResults = errors.New("no Authentication-Results of")
 
 // trustedResults returns the results of the topmost Authentication-Results
 // field with the given authserv-id. Fields of other ids are skipped (RFC 8601
@@ -111,16 +160,17 @@ func trustedResults(h mail.Header, authservID string) ([]result, error) {
 		}
 		return results, nil
 	}
-	return nil, fmt.Errorf("no Authentication-Results of %q", authservID)
+	return nil, fmt.Errorf("%w %q", errNoTrustedResults, authservID)
 }
 
 // evaluate applies the policy to the trusted results for the From domain.
-// It returns the method that vouches for the domain, or "" and why not.
+// It returns the method that vouches for the domain, or "" and why not, and
+// whether the field vetoes the domain (dmarc=fail).
 //
 // A dmarc=fail anywhere in the trusted field vetoes everything: the receiving
 // server knows the domain's published alignment mode (adkim=s, RFC 7489 §6.3)
 // and the full Public Suffix List, so its verdict beats our own alignment.
-func evaluate(results []result, fromDomain, require string) (method, why string) {
+func evaluate(results []result, fromDomain, require string) (method, why string, veto bool) {
 	var dmarcPass, dkimPass, dmarcFail bool
 	var seen []string
 	for _, r := range results {
@@ -151,13 +201,13 @@ func evaluate(results []result, fromDomain, require string) (method, why string)
 	}
 	switch {
 	case dmarcFail:
-		return "", "DMARC failed: " + strings.Join(seen, "; ")
+		return "", "DMARC failed: " + strings.Join(seen, "; "), true
 	case dmarcPass && require == RequireDMARC:
-		return RequireDMARC, ""
+		return RequireDMARC, "", false
 	case dkimPass:
-		return RequireDKIM, ""
+		return RequireDKIM, "", false
 	case len(seen) == 0:
-		return "", "no " + require + " result"
+		return "", "no " + require + " result", false
 	}
-	return "", "no passing aligned result: " + strings.Join(seen, "; ")
+	return "", "no passing aligned result: " + strings.Join(seen, "; "), false
 }
