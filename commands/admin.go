@@ -52,7 +52,7 @@ func (x *executor) updateSpace(c *Command) (Result, error) {
 		return fail("there is no space %s.", c.Target), nil
 	}
 	if len(c.Opts) == 0 {
-		return fail("update space needs something to change: name=, city=, country=, tz= or terms=."), nil
+		return fail("update space needs something to change: name=, city=, country=, tz=, terms=, digest_day= or digest_time=."), nil
 	}
 	s := old
 	applySpaceOpts(&s, c.Opts)
@@ -159,6 +159,9 @@ func (x *executor) listSpaces() (Result, error) {
 		if s.TZ != "" {
 			line += ", tz " + s.TZ
 		}
+		if s.DigestDay != "" || s.DigestTime != "" {
+			line += ", digest " + strings.TrimSpace(s.DigestDay+" "+s.DigestTime)
+		}
 		if len(emails) > 0 {
 			line += ", managers " + strings.Join(emails, ", ")
 		}
@@ -181,6 +184,10 @@ func applySpaceOpts(s *storage.Space, opts map[string]string) {
 			s.TZ = v
 		case "terms":
 			s.Terms = v
+		case "digest_day":
+			s.DigestDay = v
+		case "digest_time":
+			s.DigestTime = v
 		}
 	}
 }

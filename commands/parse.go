@@ -42,6 +42,10 @@ type spec struct {
 	words    []string // bare words allowed after the target
 }
 
+// spaceOpts are the options of add space and update space. digest_day and
+// digest_time override the network's digest schedule for one space.
+var spaceOpts = []string{"name", "city", "country", "tz", "terms", "digest_day", "digest_time"}
+
 var specs = map[string]spec{
 	"add member":     {target: "name-email", opts: []string{"name", "status", "until", "space"}},
 	"update member":  {target: "email", opts: []string{"name", "status", "until", "email", "space"}},
@@ -52,8 +56,8 @@ var specs = map[string]spec{
 	"history":        {target: "email", opts: []string{"space"}},
 	"confirm":        {target: "token"},
 	"help":           {},
-	"add space":      {target: "space", opts: []string{"name", "city", "country", "tz", "terms"}, required: []string{"name"}},
-	"update space":   {target: "space", opts: []string{"name", "city", "country", "tz", "terms"}},
+	"add space":      {target: "space", opts: spaceOpts, required: []string{"name"}},
+	"update space":   {target: "space", opts: spaceOpts},
 	"remove space":   {target: "space"},
 	"add manager":    {target: "email", opts: []string{"space"}, required: []string{"space"}},
 	"remove manager": {target: "email", opts: []string{"space"}, required: []string{"space"}},
@@ -306,6 +310,10 @@ func validateOpts(c *Command) string {
 			v, err = NormalizeSpaceID(v)
 		case "tz":
 			err = checkTimeZone(v)
+		case "digest_day":
+			v, err = normalizeWeekday(v)
+		case "digest_time":
+			v, err = normalizeClock(v)
 		case "name", "city", "country", "terms":
 			err = checkText(k, v)
 		}

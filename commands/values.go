@@ -1,6 +1,12 @@
 package commands
 
-import "github.com/coworkingvisa/mailbot/commands/internal/norm"
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coworkingvisa/mailbot/commands/internal/norm"
+)
 
 // The rules themselves live in package norm, shared with the CSV roster
 // reader, so that a file and a command line accept exactly the same values.
@@ -26,3 +32,33 @@ func checkText(key, v string) error { return norm.Text(key+"=", v) }
 
 // truncate shortens s for an error message.
 func truncate(s string, n int) string { return norm.Truncate(s, n) }
+
+// normalizeWeekday checks a day of the week ("monday", "Mon") and returns
+// its full lowercase name; "" or "default" clears an override.
+func normalizeWeekday(s string) (string, error) {
+	v := strings.ToLower(strings.TrimSpace(s))
+	if v == "" || v == "default" {
+		return "", nil
+	}
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		name := strings.ToLower(d.String())
+		if v == name || v == name[:3] {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%q is not a day of the week: write monday, tuesday, …", truncate(s, 20))
+}
+
+// normalizeClock checks a 24-hour time HH:MM; "" or "default" clears an
+// override.
+func normalizeClock(s string) (string, error) {
+	v := strings.TrimSpace(s)
+	if v == "" || strings.EqualFold(v, "default") {
+		return "", nil
+	}
+	t, err := time.Parse("15:04", v)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a time of day: write HH:MM, e.g. 08:30", truncate(s, 20))
+	}
+	return t.Format("15:04"), nil
+}

@@ -9,14 +9,18 @@ import (
 
 // Space is one participating coworking space.
 type Space struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
-	City    string    `json:"city,omitempty"`
-	Country string    `json:"country,omitempty"`
-	TZ      string    `json:"tz,omitempty"` // IANA zone for its digest; "" means the network default
-	Terms   string    `json:"terms,omitempty"`
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	City    string `json:"city,omitempty"`
+	Country string `json:"country,omitempty"`
+	TZ      string `json:"tz,omitempty"` // IANA zone for its digest; "" means the network default
+	// DigestDay ("monday") and DigestTime ("08:00") override the network's
+	// digest schedule for this space; "" keeps the network's.
+	DigestDay  string    `json:"digest_day,omitempty"`
+	DigestTime string    `json:"digest_time,omitempty"`
+	Terms      string    `json:"terms,omitempty"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
 }
 
 // Manager links a manager's address to a space they manage.

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,6 +132,21 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
+// scheduleOf is a space's weekly slot: the network's, with the space's own
+// day and time where it set them (update space … digest_day= digest_time=).
+func (s *Scheduler) scheduleOf(sp storage.Space) schedule {
+	sch := s.sched
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		if strings.EqualFold(sp.DigestDay, d.String()) {
+			sch.weekday = d
+		}
+	}
+	if t, err := time.Parse("15:04", sp.DigestTime); err == nil {
+		sch.hour, sch.minute, sch.second = t.Hour(), t.Minute(), 0
+	}
+	return sch
+}
+
 // nextDue is the earliest slot after now over every space and the network.
 func (s *Scheduler) nextDue() (time.Time, error) {
 	now := s.now()
@@ -138,7 +154,7 @@ func (s *Scheduler) nextDue() (time.Time, error) {
 	err := s.db.View(func(tx *storage.Tx) error {
 		spaces, err := tx.Spaces()
 		for _, sp := range spaces {
-			if t := s.sched.next(now, s.zone(sp)); t.Before(next) {
+			if t := s.scheduleOf(sp).next(now, s.zone(sp)); t.Before(next) {
 				next = t
 			}
 		}
@@ -194,8 +210,8 @@ func (s *Scheduler) sendSpace(id string) (int, error) {
 		if err != nil || !ok {
 			return err // removed since the list was read
 		}
-		loc := s.zone(sp)
-		due, k := s.sched.current(now, loc)
+		loc, sch := s.zone(sp), s.scheduleOf(sp)
+		due, k := sch.current(now, loc)
 		key = k
 		last := tx.Period(SpacePeriod + id)
 		if due.IsZero() || last >= key {
@@ -205,7 +221,7 @@ func (s *Scheduler) sendSpace(id string) (int, error) {
 			return nil // a new space waits for its first slot
 		}
 		w := window{
-			Start: since(s.sched, last, due, sp.Created, loc), End: due, AsOf: now, Loc: loc,
+			Start: since(sch, last, due, sp.Created, loc), End: due, AsOf: now, Loc: loc,
 			Title: "week of " + due.In(loc).Format(titleLayout), FileDate: key,
 		}
 		m, err := s.spaceDigest(tx, sp, w)
@@ -339,11 +355,11 @@ func (s *Scheduler) SendNow(space string, dryRun bool, w io.Writer) error {
 			}
 		}
 		for _, sp := range spaces {
-			loc := s.zone(sp)
-			due, _ := s.sched.current(now, loc)
+			loc, sch := s.zone(sp), s.scheduleOf(sp)
+			due, _ := sch.current(now, loc)
 			day := now.In(loc)
 			win := window{
-				Start: since(s.sched, tx.Period(SpacePeriod+sp.ID), due, sp.Created, loc), End: now, AsOf: now, Loc: loc,
+				Start: since(sch, tx.Period(SpacePeriod+sp.ID), due, sp.Created, loc), End: now, AsOf: now, Loc: loc,
 				Title: "as of " + day.Format(titleLayout), FileDate: day.Format(dateKey), OnRequest: true,
 			}
 			m, err := s.spaceDigest(tx, sp, win)

@@ -716,3 +716,30 @@ func TestSettingsFrom(t *testing.T) {
 		t.Errorf("a bad time: %v", err)
 	}
 }
+
+// A space may keep its own digest day and time (update space … digest_day=
+// digest_time=), in its own zone.
+func TestSpaceOwnSchedule(t *testing.T) {
+	f := newFixture(t)
+	f.sendDue(t, nyDue)
+	f.outbox(t)
+	f.update(t, func(tx *storage.Tx) error {
+		if err := tx.PutSpace(storage.Space{ID: "wed", Name: "Midweek", TZ: "Europe/Paris", DigestDay: "wednesday", DigestTime: "09:30",
+			Created: utc("2026-11-26T10:00:00Z")}); err != nil {
+			return err
+		}
+		return tx.AddManager(storage.Manager{Email: "w@wed.test", Space: "wed"})
+	})
+	// Wednesday 2 Dec, 09:29 in Paris (08:29 UTC): not yet; 09:30: due.
+	f.sendDue(t, "2026-12-02T08:29:00Z")
+	for _, q := range f.outbox(t) {
+		if strings.Contains(recipients([]queued{q}), "w@wed.test") {
+			t.Fatal("the space's digest went out before its own time")
+		}
+	}
+	f.sendDue(t, "2026-12-02T08:30:00Z")
+	find(t, f.outbox(t), "w@wed.test")
+	if p := f.period(t, "digest:wed"); p != "2026-12-02" {
+		t.Errorf("period = %q, want 2026-12-02", p)
+	}
+}
