@@ -263,6 +263,13 @@ func (b *Bot) apply(sender string, msg *message.Message, key string, tooLarge bo
 					"send the commands again without large attachments.", b.maxBytes()/1024)}}
 		} else {
 			script := commands.Parse(subject, message.OwnLines(msg.Text), b.set.MaxCommands)
+			if script.Commands == 0 {
+				// Nothing above the quote: a reply written below it
+				// (Thunderbird's default). The quote itself is never read.
+				if below := commands.Parse(subject, message.BelowQuote(msg.Text), b.set.MaxCommands); below.Commands > 0 {
+					script = below
+				}
+			}
 			actor := commands.Actor{Address: sender, Admin: b.isAdmin(sender)}
 			env := commands.Env{Now: now, MessageID: msg.MessageID, Attachments: attachments(msg), Limits: b.set.Commands}
 			if report, err = commands.Execute(tx, actor, env, script); err != nil {

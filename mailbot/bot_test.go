@@ -267,3 +267,23 @@ func TestCircuitBreaker(t *testing.T) {
 		t.Errorf("after the minute: %+v", out)
 	}
 }
+
+// A reply written below the quote (Thunderbird's default) is read below
+// it; a reply written above it stops at the quote.
+func TestBottomPostedReply(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	b.Handle(context.Background(), mail("alex@indyhall.test", "q1@x", "Re: x",
+		"On Mon, 30 Nov 2026 at 09:12, Visa <visa@visa.test> wrote:\n> add member quoted@indyhall.test\n\nadd member below@indyhall.test\n",
+		"In-Reply-To: <abc@visa.test>"))
+	b.Handle(context.Background(), mail("alex@indyhall.test", "q2@x", "Re: y",
+		"add member above@indyhall.test\n\nOn Mon, 30 Nov 2026 at 09:12, Visa <visa@visa.test> wrote:\n> add member quoted2@indyhall.test\n\nadd member after@indyhall.test\n"))
+	db.View(func(tx *storage.Tx) error {
+		for addr, want := range map[string]bool{"below@indyhall.test": true, "above@indyhall.test": true,
+			"quoted@indyhall.test": false, "quoted2@indyhall.test": false, "after@indyhall.test": false} {
+			if _, ok, _ := tx.Member("indyhall", addr); ok != want {
+				t.Errorf("%s is a member: %v, want %v", addr, ok, want)
+			}
+		}
+		return nil
+	})
+}

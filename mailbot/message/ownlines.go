@@ -146,3 +146,25 @@ func isAttribution(l string) bool {
 	}
 	return strings.Contains(l, verb)
 }
+
+// BelowQuote returns the sender's lines written below the first quoted
+// block (">" lines), for replies written under the quote, as Thunderbird
+// does by default. The quoted block itself is never returned, and reading
+// stops again where OwnLines would. It returns nil when there is no quote.
+//
+// Callers use it only when OwnLines holds nothing to act on: a top-posted
+// reply stops at the quote, as the command language says.
+func BelowQuote(text string) []string {
+	raw := strings.Split(text, "\n")
+	i := 0
+	for i < len(raw) && !strings.HasPrefix(strings.TrimSpace(raw[i]), ">") {
+		i++
+	}
+	if i == len(raw) {
+		return nil
+	}
+	for i < len(raw) && (strings.HasPrefix(strings.TrimSpace(raw[i]), ">") || strings.TrimSpace(raw[i]) == "") {
+		i++
+	}
+	return OwnLines(strings.Join(raw[i:], "\n"))
+}

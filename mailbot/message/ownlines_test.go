@@ -2,6 +2,7 @@ package message
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -117,5 +118,26 @@ func TestOwnLines(t *testing.T) {
 				t.Errorf("OwnLines(%q) =\n%q\nwant\n%q", tc.text, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestBelowQuote(t *testing.T) {
+	for _, c := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"bottom-posted confirm", "On Mon, 30 Nov 2026 at 09:12, Visa <visa@x.test> wrote:\n> OK: would replace\n> confirm ABCD\n\nconfirm K7QX-4M2P\n\n-- \nAlex\n",
+			[]string{"confirm K7QX-4M2P", ""}},
+		{"inline quote then more quote", "> a\n\nverify a@b.co\n> b\nafter\n", []string{"verify a@b.co"}},
+		{"no quote", "verify a@b.co\n", nil},
+		{"quote only", "> verify a@b.co\n", []string{}},
+	} {
+		got := BelowQuote(c.text)
+		if len(got) == 0 && len(c.want) == 0 {
+			continue
+		}
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%s: BelowQuote = %q, want %q", c.name, got, c.want)
+		}
 	}
 }
