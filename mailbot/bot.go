@@ -275,6 +275,7 @@ func (b *Bot) apply(sender string, msg *message.Message, key string, tooLarge bo
 			if report, err = commands.Execute(tx, actor, env, script); err != nil {
 				return err
 			}
+			report.Results = append(b.unread(msg), report.Results...)
 		}
 		id, err := b.queueReply(tx, sender, msg, report, now)
 		if err != nil {
@@ -364,6 +365,27 @@ func (b *Bot) queueReply(tx *storage.Tx, to string, msg *message.Message, r comm
 		}
 	}
 	return b.enqueue(tx, to, msg, text, html, files, now)
+}
+
+// unread reports, as ERROR lines, the parts of a message the bot could not
+// read: a body cut at the line limit (unless the sender's own text ended
+// before, at a quote or a signature), parts nested too deep, a body that
+// could not be decoded at all. A sender must never believe that a command
+// the bot did not see was carried out.
+func (b *Bot) unread(msg *message.Message) []commands.Result {
+	var out []commands.Result
+	note := func(text string) {
+		out = append(out, commands.Result{Command: "(the message)", Status: commands.Error, Text: text})
+	}
+	text := strings.TrimRight(msg.Text, "\n")
+	if msg.Truncated && len(message.OwnLines(text)) == strings.Count(text, "\n")+1 {
+		note("this message is longer than the bot reads (too many lines, or parts nested too deep); " +
+			"what comes after was not read. Send the rest in another message.")
+	}
+	if strings.TrimSpace(msg.Text) == "" && len(msg.Problems) > 0 {
+		note("the text of this message could not be read (" + msg.Problems[0] + "); nothing in it was carried out.")
+	}
+	return out
 }
 
 // maxBytes is the message size limit in force.

@@ -61,7 +61,7 @@ func Address(s string) (string, error) {
 		return bad("the part before @ is empty or too long")
 	}
 	for _, r := range local {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`"(),:;<>[\]`, r) {
+		if unicode.IsSpace(r) || unsafeRune(r) || strings.ContainsRune(`"(),:;<>[\]`, r) {
 			return bad(fmt.Sprintf("it contains %q", r))
 		}
 	}
@@ -148,11 +148,20 @@ func Text(key, v string) error {
 		return errors.New(key + " is not valid text")
 	}
 	for _, r := range v {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if unsafeRune(r) && r != utf8.RuneError {
 			return fmt.Errorf("%s contains a control character", key)
 		}
 	}
 	return nil
+}
+
+// unsafeRune tells characters that must not reach a roster: control
+// characters, line and paragraph separators, invisible format characters
+// (bidirectional overrides such as U+202E, which make "gnp.exe" read as
+// "exe.png", and zero-width characters), and U+FFFD, the mark of bytes that
+// were not text.
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029' || r == utf8.RuneError
 }
 
 // Truncate shortens s for an error message.
