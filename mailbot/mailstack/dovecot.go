@@ -82,6 +82,20 @@ service lmtp {
     port = {{.LMTPPort}}
   }
 }
+{{- if .Sieve}}
+
+# Sieve (Pigeonhole, Debian's dovecot-sieve) at LMTP delivery, switched on by
+# Stack.SetSieve: each user's active script is ~/.dovecot.sieve. Vacation
+# notices and redirects go out through this stack's Postfix.
+submission_host = {{.SubmissionHost}}
+protocol lmtp {
+  mail_plugins = $mail_plugins sieve
+}
+plugin {
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+  sieve_extensions = +editheader
+}
+{{- end}}
 `))
 
 func (s *Stack) writeDovecotConfig(imapPort, lmtpPort int) error {
@@ -94,6 +108,10 @@ func (s *Stack) writeDovecotConfig(imapPort, lmtpPort int) error {
 		"GID":      mailGID,
 		"IMAPPort": imapPort,
 		"LMTPPort": lmtpPort,
+		// SetSieve sets it once Postfix runs, whose port the config
+		// then names.
+		"Sieve":          s.sieve,
+		"SubmissionHost": s.SMTPAddr,
 	})
 	if err != nil {
 		return fmt.Errorf("mailstack: dovecot config: %w", err)

@@ -99,6 +99,7 @@ type Stack struct {
 	dovecotPID   int        // master's PID, 0 while stopped
 	postfixPID   int        // master's PID, 0 while stopped
 	postfixReady bool       // Postfix has created its queue directories
+	sieve        bool       // Dovecot runs Sieve scripts at delivery (SetSieve)
 
 	usersMu sync.Mutex      // guards users and appends to the passwd-file
 	users   map[string]bool // lower-case login names in the passwd-file
