@@ -270,12 +270,20 @@ func (b *Bot) apply(sender string, msg *message.Message, key string, tooLarge bo
 					script = below
 				}
 			}
+			unread := b.unread(msg)
+			if script.Commands == 0 && len(unread) == 0 && b.answersBot(msg) {
+				// "Thanks!" to a transcript, or an auto-responder that
+				// marks nothing: answering with the help text would only
+				// start a conversation between robots.
+				b.log.Info("reply to the bot without commands: not answered", "message_id", msg.MessageID, "from", sender)
+				return tx.MarkHandled(key, storage.HandledMessage{At: now, Sender: sender, Outcome: "no commands in a reply to the bot: not answered"})
+			}
 			actor := commands.Actor{Address: sender, Admin: b.isAdmin(sender)}
 			env := commands.Env{Now: now, MessageID: msg.MessageID, Attachments: attachments(msg), Limits: b.set.Commands}
 			if report, err = commands.Execute(tx, actor, env, script); err != nil {
 				return err
 			}
-			report.Results = append(b.unread(msg), report.Results...)
+			report.Results = append(unread, report.Results...)
 		}
 		id, err := b.queueReply(tx, sender, msg, report, now)
 		if err != nil {

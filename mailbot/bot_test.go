@@ -287,3 +287,23 @@ func TestBottomPostedReply(t *testing.T) {
 		return nil
 	})
 }
+
+// A reply to one of the bot's messages that holds no command ("Thanks!",
+// or an auto-responder that marks nothing) gets no answer: two robots must
+// not start a conversation.
+func TestReplyToBotWithoutCommandsIsNotAnswered(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	out := b.Handle(context.Background(), mail("alex@indyhall.test", "t1@x", "Re: roster", "Great, thank you so much!\n\n> OK: added adam@indyhall.test",
+		"In-Reply-To: <abc@visa.test>"))
+	if out.Action != Done {
+		t.Fatalf("Handle = %+v", out)
+	}
+	if n := len(outbox(t, db)); n != 0 {
+		t.Errorf("%d replies to a thank-you", n)
+	}
+	// A new message without commands still gets the help text.
+	b.Handle(context.Background(), mail("alex@indyhall.test", "t2@x", "hello", "How does this work?"))
+	if r := outbox(t, db); len(r) != 1 || !strings.Contains(r[0], "How to use") {
+		t.Errorf("no help for a new message without commands: %q", r)
+	}
+}

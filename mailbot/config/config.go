@@ -359,6 +359,11 @@ func (s *Server) defaultPort(implicit, starttls, none int) {
 func (s *Server) resolvePassword(key string, env func(string) string) error {
 	switch {
 	case s.PasswordEnv != "":
+		if !isEnvName(s.PasswordEnv) {
+			// Most likely the password itself pasted in: never echo it.
+			return fmt.Errorf("%s.password_env: must name an environment variable (letters, digits, _), "+
+				"not hold the password itself", key)
+		}
 		s.Password = env(s.PasswordEnv)
 		if s.Password == "" {
 			return fmt.Errorf("%s.password_env: environment variable %s is not set or empty", key, s.PasswordEnv)
@@ -376,6 +381,16 @@ func (s *Server) resolvePassword(key string, env func(string) string) error {
 		s.Password = s.InlinePassword
 	}
 	return nil
+}
+
+// isEnvName reports whether s can be the name of an environment variable.
+func isEnvName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Validate checks the configuration and reports every problem at once, each

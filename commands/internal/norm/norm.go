@@ -148,7 +148,9 @@ func Text(key, v string) error {
 		return errors.New(key + " is not valid text")
 	}
 	for _, r := range v {
-		if unsafeRune(r) && r != utf8.RuneError {
+		// Zero-width (non-)joiners belong to how Persian, Indic scripts
+		// and emoji are written: allowed in names, not in addresses.
+		if unsafeRune(r) && r != utf8.RuneError && r != '\u200c' && r != '\u200d' {
 			return fmt.Errorf("%s contains a control character", key)
 		}
 	}
