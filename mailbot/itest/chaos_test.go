@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -472,45 +470,6 @@ log:
 		t.Fatal(err)
 	}
 	return path
-}
-
-// startBotConfig is startBot with a config file of the caller's.
-func startBotConfig(t *testing.T, cfg string) *bot {
-	t.Helper()
-	b := &bot{t: t, log: &syncBuffer{}, done: make(chan struct{})}
-	b.cmd = exec.Command(binary, "run", "--config", cfg)
-	b.cmd.Env = append(os.Environ(), "MAILBOT_IMAP_PASSWORD="+password)
-	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
-	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("start mailbot: %v", err)
-	}
-	go func() {
-		err := b.cmd.Wait()
-		b.exitOK = err == nil
-		close(b.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-b.done:
-		default:
-			b.cmd.Process.Signal(syscall.SIGKILL)
-			<-b.done
-		}
-		if t.Failed() {
-			t.Logf("mailbot log (last 60 lines):\n%s", lastLines(b.log.String(), 60))
-		}
-	})
-	deadline := time.After(30 * time.Second)
-	for !strings.Contains(b.log.String(), "imap connected") {
-		select {
-		case <-b.done:
-			t.Fatalf("mailbot exited at start:\n%s", b.log.String())
-		case <-deadline:
-			t.Fatalf("mailbot did not connect to IMAP within 30 s:\n%s", b.log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return b
 }
 
 func lastLines(s string, n int) string {

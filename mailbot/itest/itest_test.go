@@ -185,10 +185,36 @@ func startBot(t *testing.T, w world, store, smtpAddr string) *bot {
 // startBotWith is startBot with more top-level YAML in the config.
 func startBotWith(t *testing.T, w world, store, smtpAddr, extra string) *bot {
 	t.Helper()
-	cfg := writeConfig(t, w, store, smtpAddr, extra)
-	b := &bot{t: t, config: cfg, log: &syncBuffer{}, done: make(chan struct{})}
-	b.cmd = exec.Command(binary, "run", "--config", cfg)
-	b.cmd.Env = append(os.Environ(), "MAILBOT_IMAP_PASSWORD="+password)
+	return startBotConfig(t, writeConfig(t, w, store, smtpAddr, extra))
+}
+
+// startBotConfig runs `mailbot run` with the config file cfg and waits
+// until it has logged in to IMAP, so that a bot that cannot start fails now.
+func startBotConfig(t *testing.T, cfg string) *bot {
+	t.Helper()
+	b := runBinary(t, append(os.Environ(), "MAILBOT_IMAP_PASSWORD="+password), "run", "--config", cfg)
+	b.config = cfg
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(b.log.String(), "imap connected") {
+		select {
+		case <-b.done:
+			t.Fatalf("mailbot exited at start:\n%s", b.log.String())
+		case <-deadline:
+			t.Fatalf("mailbot did not connect to IMAP within 30 s:\n%s", b.log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return b
+}
+
+// runBinary starts the mailbot binary with the given environment and
+// arguments; it waits for nothing. When the test ends the process is
+// killed if it still runs, and its output logged if the test failed.
+func runBinary(t *testing.T, env []string, args ...string) *bot {
+	t.Helper()
+	b := &bot{t: t, log: &syncBuffer{}, done: make(chan struct{})}
+	b.cmd = exec.Command(binary, args...)
+	b.cmd.Env = env
 	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
 	if err := b.cmd.Start(); err != nil {
 		t.Fatalf("start mailbot: %v", err)
@@ -206,20 +232,9 @@ func startBotWith(t *testing.T, w world, store, smtpAddr, extra string) *bot {
 			<-b.done
 		}
 		if t.Failed() {
-			t.Logf("mailbot log:\n%s", b.log.String())
+			t.Logf("mailbot %s log (last 80 lines):\n%s", args[0], lastLines(b.log.String(), 80))
 		}
 	})
-	// Wait until it has logged in, so a bot that cannot start fails now.
-	deadline := time.After(30 * time.Second)
-	for !strings.Contains(b.log.String(), "imap connected") {
-		select {
-		case <-b.done:
-			t.Fatalf("mailbot exited at start:\n%s", b.log.String())
-		case <-deadline:
-			t.Fatalf("mailbot did not connect to IMAP within 30 s:\n%s", b.log.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 	return b
 }
 

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -149,33 +148,6 @@ log:
 		}
 	}
 	t.Logf("secrets: %d outputs checked for %d passwords", checked, len(secrets))
-}
-
-// runBinary starts the mailbot binary with the given environment; it does
-// not wait for anything.
-func runBinary(t *testing.T, env []string, args ...string) *bot {
-	t.Helper()
-	b := &bot{t: t, log: &syncBuffer{}, done: make(chan struct{})}
-	b.cmd = exec.Command(binary, args...)
-	b.cmd.Env = env
-	b.cmd.Stdout, b.cmd.Stderr = b.log, b.log
-	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("start mailbot: %v", err)
-	}
-	go func() {
-		err := b.cmd.Wait()
-		b.exitOK = err == nil
-		close(b.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-b.done:
-		default:
-			b.cmd.Process.Signal(syscall.SIGKILL)
-			<-b.done
-		}
-	})
-	return b
 }
 
 // waitLog waits until the bot's output holds s.
