@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
 )
 
 // TXT is one TXT record. A text longer than 255 bytes is split into several
@@ -122,7 +124,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("dnsstack: %w", err)
 	}
-	owner, err := processIdentity(os.Getpid())
+	owner, err := proc.Identity(os.Getpid())
 	if err != nil {
 		return nil, fmt.Errorf("dnsstack: %w", err)
 	}
@@ -400,60 +402,13 @@ func readPID(path string) (int, error) {
 // isOurs tells whether pid is a live dnsmasq started from dir's config: a
 // recycled PID names a stranger, who is never signalled.
 func isOurs(pid int, dir string) bool {
-	if !isLive(pid) {
-		return false
-	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	want := "--conf-file=" + filepath.Join(dir, confFile)
-	for _, arg := range strings.Split(string(cmdline), "\x00") {
-		if arg == want {
-			return true
-		}
-	}
-	return false
-}
-
-// procStat returns a process's state letter, process group and start time
-// (clock ticks after boot) from /proc/PID/stat.
-func procStat(pid int) (state byte, pgrp int, start string, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, "", err
-	}
-	i := strings.LastIndexByte(string(b), ')') // the name may hold anything
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 20 {
-		return 0, 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	pgrp, err = strconv.Atoi(f[2])
-	if err != nil {
-		return 0, 0, "", fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return f[0][0], pgrp, f[19], nil
-}
-
-// isLive tells whether pid runs. A zombie counts as gone: PID 1 may reap
-// exited daemons only every few seconds.
-func isLive(pid int) bool {
-	state, _, _, err := procStat(pid)
-	return err == nil && state != 'Z' && state != 'X'
-}
-
-func processIdentity(pid int) (string, error) {
-	_, _, start, err := procStat(pid)
-	if err != nil {
-		return "", err
-	}
-	return strconv.Itoa(pid) + " " + start, nil
+	return proc.HasArg(pid, "--conf-file="+filepath.Join(dir, confFile))
 }
 
 // stopProcess stops dnsmasq and the children it forks for TCP queries,
 // which share its process group: SIGTERM, then SIGKILL after 5 seconds.
 func stopProcess(pid int, dir string) error {
-	_, pgrp, _, err := procStat(pid)
+	_, pgrp, _, err := proc.Stat(pid)
 	if err != nil {
 		return nil // gone already
 	}
@@ -473,28 +428,12 @@ func stopProcess(pid int, dir string) error {
 		return errors.New("still running after SIGKILL")
 	}
 	// TCP children of ours: same group, same command line.
-	for _, child := range groupMembers(pgrp) {
+	for _, child := range proc.GroupMembers(pgrp) {
 		if isOurs(child, dir) {
 			syscall.Kill(child, syscall.SIGKILL)
 		}
 	}
 	return nil
-}
-
-// groupMembers lists the live processes of a process group.
-func groupMembers(pgrp int) []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if state, g, _, err := procStat(pid); err == nil && g == pgrp && state != 'Z' && state != 'X' {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // reapOrphans stops the servers left running by test processes that are
@@ -508,7 +447,7 @@ func reapOrphans(logf func(string, ...any)) {
 		}
 		owner := strings.TrimSpace(string(b))
 		ownerPID, _ := strconv.Atoi(strings.Fields(owner + " x")[0])
-		if id, err := processIdentity(ownerPID); err == nil && id == owner && isLive(ownerPID) {
+		if id, err := proc.Identity(ownerPID); err == nil && id == owner && proc.IsLive(ownerPID) {
 			continue
 		}
 		pid, err := readPID(filepath.Join(dir, pidFile))

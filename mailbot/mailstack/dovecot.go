@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"text/template"
+
+	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
 )
 
 // dovecotTemplate is a complete Dovecot 2.3 config: no conf.d is included.
@@ -189,7 +191,7 @@ func (s *Stack) isOurDovecot(pid int) bool {
 }
 
 func isDovecotOf(pid int, conf string) bool {
-	if !isLive(pid) {
+	if !proc.IsLive(pid) {
 		return false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))

@@ -10,27 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// groupMembers lists the live processes of process group pgrp.
-func groupMembers(t *testing.T, pgrp int) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if state, g, _, err := procStat(pid); err == nil && g == pgrp && state != 'Z' && state != 'X' {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
+)
 
 // processesIn lists the live processes that belong to the stack in dir by
 // their command line (Dovecot's master names its config) or environment
@@ -44,7 +26,7 @@ func processesIn(t *testing.T, dir string) []string {
 	var found []string
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !isLive(pid) {
+		if err != nil || !proc.IsLive(pid) {
 			continue
 		}
 		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
@@ -65,7 +47,7 @@ func stackPIDs(t *testing.T, s *Stack) []int {
 	if d == 0 || p == 0 {
 		t.Fatalf("dovecot PID %d, postfix PID %d: not both running", d, p)
 	}
-	return append(groupMembers(t, d), groupMembers(t, p)...)
+	return append(proc.GroupMembers(d), proc.GroupMembers(p)...)
 }
 
 // TestStopSideBySide starts two stacks at once, stops one (twice) and checks
@@ -122,7 +104,7 @@ func TestStopSideBySide(t *testing.T) {
 		t.Errorf("second Stop: %v", err)
 	}
 	for _, pid := range pids {
-		if isLive(pid) {
+		if proc.IsLive(pid) {
 			t.Errorf("process %d of the stopped stack still runs", pid)
 		}
 	}
@@ -143,7 +125,7 @@ func TestStopSideBySide(t *testing.T) {
 	}
 
 	for _, pid := range bPIDs {
-		if !isLive(pid) {
+		if !proc.IsLive(pid) {
 			t.Errorf("process %d of the other stack died", pid)
 		}
 	}
@@ -243,7 +225,7 @@ func TestOrphanAndReuse(t *testing.T) {
 	}
 	reapOrphans(ctx, t.Logf)
 	for _, pid := range oldPIDs {
-		if isLive(pid) {
+		if proc.IsLive(pid) {
 			t.Errorf("process %d of the orphaned stack still runs", pid)
 		}
 	}

@@ -37,6 +37,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
 )
 
 // Hostname is the name both servers give themselves: in greetings, Received
@@ -411,7 +413,7 @@ func (s *Stack) layout(users map[string]string) error {
 	if err := chownToUser(s.path(postfixData), "postfix"); err != nil {
 		return err
 	}
-	owner, err := processIdentity(os.Getpid())
+	owner, err := proc.Identity(os.Getpid())
 	if err != nil {
 		return fmt.Errorf("mailstack: %w", err)
 	}

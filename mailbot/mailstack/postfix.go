@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
 )
 
 // mainCFTemplate is Postfix's main.cf. The queue lives apart from the config
@@ -186,7 +188,7 @@ func (s *Stack) isOurPostfix(pid int) bool {
 }
 
 func isPostfixOf(pid int, confDir string) bool {
-	if !isLive(pid) {
+	if !proc.IsLive(pid) {
 		return false
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
 )
 
 // errAddrInUse marks a start that failed because a port was taken.
@@ -27,70 +29,6 @@ func startError(server string, err error, said string) error {
 	return fmt.Errorf("mailstack: starting %s: %w: %s", server, err, said)
 }
 
-// procStat returns a process's state letter, process group and start time
-// (in clock ticks after boot) from /proc/PID/stat.
-func procStat(pid int) (state byte, pgrp int, start string, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, "", err
-	}
-	// The command name, in parentheses, may hold spaces and parentheses.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	// Fields after the name start at field 3 (state); pgrp is field 5 and
-	// starttime field 22 (proc(5)).
-	pgrp, err = strconv.Atoi(f[2])
-	if err != nil {
-		return 0, 0, "", fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return f[0][0], pgrp, f[19], nil
-}
-
-// isLive tells whether pid runs. A zombie counts as gone: here PID 1 reaps
-// exited daemons only every few seconds.
-func isLive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	state, _, _, err := procStat(pid)
-	return err == nil && state != 'Z' && state != 'X'
-}
-
-// processIdentity names a process so that a recycled PID is not mistaken for
-// it: "PID STARTTIME".
-func processIdentity(pid int) (string, error) {
-	_, _, start, err := procStat(pid)
-	if err != nil {
-		return "", err
-	}
-	return strconv.Itoa(pid) + " " + start, nil
-}
-
-// groupLive tells whether any process of process group pgrp still runs.
-func groupLive(pgrp int) bool {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		state, g, _, err := procStat(pid)
-		if err == nil && g == pgrp && state != 'Z' && state != 'X' {
-			return true
-		}
-	}
-	return false
-}
-
 // stopGroup stops a server whose master leads its own process group: SIGTERM
 // to the group, then SIGKILL if it is not gone after 5 seconds. isOurs guards
 // against signalling a stranger that took over a recycled PID.
@@ -101,7 +39,7 @@ func stopGroup(ctx context.Context, pid int, isOurs func(int) bool) error {
 		// strangers that reuse the group's number, so they are not
 		// signalled.
 		deadline := time.Now().Add(5 * time.Second)
-		for groupLive(pid) {
+		for len(proc.GroupMembers(pid)) > 0 {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("master %d is gone but its process group still runs", pid)
 			}
@@ -118,7 +56,7 @@ func stopGroup(ctx context.Context, pid int, isOurs func(int) bool) error {
 	// again every 100 ms.
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		deadline := time.Now().Add(5 * time.Second)
-		for groupLive(pid) {
+		for len(proc.GroupMembers(pid)) > 0 {
 			if time.Now().After(deadline) {
 				break
 			}
@@ -131,12 +69,12 @@ func stopGroup(ctx context.Context, pid int, isOurs func(int) bool) error {
 					return fmt.Errorf("process group %d still runs after %v: %w", pid, sig, ctx.Err())
 				case <-time.After(10 * time.Millisecond):
 				}
-				if !groupLive(pid) {
+				if !(len(proc.GroupMembers(pid)) > 0) {
 					return nil
 				}
 			}
 		}
-		if !groupLive(pid) {
+		if !(len(proc.GroupMembers(pid)) > 0) {
 			return nil
 		}
 	}
@@ -244,8 +182,8 @@ func ownerOf(dir string) (owner string, alive bool) {
 	if err != nil {
 		return owner, false
 	}
-	id, err := processIdentity(pid)
-	return owner, err == nil && id == owner && isLive(pid)
+	id, err := proc.Identity(pid)
+	return owner, err == nil && id == owner && proc.IsLive(pid)
 }
 
 // server is a running master that a stack's PID file names.

@@ -1,0 +1,93 @@
+// Package proc reads what Linux's /proc says of a process, for the test
+// harnesses that start and stop real servers (mailstack, dnsstack): whether
+// a PID is still ours and alive, and which processes share its group.
+package proc
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Stat returns a process's state letter, process group and start time (in
+// clock ticks after boot) from /proc/PID/stat (proc(5)).
+func Stat(pid int) (state byte, pgrp int, start string, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, "", err
+	}
+	// The command name, in parentheses, may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	// Fields after the name start at field 3 (state); pgrp is field 5 and
+	// starttime field 22.
+	pgrp, err = strconv.Atoi(f[2])
+	if err != nil {
+		return 0, 0, "", fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return f[0][0], pgrp, f[19], nil
+}
+
+// IsLive tells whether pid runs. A zombie counts as gone: on machines
+// without an init that reaps promptly, exited daemons linger as zombies.
+func IsLive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	state, _, _, err := Stat(pid)
+	return err == nil && state != 'Z' && state != 'X'
+}
+
+// Identity names a process so that a recycled PID is not mistaken for it:
+// "PID STARTTIME".
+func Identity(pid int) (string, error) {
+	_, _, start, err := Stat(pid)
+	if err != nil {
+		return "", err
+	}
+	return strconv.Itoa(pid) + " " + start, nil
+}
+
+// GroupMembers lists the live processes of process group pgrp.
+func GroupMembers(pgrp int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if state, g, _, err := Stat(pid); err == nil && g == pgrp && state != 'Z' && state != 'X' {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// HasArg tells whether live process pid was started with arg among its
+// arguments (from /proc/PID/cmdline).
+func HasArg(pid int, arg string) bool {
+	if !IsLive(pid) {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	for _, a := range strings.Split(string(cmdline), "\x00") {
+		if a == arg {
+			return true
+		}
+	}
+	return false
+}
