@@ -140,6 +140,7 @@ type Auth struct {
 
 // Limits bound what one sender or one message can cost.
 type Limits struct {
+	// RepliesPerSenderPerHour limits replies to one sender (0 = none).
 	RepliesPerSenderPerHour int `yaml:"replies_per_sender_per_hour"`
 	// RepliesPerMinute is the global circuit breaker (0 = none).
 	RepliesPerMinute int   `yaml:"replies_per_minute"`
@@ -467,7 +468,9 @@ func (c *Config) Validate() error {
 		p.add("poll_interval", "must be at least 1s, got %v", c.PollInterval)
 	}
 
-	p.atLeastOne("limits.replies_per_sender_per_hour", int64(c.Limits.RepliesPerSenderPerHour))
+	if c.Limits.RepliesPerSenderPerHour < 0 {
+		p.add("limits.replies_per_sender_per_hour", "must be 0 (no limit) or more, got %d", c.Limits.RepliesPerSenderPerHour)
+	}
 	p.atLeastOne("limits.max_message_bytes", c.Limits.MaxMessageBytes)
 	p.atLeastOne("limits.max_lines", int64(c.Limits.MaxLines))
 	p.atLeastOne("limits.max_commands", int64(c.Limits.MaxCommands))
