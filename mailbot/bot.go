@@ -124,6 +124,9 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (out Outcome) {
 	if reason, auto := trust.Automatic(msg.Header, b.set.BotAddress); auto {
 		return b.setAside(b.set.RejectedMailbox, "automatic mail ("+reason+"): not answered", msg)
 	}
+	if reason, bad := trust.Impersonation(msg.Header); bad {
+		return b.setAside(b.set.RejectedMailbox, "impersonation: "+reason, msg)
+	}
 	sender, err := trust.AuthenticateMessage(ctx, msg.Header, raw, b.set.Trust)
 	if errors.Is(err, trust.ErrDKIMTemporary) {
 		// The DNS did not answer: not authenticated now, but perhaps
