@@ -240,3 +240,35 @@ func BenchmarkScaleCommitGroup50(b *testing.B) {
 	}
 	reportStore(b)
 }
+
+// BenchmarkScaleCommitPerMessageNoFreelistSync is CommitPerMessage with
+// bbolt's NoFreelistSync, which Open does not set: the freelist is then
+// not sorted and written at every commit (it is rebuilt by a scan at open
+// instead). The difference is what the freelist costs each commit of a
+// big, aged store.
+func BenchmarkScaleCommitPerMessageNoFreelistSync(b *testing.B) {
+	db := bigStore(b)
+	db.bolt.NoFreelistSync = true
+	defer func() { db.bolt.NoFreelistSync = false }()
+	raw := make([]byte, 3000)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for b.Loop() {
+		if err := db.Update(func(tx *Tx) error { return messageWrites(tx, rng.IntN(benchStore.members), raw) }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportStore(b)
+}
+
+// BenchmarkScaleFreePages reports how many free pages the generated store
+// holds: what each commit's freelist write sorts and copies.
+func BenchmarkScaleFreePages(b *testing.B) {
+	db := bigStore(b)
+	for b.Loop() {
+		_ = db.bolt.Stats()
+	}
+	st := db.bolt.Stats()
+	b.ReportMetric(float64(st.FreePageN+st.PendingPageN), "free-pages")
+	b.ReportMetric(float64(st.FreelistInuse)/1e6, "freelist-MB")
+	reportStore(b)
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Environment of the profiling daemon: mailbench runs itself as the daemon
+// when daemonEnv names a config file (see daemon.go).
+const (
+	daemonEnv     = "MAILBENCH_DAEMON_CONFIG"
+	profileDirEnv = "MAILBENCH_PROFILE_DIR"
+)
+
+// botProc is the bot daemon, a child process: the real mailbot binary
+// (`mailbot run --config FILE`), or with -profile mailbench itself running
+// the same code (config.Load, mailbot.Open, Run) with profiling on signals.
+type botProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	err     error
+}
+
+func startBot(binary, configPath, logPath, profileDir string) (*botProc, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	var cmd *exec.Cmd
+	env := append(os.Environ(), "MAILBOT_IMAP_PASSWORD="+password)
+	if profileDir != "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(self)
+		env = append(env, daemonEnv+"="+configPath, profileDirEnv+"="+profileDir)
+	} else {
+		cmd = exec.Command(binary, "run", "--config", configPath)
+	}
+	cmd.Env = env
+	// The bot goes when mailbench goes, however that happens.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the bot: %w", err)
+	}
+	p := &botProc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	// It is ready once logged in and through its first (empty) sweep.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.log(), "imap connected") {
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("the bot exited at start (%v):\n%s", p.err, tail(p.log(), 20))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("the bot did not connect to IMAP within 60 s:\n%s", tail(p.log(), 20))
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // first sweep done, IDLE begun
+	return p, nil
+}
+
+func (p *botProc) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+// signal sends sig and waits until the log holds one more line containing
+// ack than it did (the profiling daemon acknowledges each step).
+func (p *botProc) signal(sig syscall.Signal, ack string) error {
+	before := strings.Count(p.log(), ack)
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(p.log(), ack) <= before {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the bot did not acknowledge %v with %q", sig, ack)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// memory reads the process's peak resident set (VmHWM) and its resident
+// anonymous memory (heap, stacks) and file-backed pages (the store's mmap)
+// now, in bytes.
+func (p *botProc) memory() (peak, anon, file int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "VmHWM":
+			peak = kb << 10
+		case "RssAnon":
+			anon = kb << 10
+		case "RssFile":
+			file = kb << 10
+		}
+	}
+	if peak == 0 {
+		return 0, 0, 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.cmd.Process.Pid)
+	}
+	return peak, anon, file, nil
+}
+
+// stop sends SIGTERM and waits up to 60 s for a clean exit.
+func (p *botProc) stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		if p.err != nil {
+			return fmt.Errorf("the bot exited with %v after SIGTERM", p.err)
+		}
+		return nil
+	case <-time.After(60 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("the bot did not stop within 60 s of SIGTERM")
+	}
+}
+
+// countLog counts log lines holding s.
+func countLog(log, s string) int { return strings.Count(log, s) }
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// botConfig is the daemon's config for a run: production defaults except
+// what the benchmark must switch off (see BENCHMARKS.md) and short outbox
+// retries, so that a failed send shows in the run instead of stalling it.
+func botConfig(dir, bot, imapAddr, smtpAddr, store string, conns int) (string, error) {
+	ih, ip, _ := strings.Cut(imapAddr, ":")
+	sh, sp, _ := strings.Cut(smtpAddr, ":")
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `bot:
+  address: %s
+  name: %s
+imap:
+  host: %s
+  port: %s
+  tls: none
+  username: %s
+  password_env: MAILBOT_IMAP_PASSWORD
+smtp:
+  host: %s
+  port: %s
+  tls: none
+  connections: %d
+store:
+  path: %s
+admins: [%s]
+auth:
+  require: dmarc
+  authserv_id: %s
+limits:
+  # 0 (no limit) is refused by config validation: a limit no burst reaches.
+  replies_per_sender_per_hour: 1000000
+  replies_per_minute: 0
+outbox:
+  retry_initial: 2s
+  retry_max: 10s
+log:
+  level: info
+`, bot, botName, ih, ip, bot, sh, sp, conns, store, adminAddr, authservID)
+	path := filepath.Join(dir, "config-"+strings.Split(bot, "@")[0]+".yaml")
+	return path, os.WriteFile(path, b.Bytes(), 0o600)
+}

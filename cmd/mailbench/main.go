@@ -1,0 +1,701 @@
+// Command mailbench measures the mailbot against the limit of the mail
+// servers themselves, in one run on one machine (issue 5). It starts the
+// real Dovecot and Postfix of the integration tests (mailbot/mailstack) and,
+// for each of -runs runs:
+//
+//  1. the limit, with the bot stopped: N command messages into a bot-like
+//     inbox plus N reply-sized messages (rendered by the bot's own templates)
+//     into the managers' inboxes, submitted together through Postfix, until
+//     all are visible over IMAP; a plain IMAP client fetching N messages in
+//     batches of 50 (and also flagging and moving them, per message as the
+//     bot does and per batch); a plain SMTP client submitting N over as many
+//     reused connections as the bot's pool has;
+//  2. the bot under a burst: N command messages (verify, add member, update
+//     member) from -managers managers submitted as fast as Postfix takes
+//     them; the time from the first submission to the last reply visible in
+//     the managers' inboxes, each reply matched by In-Reply-To and checked;
+//  3. front-desk latency: the bot idle in IDLE, -latency single verify
+//     messages one after another, submission to reply visible, beside the
+//     stack's own submission-to-visible latency for a plain message;
+//  4. the bot's peak RSS (VmHWM) while serving the burst.
+//
+// The bot is the real mailbot binary (built from this module), run as a
+// child process with a config file, as an operator runs it. With -profile
+// DIR the child is mailbench itself running the same daemon code with a CPU
+// profile, a heap profile and a wall-clock sampler over each burst.
+//
+// It prints a table, then one name=value line per figure: medians over the
+// runs. Every load loop is bounded in count and time; everything is on
+// loopback.
+//
+//	go run ./cmd/mailbench [-n 10000] [-latency 100] [-runs 3] [-conns 2]
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-message/mail"
+
+	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/mailstack"
+
+	_ "github.com/emersion/go-message/charset"
+)
+
+func main() {
+	if os.Getenv(daemonEnv) != "" {
+		os.Exit(daemonMain())
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "mailbench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	n, latency, runs, conns, submitConns int
+	managers, members, spaces            int
+	binary, profile, dir                 string
+	keep                                 bool
+	phaseTimeout                         time.Duration
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("mailbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.n, "n", 10000, "command messages per burst (and messages per limit measurement)")
+	fs.IntVar(&o.latency, "latency", 100, "single verify messages for the front-desk latency")
+	fs.IntVar(&o.runs, "runs", 3, "runs; the name=value figures are their medians")
+	fs.IntVar(&o.conns, "conns", 2, "the bot's SMTP connections (smtp.connections), also used by the plain SMTP client")
+	fs.IntVar(&o.submitConns, "submit-conns", 4, "SMTP connections submitting the command messages")
+	fs.IntVar(&o.managers, "managers", 20, "managers sending the burst, each managing one space")
+	fs.IntVar(&o.members, "members", 10000, "members in the bot's store (generated before the first run)")
+	fs.IntVar(&o.spaces, "spaces", 100, "spaces the members are spread over")
+	fs.StringVar(&o.binary, "bin", "", "a mailbot binary to run (default: built from this module)")
+	fs.StringVar(&o.profile, "profile", "", "directory for CPU and heap profiles and a wall-clock breakdown of the daemon during each burst")
+	fs.StringVar(&o.dir, "dir", "", "work directory for the store, configs and logs (default: a new one under /tmp, removed unless -keep)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory and the mail stack's directory")
+	fs.DurationVar(&o.phaseTimeout, "phase-timeout", 0, "bound of each load phase (default 60s + 150ms per message)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case o.n < 2 || o.n > 1_000_000:
+		return o, errors.New("-n must be 2 to 1000000")
+	case o.latency < 1 || o.latency > 10_000:
+		return o, errors.New("-latency must be 1 to 10000")
+	case o.runs < 1 || o.runs > 20:
+		return o, errors.New("-runs must be 1 to 20")
+	case o.conns < 1 || o.conns > 16:
+		return o, errors.New("-conns must be 1 to 16 (smtp.connections)")
+	case o.submitConns < 1 || o.submitConns > 64:
+		return o, errors.New("-submit-conns must be 1 to 64")
+	case o.spaces < 1 || o.managers < 1 || o.managers > o.spaces:
+		return o, errors.New("need 1 <= -managers <= -spaces")
+	case o.members < 0:
+		return o, errors.New("-members must not be negative")
+	}
+	return o, nil
+}
+
+// figure is one measured value of one run.
+type figure struct {
+	name, unit, what string
+	value            float64
+}
+
+// runResult holds a run's figures in order.
+type runResult []figure
+
+func (r *runResult) add(name, unit, what string, v float64) {
+	*r = append(*r, figure{name, unit, what, v})
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, a...))
+	}
+
+	dir := o.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "mailbench-"); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	defer func() {
+		if o.keep || o.dir != "" {
+			logf("work directory kept: %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
+	if o.profile != "" {
+		if o.profile, err = filepath.Abs(o.profile); err != nil {
+			return err
+		}
+	}
+
+	zeroNote := checkZeroLimits()
+	logf("config: %s", zeroNote)
+
+	binary := o.binary
+	if binary == "" && o.profile == "" {
+		binary = filepath.Join(dir, "mailbot")
+		start := time.Now()
+		build := exec.CommandContext(ctx, "go", "build", "-o", binary, "github.com/coworkingvisa/mailbot/cmd/mailbot")
+		build.Stdout, build.Stderr = stderr, stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build mailbot: %w", err)
+		}
+		logf("built %s in %v", binary, time.Since(start).Round(time.Millisecond))
+	}
+
+	users := map[string]string{adminAddr: password}
+	for r := 1; r <= o.runs; r++ {
+		for _, a := range boxesFor(r, o.managers).all() {
+			users[a] = password
+		}
+	}
+	// Not under /tmp/mailbot-it-*: test runs of other sessions on a shared
+	// machine reap stacks there that they take for orphans.
+	stackDir, err := os.MkdirTemp("/tmp", "mailbench-stack-")
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	stack, err := mailstack.Start(sctx, mailstack.Options{Dir: stackDir, Users: users, Logf: logf, RetryDelay: 2 * time.Second})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("Dovecot and Postfix could not start (run .ci/install-deps as root): %w", err)
+	}
+	defer func() {
+		if err := stack.Stop(); err != nil {
+			logf("stopping the mail stack: %v", err)
+		}
+		if !o.keep {
+			os.RemoveAll(stack.Dir)
+		}
+	}()
+
+	store := filepath.Join(dir, "visa.db")
+	os.Remove(store)
+	seedTime, seedSize, err := seedStore(store, o.members, o.spaces, o.runs, o.managers)
+	if err != nil {
+		return err
+	}
+	logf("store: %d members in %d spaces written in %v, %.1f MB", o.members, o.spaces, seedTime.Round(time.Millisecond), float64(seedSize)/1e6)
+
+	var results []runResult
+	for r := 1; r <= o.runs; r++ {
+		res, err := oneRun(ctx, o, r, stack, binary, store, dir, logf)
+		if err != nil {
+			if o.keep {
+				logf("mail stack kept in %s", stack.Dir)
+			}
+			return fmt.Errorf("run %d: %w", r, err)
+		}
+		results = append(results, res)
+	}
+	res := runResult{}
+	res.add("store_members", "", "members in the bot's store", float64(o.members))
+	res.add("store_seed_s", "s", "writing them (100k per transaction)", seedTime.Seconds())
+	res.add("store_mb", "MB", "store size on disk after the runs", float64(fileSize(store))/1e6)
+	report(stdout, o, results, res, zeroNote)
+	return nil
+}
+
+// checkZeroLimits tells whether config validation accepts 0 for the two
+// limits the benchmark must switch off.
+func checkZeroLimits() string {
+	var notes []string
+	for _, key := range []string{"replies_per_sender_per_hour", "replies_per_minute"} {
+		y := fmt.Sprintf("bot: {address: visa@visa.test}\nimap: {host: 127.0.0.1, tls: none, username: u, password: p}\nsmtp: {host: 127.0.0.1, tls: none}\nstore: {path: /tmp/x.db}\nauth: {require: none}\nlimits: {%s: 0}\n", key)
+		if _, err := config.Parse([]byte(y), func(string) string { return "" }); err != nil {
+			notes = append(notes, fmt.Sprintf("limits.%s: 0 is REFUSED (%v)", key, strings.ReplaceAll(err.Error(), "\n", "; ")))
+		} else {
+			notes = append(notes, fmt.Sprintf("limits.%s: 0 accepted", key))
+		}
+	}
+	return strings.Join(notes, "; ")
+}
+
+// oneRun measures the limit, the burst and the latency once.
+func oneRun(ctx context.Context, o options, r int, stack *mailstack.Stack, binary, store, dir string, logf func(string, ...any)) (runResult, error) {
+	var res runResult
+	b := boxesFor(r, o.managers)
+	rng := rand.New(rand.NewPCG(uint64(r), 42))
+	stamp := time.Now().UnixNano()
+	// Bounds: generous for a stack that moves ~100 messages/s.
+	bound := o.phaseTimeout
+	if bound <= 0 {
+		bound = 60*time.Second + time.Duration(o.n)*150*time.Millisecond
+	}
+	phase := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, bound) }
+
+	// 1. The limit, bot stopped.
+	logf("run %d: limit: %d command messages in + %d reply-sized out through Postfix", r, o.n, o.n)
+	cmds := burstMessages(r, o.n, runBoxes{bot: b.limitBot, managers: b.managers}, o.members, o.spaces, rng, stamp)
+	in := make([]outMsg, o.n)
+	for i, c := range cmds {
+		in[i] = outMsg{from: c.from, to: b.limitBot, raw: c.raw}
+	}
+	replies, err := replyLike(o.n, b.bot, b.limitMgr, rng)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]outMsg, o.n)
+	perMgr := map[string]int{}
+	for i, raw := range replies {
+		to := b.limitMgr[i%len(b.limitMgr)]
+		out[i] = outMsg{from: b.bot, to: to, raw: raw}
+		perMgr[to]++
+	}
+	pctx, cancel := phase()
+	start := time.Now()
+	var subIn, subOut error
+	var drained, visible time.Time
+	var drainErr, visErr error
+	waitDone := make(chan struct{})
+	go func() {
+		defer close(waitDone)
+		done := make(chan struct{})
+		go func() {
+			drained, drainErr = drain(pctx, stack.IMAPAddr, b.limitBot, o.n, 50*time.Millisecond)
+			close(done)
+		}()
+		visible, visErr = waitCounts(pctx, stack.IMAPAddr, specsOf(perMgr), 50*time.Millisecond)
+		<-done
+	}()
+	subDone := make(chan struct{})
+	go func() {
+		_, subOut = submitAll(pctx, stack.SMTPAddr, o.conns, out)
+		close(subDone)
+	}()
+	_, subIn = submitAll(pctx, stack.SMTPAddr, o.submitConns, in)
+	<-subDone
+	<-waitDone
+	cancel()
+	if err := errors.Join(subIn, subOut, drainErr, visErr); err != nil {
+		return nil, fmt.Errorf("limit: %w", err)
+	}
+	limitTime := later(drained, visible).Sub(start)
+	limit := rate(o.n, limitTime)
+	res.add("limit_msgs_per_s", "cmd/s", "limit: N commands in + N replies out delivered, per second of N", limit)
+	res.add("limit_deliveries_per_s", "msg/s", "limit: all 2N deliveries per second", rate(2*o.n, limitTime))
+	logf("run %d: limit: %.1f commands/s (%d deliveries in %v)", r, limit, 2*o.n, limitTime.Round(time.Millisecond))
+
+	pctx, cancel = phase()
+	imf, err := imapBench(pctx, stack.IMAPAddr, b.limitBot, "Processed", 50)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("IMAP: %w", err)
+	}
+	res.add("imap_fetch_msgs_per_s", "msg/s", "plain IMAP: UID FETCH BODY.PEEK[] in batches of 50", imf.fetch)
+	res.add("imap_fetch_store_move_each_msgs_per_s", "msg/s", "plain IMAP: fetch + UID STORE + UID MOVE per message (the bot's way)", imf.fetchEachMove)
+	res.add("imap_fetch_store_move_batch_msgs_per_s", "msg/s", "plain IMAP: fetch + one STORE + one MOVE per batch of 50", imf.fetchBatchMove)
+	logf("run %d: IMAP: fetch %.0f/s, fetch+store+move each %.0f/s, per batch %.0f/s", r, imf.fetch, imf.fetchEachMove, imf.fetchBatchMove)
+
+	sink := make([]outMsg, o.n)
+	for i := range sink {
+		sink[i] = outMsg{from: b.bot, to: b.sink, raw: replies[i]}
+	}
+	pctx, cancel = phase()
+	start = time.Now()
+	accepted, err := submitAll(pctx, stack.SMTPAddr, o.conns, sink)
+	if err == nil {
+		_, err = waitCounts(pctx, stack.IMAPAddr, []waitSpec{{b.sink, o.n}}, 100*time.Millisecond)
+	}
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("SMTP: %w", err)
+	}
+	smtpRate := rate(o.n, accepted.Sub(start))
+	res.add("smtp_submit_msgs_per_s", "msg/s", fmt.Sprintf("plain SMTP: submission over %d reused connections", o.conns), smtpRate)
+	logf("run %d: SMTP: %.0f submissions/s over %d connections", r, smtpRate, o.conns)
+
+	// 2. The bot under a burst.
+	cfgPath, err := botConfig(dir, b.bot, stack.IMAPAddr, stack.SMTPAddr, store, o.conns)
+	if err != nil {
+		return nil, err
+	}
+	profDir := ""
+	if o.profile != "" {
+		profDir = filepath.Join(o.profile, fmt.Sprintf("run%d", r))
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	bot, err := startBot(binary, cfgPath, filepath.Join(dir, fmt.Sprintf("bot-r%d.log", r)), profDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if bot != nil {
+			bot.stop()
+		}
+	}()
+	if profDir != "" {
+		if err := bot.signal(syscall.SIGUSR1, "mailbench-profile: started"); err != nil {
+			return nil, err
+		}
+	}
+	cmds = burstMessages(r, o.n, b, o.members, o.spaces, rng, stamp)
+	in = make([]outMsg, o.n)
+	perMgr = map[string]int{}
+	byID := map[string]command{}
+	for i, c := range cmds {
+		in[i] = outMsg{from: c.from, to: b.bot, raw: c.raw}
+		perMgr[c.from]++
+		byID[c.id] = c
+	}
+	logf("run %d: burst: %d command messages from %d managers", r, o.n, o.managers)
+	pctx, cancel = phase()
+	start = time.Now()
+	var subErr error
+	subDone = make(chan struct{})
+	var submitted time.Time
+	go func() {
+		submitted, subErr = submitAll(pctx, stack.SMTPAddr, o.submitConns, in)
+		close(subDone)
+	}()
+	visible, visErr = waitCounts(pctx, stack.IMAPAddr, specsOf(perMgr), 50*time.Millisecond)
+	<-subDone
+	cancel()
+	if profDir != "" {
+		if err := bot.signal(syscall.SIGUSR2, "mailbench-profile: written"); err != nil {
+			return nil, err
+		}
+	}
+	rss, anon, file, rssErr := bot.memory()
+	if err := errors.Join(subErr, visErr, rssErr); err != nil {
+		return nil, fmt.Errorf("burst: %w\nbot log:\n%s", err, tail(bot.log(), 30))
+	}
+	burstTime := visible.Sub(start)
+	burst := rate(o.n, burstTime)
+	res.add("burst_msgs_per_s", "cmd/s", "bot: first submission to last reply visible", burst)
+	res.add("burst_ratio", "", "burst / limit, same run (target >= 0.8)", burst/limit)
+	res.add("burst_seconds", "s", "bot: burst duration", burstTime.Seconds())
+	res.add("burst_submit_msgs_per_s", "msg/s", fmt.Sprintf("burst submission rate over %d connections", o.submitConns), rate(o.n, submitted.Sub(start)))
+	res.add("rss_peak_mb", "MB", "bot process VmHWM after the burst", float64(rss)/(1<<20))
+	res.add("rss_anon_mb", "MB", "of which anonymous (heap, stacks), at the end of the burst", float64(anon)/(1<<20))
+	res.add("rss_file_mb", "MB", "and file-backed (the store's mmap), at the end of the burst", float64(file)/(1<<20))
+	logf("run %d: burst: %.1f commands/s in %v (ratio %.2f); peak RSS %.1f MB", r, burst, burstTime.Round(time.Millisecond), burst/limit, float64(rss)/(1<<20))
+
+	pctx, cancel = phase()
+	chk, err := checkReplies(pctx, stack.IMAPAddr, b.managers, byID)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	log := bot.log()
+	res.add("burst_replies_ok", "", "replies matched by In-Reply-To with the expected result", float64(chk.ok))
+	res.add("burst_replies_bad", "", "missing, duplicate, unmatched or wrong replies", float64(chk.bad()))
+	res.add("bot_log_errors", "", "ERROR/WARN lines in the bot's log during the run", float64(countLog(log, "level=ERROR")+countLog(log, "level=WARN")))
+	if chk.bad() > 0 {
+		logf("run %d: REPLY CHECK FAILED: %s", r, chk)
+	}
+
+	// 3. Front-desk latency, the bot idle in IDLE.
+	logf("run %d: latency: %d single verify messages", r, o.latency)
+	time.Sleep(time.Second)
+	pctx, cancel = context.WithTimeout(ctx, 60*time.Second+time.Duration(o.latency)*10*time.Second)
+	lat, deliv, err := latency(pctx, stack, b, o, stamp, r)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("latency: %w\nbot log:\n%s", err, tail(bot.log(), 30))
+	}
+	for _, p := range []int{50, 90, 99} {
+		res.add(fmt.Sprintf("latency_p%d_ms", p), "ms", "verify: submission to reply visible", ms(percentile(lat, p)))
+	}
+	for _, p := range []int{50, 90, 99} {
+		res.add(fmt.Sprintf("delivery_p%d_ms", p), "ms", "plain message: submission to visible", ms(percentile(deliv, p)))
+	}
+	res.add("bot_share_p50_ms", "ms", "latency p50 - 2 x delivery p50", ms(percentile(lat, 50)-2*percentile(deliv, 50)))
+	logf("run %d: latency p50 %v p99 %v; delivery p50 %v", r, percentile(lat, 50).Round(time.Millisecond),
+		percentile(lat, 99).Round(time.Millisecond), percentile(deliv, 50).Round(time.Millisecond))
+	slowest := func(ds []time.Duration) string {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		var out []string
+		for _, d := range s[max(0, len(s)-5):] {
+			out = append(out, d.Round(time.Millisecond).String())
+		}
+		return strings.Join(out, " ")
+	}
+	logf("run %d: slowest verify replies: %s; slowest plain deliveries: %s", r, slowest(lat), slowest(deliv))
+
+	err = bot.stop()
+	bot = nil
+	return res, err
+}
+
+func specsOf(per map[string]int) []waitSpec {
+	var s []waitSpec
+	for u, n := range per {
+		s = append(s, waitSpec{u, n})
+	}
+	return s
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// replyCheck counts the burst's replies.
+type replyCheck struct {
+	ok, missing, duplicate, unmatched, wrong int
+	example                                  string
+}
+
+func (c replyCheck) bad() int { return c.missing + c.duplicate + c.unmatched + c.wrong }
+
+func (c replyCheck) String() string {
+	return fmt.Sprintf("%d ok, %d missing, %d duplicate, %d unmatched, %d wrong (e.g. %s)",
+		c.ok, c.missing, c.duplicate, c.unmatched, c.wrong, c.example)
+}
+
+// checkReplies reads every manager's inbox and matches each reply to the
+// command it answers by In-Reply-To: one reply each, with the expected
+// result line.
+func checkReplies(ctx context.Context, addr string, managers []string, sent map[string]command) (replyCheck, error) {
+	var c replyCheck
+	seen := map[string]bool{}
+	for _, m := range managers {
+		raws, err := fetchInbox(ctx, addr, m)
+		if err != nil {
+			return c, err
+		}
+		for _, raw := range raws {
+			mr, err := mail.CreateReader(bytes.NewReader(raw))
+			if err != nil {
+				c.unmatched++
+				continue
+			}
+			ids, _ := mr.Header.MsgIDList("In-Reply-To")
+			text := ""
+			for {
+				p, err := mr.NextPart()
+				if err != nil {
+					break
+				}
+				if h, ok := p.Header.(*mail.InlineHeader); ok {
+					if ct, _, _ := h.ContentType(); ct == "text/plain" && text == "" {
+						b, _ := io.ReadAll(p.Body)
+						text = string(b)
+					}
+				}
+			}
+			if len(ids) != 1 {
+				c.unmatched++
+				continue
+			}
+			cmd, found := sent[ids[0]]
+			switch {
+			case !found:
+				c.unmatched++
+			case seen[ids[0]]:
+				c.duplicate++
+			case !strings.Contains(text, expect[cmd.kind]) || (cmd.kind == verifyMember && strings.Contains(text, "NOT VERIFIED")):
+				c.wrong++
+				if c.example == "" {
+					c.example = fmt.Sprintf("reply to %s lacks %q:\n%s", ids[0], expect[cmd.kind], text)
+				}
+			default:
+				c.ok++
+			}
+			seen[ids[0]] = true
+		}
+	}
+	c.missing = len(sent) - len(seen)
+	return c, nil
+}
+
+// latency alternates a plain message to a plain mailbox and a verify to the
+// bot, each waited for before the next is sent, and returns the two series
+// of submission-to-visible times.
+func latency(ctx context.Context, stack *mailstack.Stack, b runBoxes, o options, stamp int64, r int) (bot, plainLat []time.Duration, err error) {
+	target := "stranger@elsewhere.test"
+	if o.members > 0 {
+		target = memberAddr(0, o.spaces)
+	}
+	deskC, err := login(ctx, stack.IMAPAddr, b.desk)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer deskC.Close()
+	plainC, err := login(ctx, stack.IMAPAddr, b.plain)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer plainC.Close()
+	for _, c := range []*imapclient.Client{deskC, plainC} {
+		if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			return nil, nil, fmt.Errorf("EXAMINE INBOX: %w", err)
+		}
+	}
+	for i := range o.latency {
+		id := fmt.Sprintf("ping-%d-r%d-%d@elsewhere.test", stamp, r, i)
+		d, err := timeToVisible(ctx, stack.SMTPAddr, plainC, outMsg{from: b.visitor, to: b.plain, raw: plain(b.visitor, b.plain, id)})
+		if err != nil {
+			return nil, nil, fmt.Errorf("plain message %d: %w", i, err)
+		}
+		plainLat = append(plainLat, d)
+		id = fmt.Sprintf("desk-%d-r%d-%d@sp0.test", stamp, r, i)
+		raw := thunderbird(envelope{From: b.desk, To: b.bot, Subject: "Visitor at the front desk", MessageID: id},
+			"Hi,\n\nverify "+target+"\n\nThanks!")
+		d, err = timeToVisible(ctx, stack.SMTPAddr, deskC, outMsg{from: b.desk, to: b.bot, raw: raw})
+		if err != nil {
+			return nil, nil, fmt.Errorf("verify %d: %w", i, err)
+		}
+		bot = append(bot, d)
+		// Let the bot finish its round (mark, move, search) and go back
+		// to IDLE: the front desk's message finds it idle.
+		time.Sleep(200 * time.Millisecond)
+	}
+	return bot, plainLat, nil
+}
+
+// timeToVisible submits m on a new connection and polls c's mailbox with
+// NOOP every 5 ms until it holds one more message.
+func timeToVisible(ctx context.Context, smtpAddr string, c *imapclient.Client, m outMsg) (time.Duration, error) {
+	if err := c.Noop().Wait(); err != nil {
+		return 0, err
+	}
+	before := numMessages(c, 0)
+	start := time.Now()
+	if err := sendOne(ctx, smtpAddr, m); err != nil {
+		return 0, err
+	}
+	for numMessages(c, before) <= before {
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("no new message after %v: %w", time.Since(start).Round(time.Millisecond), ctx.Err())
+		case <-c.Closed():
+			return 0, errors.New("IMAP connection closed")
+		case <-time.After(5 * time.Millisecond):
+		}
+		if err := c.Noop().Wait(); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// percentile is the nearest-rank percentile p of ds.
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (p*len(s)+99)/100 - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// report prints the table of every run and the medians, then one
+// name=value line per figure (the medians).
+func report(w io.Writer, o options, runs []runResult, extra runResult, zeroNote string) {
+	fmt.Fprintf(w, "\nmailbench: N=%d, %d runs, bot SMTP connections=%d, submission connections=%d, %d managers, store of %d members in %d spaces\n",
+		o.n, len(runs), o.conns, o.submitConns, o.managers, o.members, o.spaces)
+	fmt.Fprintf(w, "config: %s\n\n", zeroNote)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := "figure\t"
+	for i := range runs {
+		header += fmt.Sprintf("run %d\t", i+1)
+	}
+	fmt.Fprintln(tw, header+"median\tunit\t")
+	var names []string
+	values := map[string][]float64{}
+	meta := map[string]figure{}
+	for _, r := range runs {
+		for _, f := range r {
+			if _, ok := meta[f.name]; !ok {
+				names = append(names, f.name)
+				meta[f.name] = f
+			}
+			values[f.name] = append(values[f.name], f.value)
+		}
+	}
+	medians := map[string]float64{}
+	for _, n := range names {
+		line := n + "\t"
+		for _, v := range values[n] {
+			line += num(v) + "\t"
+		}
+		medians[n] = median(values[n])
+		fmt.Fprintln(tw, line+num(medians[n])+"\t"+meta[n].unit+"\t")
+	}
+	for _, f := range extra {
+		names = append(names, f.name)
+		meta[f.name] = f
+		medians[f.name] = f.value
+		fmt.Fprintln(tw, f.name+"\t"+strings.Repeat("\t", len(runs))+num(f.value)+"\t"+f.unit+"\t")
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-40s %s\n", n, meta[n].what)
+	}
+	fmt.Fprintln(w)
+	for _, n := range names {
+		fmt.Fprintf(w, "%s=%s\n", n, num(medians[n]))
+	}
+}
+
+func num(v float64) string {
+	switch {
+	case v == float64(int64(v)) && v < 1e9:
+		return fmt.Sprintf("%d", int64(v))
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
