@@ -21,7 +21,7 @@ func init() { worlds = append(worlds, "roster") }
 // multipart/mixed of the text and the file, base64-encoded.
 func withCSV(e envelope, body, filename, contentType string, csv []byte) []byte {
 	const bnd = "------------Ab12Cd34Ef56Gh78Ij90Kl"
-	h := e.header("Content-Type: multipart/mixed; boundary=\"" + bnd + "\"\r\nUser-Agent: Mozilla Thunderbird\r\n")
+	h := e.Header("Content-Type: multipart/mixed; boundary=\"" + bnd + "\"\r\nUser-Agent: Mozilla Thunderbird\r\n")
 	b64 := base64.StdEncoding.EncodeToString(csv)
 	var lines []string
 	for len(b64) > 76 {
