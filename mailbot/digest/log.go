@@ -65,31 +65,24 @@ func seekAfter(p probe, t time.Time) (uint64, error) {
 // changesIn calls fn with every audit record with start < At <= end, in
 // sequence order.
 func changesIn(tx *storage.Tx, start, end time.Time, fn func(storage.Change)) error {
-	from, err := seekAfter(func(from uint64) (seq uint64, at time.Time, ok bool, err error) {
-		err = tx.Changes(from, func(c storage.Change) bool {
-			seq, at, ok = c.Seq, c.At, true
-			return false
-		})
-		return seq, at, ok, err
-	}, start)
-	if err != nil {
-		return err
-	}
-	stop := end.Add(logSlack)
-	return tx.Changes(from, func(c storage.Change) bool {
-		if c.At.After(start) && !c.At.After(end) {
-			fn(c)
-		}
-		return !c.At.After(stop)
-	})
+	return recordsIn(tx.Changes, func(c storage.Change) (uint64, time.Time) { return c.Seq, c.At }, start, end, fn)
 }
 
 // verificationsIn calls fn with every verification with start < At <= end,
 // in sequence order.
 func verificationsIn(tx *storage.Tx, start, end time.Time, fn func(storage.Verification)) error {
+	return recordsIn(tx.Verifications, func(v storage.Verification) (uint64, time.Time) { return v.Seq, v.At }, start, end, fn)
+}
+
+// recordsIn calls fn with every record of a log with start < At <= end, in
+// sequence order. scan reads the log from a sequence number on, until its
+// callback returns false; stamp gives a record's number and time.
+func recordsIn[R any](scan func(from uint64, fn func(R) bool) error, stamp func(R) (uint64, time.Time),
+	start, end time.Time, fn func(R)) error {
 	from, err := seekAfter(func(from uint64) (seq uint64, at time.Time, ok bool, err error) {
-		err = tx.Verifications(from, func(v storage.Verification) bool {
-			seq, at, ok = v.Seq, v.At, true
+		err = scan(from, func(r R) bool {
+			seq, at = stamp(r)
+			ok = true
 			return false
 		})
 		return seq, at, ok, err
@@ -98,10 +91,11 @@ func verificationsIn(tx *storage.Tx, start, end time.Time, fn func(storage.Verif
 		return err
 	}
 	stop := end.Add(logSlack)
-	return tx.Verifications(from, func(v storage.Verification) bool {
-		if v.At.After(start) && !v.At.After(end) {
-			fn(v)
+	return scan(from, func(r R) bool {
+		_, at := stamp(r)
+		if at.After(start) && !at.After(end) {
+			fn(r)
 		}
-		return !v.At.After(stop)
+		return !at.After(stop)
 	})
 }
