@@ -329,15 +329,10 @@ func (b *Bot) allowReply(tx *storage.Tx, sender string, now time.Time) (allowed,
 }
 
 // answersBot reports whether msg replies to a message of the bot's (its
-// In-Reply-To or References name a Message-ID in the bot's domain).
+// In-Reply-To or References name a Message-ID the bot made).
 func (b *Bot) answersBot(msg *message.Message) bool {
-	at := strings.LastIndexByte(b.set.BotAddress, '@')
-	if at < 0 {
-		return false
-	}
-	suffix := b.set.BotAddress[at:]
 	for _, id := range append(append([]string(nil), msg.InReplyTo...), msg.References...) {
-		if strings.HasSuffix(strings.ToLower(id), suffix) {
+		if reply.IsOwnMessageID(id, b.set.BotAddress) {
 			return true
 		}
 	}

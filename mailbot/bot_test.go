@@ -181,7 +181,7 @@ func TestRateLimit(t *testing.T) {
 func TestReplyToBotIgnoresSubject(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	b.Handle(context.Background(), mail("alex@indyhall.test", "c1@x", "Re: add member sub@indyhall.test", "verify sub@indyhall.test",
-		"In-Reply-To: <abc@visa.test>"))
+		"In-Reply-To: <0123456789abcdef0123456789abcdef@visa.test>"))
 	b.Handle(context.Background(), mail("alex@indyhall.test", "c2@x", "add member sub2@indyhall.test", "verify sub2@indyhall.test"))
 	db.View(func(tx *storage.Tx) error {
 		if _, ok, _ := tx.Member("indyhall", "sub@indyhall.test"); ok {
@@ -274,7 +274,7 @@ func TestBottomPostedReply(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	b.Handle(context.Background(), mail("alex@indyhall.test", "q1@x", "Re: x",
 		"On Mon, 30 Nov 2026 at 09:12, Visa <visa@visa.test> wrote:\n> add member quoted@indyhall.test\n\nadd member below@indyhall.test\n",
-		"In-Reply-To: <abc@visa.test>"))
+		"In-Reply-To: <0123456789abcdef0123456789abcdef@visa.test>"))
 	b.Handle(context.Background(), mail("alex@indyhall.test", "q2@x", "Re: y",
 		"add member above@indyhall.test\n\nOn Mon, 30 Nov 2026 at 09:12, Visa <visa@visa.test> wrote:\n> add member quoted2@indyhall.test\n\nadd member after@indyhall.test\n"))
 	db.View(func(tx *storage.Tx) error {
@@ -294,7 +294,7 @@ func TestBottomPostedReply(t *testing.T) {
 func TestReplyToBotWithoutCommandsIsNotAnswered(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	out := b.Handle(context.Background(), mail("alex@indyhall.test", "t1@x", "Re: roster", "Great, thank you so much!\n\n> OK: added adam@indyhall.test",
-		"In-Reply-To: <abc@visa.test>"))
+		"In-Reply-To: <0123456789abcdef0123456789abcdef@visa.test>"))
 	if out.Action != Done {
 		t.Fatalf("Handle = %+v", out)
 	}

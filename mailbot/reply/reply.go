@@ -110,6 +110,19 @@ func ReplySubject(original string) string {
 	return "Re: " + s
 }
 
+// IsOwnMessageID reports whether id (without <>) has the shape of the ids
+// newMessageID makes for the sender from: 32 hex digits at from's domain. A
+// person of the same domain does not write ids of that shape.
+func IsOwnMessageID(id, from string) bool {
+	at := strings.LastIndexByte(from, '@')
+	local, domain, ok := strings.Cut(id, "@")
+	if at < 0 || !ok || len(local) != 32 || !strings.EqualFold(domain, from[at+1:]) {
+		return false
+	}
+	_, err := hex.DecodeString(local)
+	return err == nil
+}
+
 // newMessageID makes a unique id in the bot's domain (RFC 5322 §3.6.4).
 func newMessageID(from string) (string, error) {
 	b := make([]byte, 16)

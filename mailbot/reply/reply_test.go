@@ -79,3 +79,24 @@ func TestSubjectCannotInjectHeaders(t *testing.T) {
 		t.Errorf("ReplySubject(\"\") = %q", got)
 	}
 }
+
+func TestIsOwnMessageID(t *testing.T) {
+	_, id, err := Render(Message{From: "visa@visa.test", To: "a@x.test", Subject: "x", Text: "x", Date: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   string
+		want bool
+	}{
+		{id, true},
+		{strings.ToUpper(id[:32]) + id[32:], true},
+		{"abc@visa.test", false},                              // a person of the bot's domain
+		{"0123456789abcdef0123456789abcdef@evil.test", false}, // another domain
+		{"0123456789abcdef0123456789abcdeg@visa.test", false},
+	} {
+		if got := IsOwnMessageID(c.id, "visa@visa.test"); got != c.want {
+			t.Errorf("IsOwnMessageID(%q) = %v, want %v", c.id, got, c.want)
+		}
+	}
+}
