@@ -3,7 +3,7 @@ package main
 import (
 	"time"
 
-	"github.com/coworkingvisa/mailbot/mailbot/clientmail"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/clientmail"
 )
 
 // The command messages are written the way real mail clients write them

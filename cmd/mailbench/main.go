@@ -1,6 +1,6 @@
 // Command mailbench measures the mailbot against the limit of the mail
 // servers themselves, in one run on one machine (issue 5). It starts the
-// real Dovecot and Postfix of the integration tests (mailbot/mailstack) and,
+// real Dovecot and Postfix of the integration tests (mailbot/testkit/mailstack) and,
 // for each of -runs runs:
 //
 //  1. the limit, with the bot stopped: N command messages into a bot-like
@@ -55,7 +55,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/coworkingvisa/mailbot/mailbot/config"
-	"github.com/coworkingvisa/mailbot/mailbot/mailstack"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/mailstack"
 
 	_ "github.com/emersion/go-message/charset"
 )

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coworkingvisa/mailbot/mailbot"
 	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/demo"
 	"github.com/coworkingvisa/mailbot/templates"
 )
 
@@ -167,7 +168,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *verbose {
 		level = "debug"
 	}
-	return mailbot.RunDemo(ctx, mailbot.DemoOptions{
+	return demo.Run(ctx, demo.Options{
 		IMAPAddr: *imapAddr, SMTPAddr: *smtpAddr, StorePath: *store,
 		Out: stdout, Log: newLogger(stderr, level, "text"),
 	})

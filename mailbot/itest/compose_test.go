@@ -1,6 +1,6 @@
 package itest
 
-import "github.com/coworkingvisa/mailbot/mailbot/clientmail"
+import "github.com/coworkingvisa/mailbot/mailbot/testkit/clientmail"
 
 // The tests write mail as real clients do (package clientmail) and play the
 // MX the bot trusts, stamping its Authentication-Results on top.

@@ -3,7 +3,7 @@ package itest
 // The bot's own DKIM check (auth.verify_dkim) against real tools: keys made
 // by OpenDKIM's opendkim-genkey, messages signed by python3-dkim's dkimsign
 // (and by opendkim-testmsg), keys published by a real dnsmasq on loopback
-// (mailbot/dnsstack), messages carried by the real Postfix into the real
+// (mailbot/testkit/dnsstack), messages carried by the real Postfix into the real
 // Dovecot and handed to the bot as it fetches them. None of these tools may
 // be missing: the test fails, never skips.
 
@@ -24,7 +24,7 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/coworkingvisa/mailbot/mailbot"
-	"github.com/coworkingvisa/mailbot/mailbot/dnsstack"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/dnsstack"
 	"github.com/coworkingvisa/mailbot/mailbot/trust"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"

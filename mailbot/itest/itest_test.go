@@ -1,6 +1,6 @@
 // Package itest runs the real mailbot binary against a real Dovecot IMAP
 // server and a real Postfix SMTP server on loopback, started by the
-// project's own harness (mailbot/mailstack). If the servers cannot start,
+// project's own harness (mailbot/testkit/mailstack). If the servers cannot start,
 // every test here fails: they are never skipped.
 package itest
 
@@ -22,7 +22,7 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
-	"github.com/coworkingvisa/mailbot/mailbot/mailstack"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/mailstack"
 	"github.com/coworkingvisa/mailbot/storage"
 
 	_ "github.com/emersion/go-message/charset"

@@ -1,8 +1,10 @@
-package mailbot
+package demo
 
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"github.com/emersion/go-smtp"
 )
 
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 // submit sends a message through the demo's SMTP server as a mail client
 // does: AUTH PLAIN as login, then the message.
 func submit(t *testing.T, addr, login, from, body string) {
@@ -22,12 +26,12 @@ func submit(t *testing.T, addr, login, from, body string) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Auth(sasl.NewPlainClient("", login, DemoPassword)); err != nil {
+	if err := c.Auth(sasl.NewPlainClient("", login, Password)); err != nil {
 		t.Fatal(err)
 	}
 	msg := fmt.Sprintf("From: %s\r\nTo: %s\r\nSubject: front desk\r\nMessage-ID: <%d@demo.test>\r\n\r\n%s\r\n",
-		from, DemoBot, time.Now().UnixNano(), body)
-	if err := c.SendMail(from, []string{DemoBot}, strings.NewReader(msg)); err != nil {
+		from, BotAddress, time.Now().UnixNano(), body)
+	if err := c.SendMail(from, []string{BotAddress}, strings.NewReader(msg)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -41,7 +45,7 @@ func mailbox(t *testing.T, addr, user, name string, n int) []string {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Login(user, DemoPassword).Wait(); err != nil {
+	if err := c.Login(user, Password).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
@@ -80,7 +84,7 @@ func TestDemo(t *testing.T) {
 	done := make(chan error, 1)
 	var out strings.Builder
 	go func() {
-		done <- RunDemo(ctx, DemoOptions{IMAPAddr: "127.0.0.1:0", SMTPAddr: "127.0.0.1:0", Out: &out, Log: quiet,
+		done <- Run(ctx, Options{IMAPAddr: "127.0.0.1:0", SMTPAddr: "127.0.0.1:0", Out: &out, Log: quiet,
 			Started: func(d *Demo) { started <- d }})
 	}()
 	var d *Demo
@@ -92,7 +96,7 @@ func TestDemo(t *testing.T) {
 		t.Fatal("demo did not start")
 	}
 	smtpAddr, imapAddr := d.Mail.SMTPAddr(), d.Mail.IMAPAddr()
-	for _, want := range []string{smtpAddr, imapAddr, DemoBot, "alex@indyhall.test", "swaks"} {
+	for _, want := range []string{smtpAddr, imapAddr, BotAddress, "alex@indyhall.test", "swaks"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's instructions lack %q:\n%s", want, out.String())
 		}
@@ -109,7 +113,7 @@ func TestDemo(t *testing.T) {
 	// Logged in as alex but writing as madeleine: the demo's SMTP server
 	// stamps dmarc=fail and the bot sets the message aside, unanswered.
 	submit(t, smtpAddr, "alex@indyhall.test", "madeleine@betahaus.test", "remove member jonas@betahaus.test")
-	mailbox(t, imapAddr, DemoBot, "Rejected", 1)
+	mailbox(t, imapAddr, BotAddress, "Rejected", 1)
 	submit(t, smtpAddr, "madeleine@betahaus.test", "madeleine@betahaus.test", "verify jonas@betahaus.test")
 	got = mailbox(t, imapAddr, "madeleine@betahaus.test", "INBOX", 1)[0]
 	if !strings.Contains(got, "VERIFIED: jonas@betahaus.test") || strings.Contains(got, "remove") {

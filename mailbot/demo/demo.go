@@ -1,4 +1,7 @@
-package mailbot
+// Package demo runs the mailbot against embedded IMAP and SMTP servers on
+// loopback (package localmail) with a seeded network, for a first try with no
+// mail server of one's own: `mailbot demo`.
+package demo
 
 import (
 	"context"
@@ -12,19 +15,20 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/coworkingvisa/mailbot/mailbot"
 	"github.com/coworkingvisa/mailbot/mailbot/config"
-	"github.com/coworkingvisa/mailbot/mailbot/localmail"
+	"github.com/coworkingvisa/mailbot/mailbot/demo/localmail"
 	"github.com/coworkingvisa/mailbot/storage"
 )
 
 // The demo network: a few spaces from the Coworking Visa's early days, an
 // admin, one manager per space and some members. Every account's password
-// is DemoPassword.
+// is Password.
 const (
-	DemoPassword   = "demo"
-	DemoBot        = "visa@coworkingvisa.test"
-	DemoAdmin      = "admin@coworkingvisa.test"
-	DemoAuthservID = "demo.coworkingvisa.test"
+	Password     = "demo"
+	BotAddress   = "visa@coworkingvisa.test"
+	AdminAddress = "admin@coworkingvisa.test"
+	AuthservID   = "demo.coworkingvisa.test"
 )
 
 type demoSpace struct {
@@ -60,8 +64,8 @@ var demoNetwork = []demoSpace{
 		}},
 }
 
-// DemoOptions configures RunDemo.
-type DemoOptions struct {
+// Options configures Run.
+type Options struct {
 	IMAPAddr, SMTPAddr string // "" = localmail's defaults
 	StorePath          string // "" = a new file in a temporary directory, removed on exit
 	Out                io.Writer
@@ -77,11 +81,11 @@ type Demo struct {
 	Config *config.Config
 }
 
-// RunDemo starts embedded IMAP and SMTP servers on loopback, seeds a demo
+// Run starts embedded IMAP and SMTP servers on loopback, seeds a demo
 // network, and runs the bot against them until ctx is done. The trust rules
 // are the production ones: the embedded SMTP server authenticates senders
 // by SMTP AUTH and stamps Authentication-Results with its own authserv-id.
-func RunDemo(ctx context.Context, opts DemoOptions) error {
+func Run(ctx context.Context, opts Options) error {
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
@@ -95,19 +99,19 @@ func RunDemo(ctx context.Context, opts DemoOptions) error {
 		storePath = filepath.Join(dir, "demo.db")
 	}
 	srv, err := localmail.Start(ctx, localmail.Options{
-		IMAPAddr: opts.IMAPAddr, SMTPAddr: opts.SMTPAddr, AuthservID: DemoAuthservID,
+		IMAPAddr: opts.IMAPAddr, SMTPAddr: opts.SMTPAddr, AuthservID: AuthservID,
 		Logf: func(format string, args ...any) { opts.Log.Debug(fmt.Sprintf(format, args...)) },
 	})
 	if err != nil {
 		return fmt.Errorf("demo: start mail servers: %w", err)
 	}
 	defer srv.Close()
-	accounts := []string{DemoBot, DemoAdmin}
+	accounts := []string{BotAddress, AdminAddress}
 	for _, s := range demoNetwork {
 		accounts = append(accounts, s.manager)
 	}
 	for _, a := range accounts {
-		if err := srv.AddUser(a, DemoPassword); err != nil {
+		if err := srv.AddUser(a, Password); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
@@ -118,7 +122,7 @@ func RunDemo(ctx context.Context, opts DemoOptions) error {
 	if err := seedDemo(storePath); err != nil {
 		return err
 	}
-	d, err := Open(cfg, opts.Log)
+	d, err := mailbot.Open(cfg, opts.Log)
 	if err != nil {
 		return err
 	}
@@ -147,15 +151,15 @@ func demoConfig(srv *localmail.Server, storePath string) (*config.Config, error)
 		return nil, err
 	}
 	cfg := config.Default()
-	cfg.Bot.Address = DemoBot
+	cfg.Bot.Address = BotAddress
 	cfg.Bot.Name = "Coworking Visa (demo)"
 	cfg.IMAP.Host, cfg.IMAP.Port, cfg.IMAP.TLS = imapHost, imapPort, "none"
-	cfg.IMAP.Username, cfg.IMAP.Password = DemoBot, DemoPassword
+	cfg.IMAP.Username, cfg.IMAP.Password = BotAddress, Password
 	cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.TLS = smtpHost, smtpPort, "none"
-	cfg.SMTP.Username, cfg.SMTP.Password = DemoBot, DemoPassword
+	cfg.SMTP.Username, cfg.SMTP.Password = BotAddress, Password
 	cfg.Store.Path = storePath
-	cfg.Admins = []string{DemoAdmin}
-	cfg.Auth.Require, cfg.Auth.AuthservID = "dmarc", DemoAuthservID
+	cfg.Admins = []string{AdminAddress}
+	cfg.Auth.Require, cfg.Auth.AuthservID = "dmarc", AuthservID
 	cfg.PollInterval = 30 * time.Second
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("demo config: %w", err)
@@ -227,7 +231,7 @@ Coworking Visa mailbot demo is running (Ctrl-C stops it).
   Every account's password:               %s
 
   Network admin:  %s
-`, srv.SMTPAddr(), srv.IMAPAddr(), DemoBot, storePath, DemoPassword, DemoAdmin)
+`, srv.SMTPAddr(), srv.IMAPAddr(), BotAddress, storePath, Password, AdminAddress)
 	for _, s := range demoNetwork {
 		fmt.Fprintf(w, "  Manager of %-13s %s\n", s.ID+":", s.manager)
 	}
@@ -242,7 +246,7 @@ Try, as the manager of Indy Hall, verifying a betahaus member:
 then read alex@indyhall.test's INBOX over IMAP (any mail client, user
 alex@indyhall.test, password %s, no TLS). Send "help" for every command.
 
-`, smtpPort, DemoPassword, DemoBot, DemoPassword)
+`, smtpPort, Password, BotAddress, Password)
 }
 
 func splitAddr(addr string) (string, int, error) {

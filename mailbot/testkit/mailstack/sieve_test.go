@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coworkingvisa/mailbot/mailbot/mailstack"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/mailstack"
 )
 
 // TestSieveVacation: a real Sieve "vacation" on a mailbox answers a person's

@@ -18,7 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/coworkingvisa/mailbot/mailbot/mailstack"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/mailstack"
 )
 
 // crlf turns a message written with \n into the CRLF form that SMTP carries

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/internal/proc"
 )
 
 // processesIn lists the live processes that belong to the stack in dir by

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/internal/proc"
 )
 
 // dovecotTemplate is a complete Dovecot 2.3 config: no conf.d is included.

@@ -38,7 +38,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/internal/proc"
 )
 
 // Hostname is the name both servers give themselves: in greetings, Received

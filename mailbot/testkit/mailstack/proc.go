@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/internal/proc"
 )
 
 // errAddrInUse marks a start that failed because a port was taken.

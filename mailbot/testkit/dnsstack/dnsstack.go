@@ -28,7 +28,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/internal/proc"
 )
 
 // TXT is one TXT record. A text longer than 255 bytes is split into several

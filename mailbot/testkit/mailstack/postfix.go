@@ -12,7 +12,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/coworkingvisa/mailbot/mailbot/internal/proc"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/internal/proc"
 )
 
 // mainCFTemplate is Postfix's main.cf. The queue lives apart from the config
