@@ -56,6 +56,12 @@ type Bot struct {
 	Address string `yaml:"address"`
 	// Name is the display name in From; "Coworking Visa" by default.
 	Name string `yaml:"name"`
+	// Aliases are other addresses that deliver to the bot's mailbox. A
+	// command is carried out only from mail whose To or Cc names the bot's
+	// address or one of these: mail that reached the bot as a Bcc, or
+	// through a list or forwarding, was not written to it. Lowercased on
+	// load.
+	Aliases []string `yaml:"aliases"`
 }
 
 // Server is what IMAP and SMTP share: where the server is and how to log in.
@@ -122,7 +128,10 @@ type Auth struct {
 	// Require is "dmarc", "dkim" or "none" (testing only).
 	Require string `yaml:"require"`
 	// AuthservID is the only authserv-id whose Authentication-Results
-	// headers are believed; required unless Require is "none".
+	// headers are believed; required unless Require is "none" or
+	// VerifyDKIM is set. With VerifyDKIM and no AuthservID, no
+	// Authentication-Results is believed at all (Microsoft 365, whose
+	// fields carry no authserv-id and are not removed when forged).
 	AuthservID string `yaml:"authserv_id"`
 	// VerifyDKIM makes the bot check DKIM signatures itself when the
 	// Authentication-Results of AuthservID do not authenticate a sender
@@ -153,6 +162,22 @@ type Limits struct {
 	// ConfirmRemovals: a message removing more members than this (one by
 	// one, or by an import with replace) must be confirmed first.
 	ConfirmRemovals int `yaml:"confirm_removals"`
+	// MaxMessageAge: a message whose Date is older than this changes
+	// nothing (an old signed mail replayed), and is answered with an
+	// ERROR. Raise it after a long outage to handle the backlog.
+	MaxMessageAge time.Duration `yaml:"max_message_age"`
+	// MaxReplyBytes caps one reply; a larger answer is cut and says so.
+	MaxReplyBytes int `yaml:"max_reply_bytes"`
+	// MaxAttempts: a message whose handling fails this often (and, for a
+	// DNS that does not answer, over at least an hour) goes to quarantine.
+	MaxAttempts int `yaml:"max_attempts"`
+	// StrangerRepliesPerDomainPerDay is the daily budget of answers shared
+	// by every authenticated sender of one domain who is neither an admin
+	// nor a manager (each of them gets at most one answer a day).
+	StrangerRepliesPerDomainPerDay int `yaml:"stranger_replies_per_domain_per_day"`
+	// StrangerRepliesPerHour is the hourly budget of answers shared by all
+	// such senders together, so that many domains cannot add up.
+	StrangerRepliesPerHour int `yaml:"stranger_replies_per_hour"`
 }
 
 // Digest is when the weekly roster digest goes out, in each space's own
@@ -226,11 +251,20 @@ func Default() *Config {
 			ImportMaxBytes:          2 << 20,
 			ImportMaxRows:           20000,
 			ConfirmRemovals:         20,
+			MaxMessageAge:           7 * 24 * time.Hour,
+			MaxReplyBytes:           5 << 20,
+			MaxAttempts:             3,
+
+			StrangerRepliesPerDomainPerDay: 20,
+			StrangerRepliesPerHour:         100,
 		},
 		Digest: Digest{Weekday: "monday", Time: "08:00", Timezone: "UTC"},
+		// A reply answers a person who is waiting (a host at the front
+		// desk): the first retry comes within seconds, and the queue
+		// notices within 30 s when the submission server is back.
 		Outbox: Outbox{
-			RetryInitial: 7*time.Minute + 30*time.Second,
-			RetryMax:     8 * time.Hour,
+			RetryInitial: 5 * time.Second,
+			RetryMax:     time.Hour,
 			GiveUpAfter:  4 * 24 * time.Hour,
 		},
 		Log: Log{Level: "info", Format: "text"},
@@ -334,6 +368,9 @@ func (c *Config) normalize() {
 	for i, a := range c.Admins {
 		c.Admins[i] = strings.ToLower(strings.TrimSpace(a))
 	}
+	for i, a := range c.Bot.Aliases {
+		c.Bot.Aliases[i] = strings.ToLower(strings.TrimSpace(a))
+	}
 	for _, p := range []*string{
 		&c.IMAP.TLS, &c.SMTP.TLS, &c.Auth.Require,
 		&c.Digest.Weekday, &c.Log.Level, &c.Log.Format,
@@ -401,6 +438,9 @@ func isEnvName(s string) bool {
 func (c *Config) Validate() error {
 	var p problems
 	p.address("bot.address", c.Bot.Address)
+	for i, a := range c.Bot.Aliases {
+		p.address(fmt.Sprintf("bot.aliases[%d]", i), a)
+	}
 	if strings.ContainsFunc(c.Bot.Name, isControl) {
 		p.add("bot.name", "must be one line of text")
 	}
@@ -443,8 +483,9 @@ func (c *Config) Validate() error {
 
 	switch c.Auth.Require {
 	case "dmarc", "dkim":
-		if c.Auth.AuthservID == "" {
-			p.add("auth.authserv_id", "required unless auth.require is none: the id your receiving server writes in Authentication-Results")
+		if c.Auth.AuthservID == "" && !c.Auth.VerifyDKIM {
+			p.add("auth.authserv_id", "required unless auth.require is none or auth.verify_dkim is true: "+
+				"the id your receiving server writes in Authentication-Results")
 		}
 	case "none":
 	default:
@@ -474,6 +515,24 @@ func (c *Config) Validate() error {
 	p.atLeastOne("limits.max_message_bytes", c.Limits.MaxMessageBytes)
 	p.atLeastOne("limits.max_lines", int64(c.Limits.MaxLines))
 	p.atLeastOne("limits.max_commands", int64(c.Limits.MaxCommands))
+	if c.Limits.MaxMessageAge < time.Hour {
+		p.add("limits.max_message_age", "must be at least 1h, got %v", c.Limits.MaxMessageAge)
+	}
+	if c.Limits.MaxReplyBytes < 64<<10 {
+		p.add("limits.max_reply_bytes", "must be at least 65536 (64 KiB), got %d", c.Limits.MaxReplyBytes)
+	}
+	p.atLeastOne("limits.max_attempts", int64(c.Limits.MaxAttempts))
+	for _, l := range []struct {
+		key string
+		v   int
+	}{
+		{"limits.stranger_replies_per_domain_per_day", c.Limits.StrangerRepliesPerDomainPerDay},
+		{"limits.stranger_replies_per_hour", c.Limits.StrangerRepliesPerHour},
+	} {
+		if l.v < 0 {
+			p.add(l.key, "must be 0 (no answers to strangers) or more, got %d", l.v)
+		}
+	}
 
 	if _, err := c.Digest.Schedule(); err != nil {
 		p = append(p, err)
@@ -592,6 +651,10 @@ func (c *Config) Warnings() []string {
 	}
 	if c.Auth.VerifyDKIM && c.Auth.Require == "none" {
 		w = append(w, "auth.verify_dkim: has no effect with auth.require: none")
+	}
+	if c.Auth.VerifyDKIM && c.Auth.AuthservID != "" && c.Auth.Require != "none" {
+		w = append(w, "auth.authserv_id: Authentication-Results of "+c.Auth.AuthservID+" are believed besides the own DKIM check; "+
+			"leave authserv_id out if your provider does not remove forged ones (Microsoft 365)")
 	}
 	if len(c.Admins) == 0 {
 		w = append(w, "admins: none listed: nobody can add spaces or managers")

@@ -106,8 +106,13 @@ func TestParseDefaults(t *testing.T) {
 		{"digest.weekday", c.Digest.Weekday, "monday"},
 		{"digest.time", c.Digest.Time, "08:00"},
 		{"digest.timezone", c.Digest.Timezone, "UTC"},
-		{"outbox.retry_initial", c.Outbox.RetryInitial, 7*time.Minute + 30*time.Second},
-		{"outbox.retry_max", c.Outbox.RetryMax, 8 * time.Hour},
+		{"outbox.retry_initial", c.Outbox.RetryInitial, 5 * time.Second},
+		{"outbox.retry_max", c.Outbox.RetryMax, time.Hour},
+		{"limits.max_message_age", c.Limits.MaxMessageAge, 7 * 24 * time.Hour},
+		{"limits.max_reply_bytes", c.Limits.MaxReplyBytes, 5 << 20},
+		{"limits.max_attempts", c.Limits.MaxAttempts, 3},
+		{"limits.stranger_replies_per_domain_per_day", c.Limits.StrangerRepliesPerDomainPerDay, 20},
+		{"limits.stranger_replies_per_hour", c.Limits.StrangerRepliesPerHour, 100},
 		{"outbox.give_up_after", c.Outbox.GiveUpAfter, 96 * time.Hour},
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "text"},
@@ -148,6 +153,10 @@ func TestParseValid(t *testing.T) {
 			func(c *Config) bool { return c.SMTP.Username == "" && c.SMTP.Password == "" }},
 		{"auth none needs no authserv_id", map[string]any{"auth.require": "none", "auth.authserv_id": deleted{}},
 			func(c *Config) bool { return c.Auth.Require == "none" }},
+		{"own DKIM check needs no authserv_id", map[string]any{"auth.verify_dkim": true, "auth.authserv_id": deleted{}},
+			func(c *Config) bool { return c.Auth.VerifyDKIM && c.Auth.AuthservID == "" }},
+		{"aliases lowercased", map[string]any{"bot.aliases": []any{"Visa-Desk@Example.ORG"}},
+			func(c *Config) bool { return slices.Equal(c.Bot.Aliases, []string{"visa-desk@example.org"}) }},
 		{"compound duration", map[string]any{"poll_interval": "1h30m"},
 			func(c *Config) bool { return c.PollInterval == 90*time.Minute }},
 		{"idle_restart at the limit", map[string]any{"imap.idle_restart": "10m"},
@@ -211,8 +220,13 @@ func TestParseErrors(t *testing.T) {
 		{"hour 25", map[string]any{"digest.time": "25:00"}, "digest.time: must be a 24-hour time"},
 		{"time without minutes", map[string]any{"digest.time": "8"}, "digest.time"},
 		{"unknown time zone", map[string]any{"digest.timezone": "Mars/Olympus_Mons"}, "digest.timezone: unknown time zone"},
-		{"retry_max below retry_initial", map[string]any{"outbox.retry_max": "1m"}, "outbox.retry_max: must be at least outbox.retry_initial"},
-		{"give up before retry_max", map[string]any{"outbox.give_up_after": "1h"}, "outbox.give_up_after: must be at least outbox.retry_max"},
+		{"retry_max below retry_initial", map[string]any{"outbox.retry_max": "1s"}, "outbox.retry_max: must be at least outbox.retry_initial"},
+		{"give up before retry_max", map[string]any{"outbox.give_up_after": "30m"}, "outbox.give_up_after: must be at least outbox.retry_max"},
+		{"message age too short", map[string]any{"limits.max_message_age": "10m"}, "limits.max_message_age: must be at least 1h"},
+		{"reply cap too small", map[string]any{"limits.max_reply_bytes": 1000}, "limits.max_reply_bytes: must be at least"},
+		{"no attempts", map[string]any{"limits.max_attempts": 0}, "limits.max_attempts: must be at least 1"},
+		{"negative stranger budget", map[string]any{"limits.stranger_replies_per_hour": -1}, "limits.stranger_replies_per_hour: must be 0"},
+		{"bad alias", map[string]any{"bot.aliases": []any{"not an address"}}, "bot.aliases[0]: must be a plain email address"},
 		{"log level", map[string]any{"log.level": "verbose"}, "log.level: must be debug, info, warn or error"},
 		{"log format", map[string]any{"log.format": "xml"}, "log.format: must be text or json"},
 	}
@@ -272,8 +286,8 @@ auth: {require: none}
 
 func TestParseEmptySection(t *testing.T) {
 	// A section whose keys are all commented out keeps its defaults.
-	c := mustParse(t, append(yamlWith(t, nil), "outbox:\n  # retry_max: 1h\nlog:\n"...))
-	if c.Outbox.RetryMax != 8*time.Hour || c.Log.Level != "info" {
+	c := mustParse(t, append(yamlWith(t, nil), "outbox:\n  # retry_max: 2h\nlog:\n"...))
+	if c.Outbox.RetryMax != Default().Outbox.RetryMax || c.Log.Level != "info" {
 		t.Errorf("empty sections lost their defaults: outbox.retry_max %v, log.level %q", c.Outbox.RetryMax, c.Log.Level)
 	}
 }

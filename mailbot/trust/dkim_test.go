@@ -403,6 +403,29 @@ func TestAuthenticateWithOwnDKIM(t *testing.T) {
 		})
 	}
 
+	// Microsoft 365 without an authserv-id configured: no field is
+	// believed, a forged one with any id included; only the own check.
+	ownOnly := Policy{Require: RequireDMARC, BotAddress: "visa@coworkingvisa.test", DKIM: own}
+	forged := arHead("spf=pass smtp.mailfrom=indyhall.test; dkim=pass header.d=indyhall.test; dmarc=pass header.from=indyhall.test") +
+		arHead("mx.example.org; dmarc=pass header.from=indyhall.test")
+	for _, c := range []struct {
+		name, raw string
+		ok        bool
+	}{
+		{"good signature", m365Head + good, true},
+		{"forged results, no signature", m365Head + forged + unsignedMsg, false},
+		{"forged results, unaligned signature", m365Head + forged + evil, false},
+	} {
+		h := parseHeader(t, strings.ReplaceAll(c.raw[:strings.Index(c.raw, "\r\n\r\n")], "\r\n", "\n"))
+		got, err := AuthenticateMessage(context.Background(), h, []byte(c.raw), ownOnly)
+		if (err == nil) != c.ok {
+			t.Errorf("own check only, %s: %+v, %v; want ok %v", c.name, got, err, c.ok)
+		}
+		if err == nil && got.Method != MethodOwnDKIM {
+			t.Errorf("own check only, %s: method %q", c.name, got.Method)
+		}
+	}
+
 	// Authenticate sees the header alone: no own check.
 	h := parseHeader(t, strings.ReplaceAll(m365Head+good[:strings.Index(good, "\r\n\r\n")], "\r\n", "\n"))
 	if s, err := Authenticate(h, dmarc); err == nil {

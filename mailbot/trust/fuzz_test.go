@@ -71,3 +71,65 @@ func mayHoldID(raw []byte, id string) bool {
 	s := asciiLower(strings.NewReplacer(`"`, "", `\`, "").Replace(string(raw)))
 	return strings.Contains(s, asciiLower(id))
 }
+
+// FuzzRepeatedFields feeds raw headers to the duplicate-field check. Nothing
+// may panic, and a header it passes must hold each once-only field at most
+// once by every reading the bot and DKIM verifiers make of it: go-message's
+// (which the bot reads Subject and Message-ID with), net/textproto's (which
+// verifiers split fields with), and a plain line scan that counts every
+// line starting with the name and a colon, whitespace before the colon and
+// case aside.
+func FuzzRepeatedFields(f *testing.F) {
+	for _, s := range []string{
+		fromMgr + rest,
+		"Subject: add member me@evil.test\n" + fromMgr + rest,
+		"Message-ID: <x@evil.test>\n" + fromMgr + rest,
+		"subject : a\nSUBJECT: b\n" + fromMgr,
+		"Subject:\n\tfolded\n" + fromMgr + rest,
+		"X: y\n Subject: continuation, not a field\n" + fromMgr,
+		"Subject: a\r\n\r\nSubject: in the body\r\n",
+		"Content-Type: text/plain\nContent-Type: text/html\n" + fromMgr,
+	} {
+		f.Add([]byte(strings.ReplaceAll(s, "\n", "\r\n")))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		th, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+		if err != nil {
+			return // the bot refuses a message whose header it cannot read
+		}
+		h := mail.Header{Header: message.Header{Header: th}}
+		if RepeatedFields(h, raw) != nil {
+			return
+		}
+		raws, lines := rawFieldCounts(raw), lineScan(raw)
+		for _, name := range singleFields {
+			n := 0
+			for f := h.FieldsByKey(name); f.Next(); {
+				n++
+			}
+			if n > 1 || raws[name] > 1 || lines[name] > 1 {
+				t.Fatalf("%s passed with %d (go-message), %d (textproto), %d (line scan) instances", name, n, raws[name], lines[name])
+			}
+		}
+	})
+}
+
+// lineScan counts header fields the simplest way: lines up to the first
+// empty one, split at LF with a CR before it dropped, that do not start with
+// white space and hold a colon.
+func lineScan(raw []byte) map[string]int {
+	counts := map[string]int{}
+	for _, l := range strings.Split(string(raw), "\n") {
+		l = strings.TrimSuffix(l, "\r")
+		if l == "" {
+			break
+		}
+		if l[0] == ' ' || l[0] == '\t' {
+			continue
+		}
+		if name, _, ok := strings.Cut(l, ":"); ok {
+			counts[asciiLower(strings.TrimRight(name, " \t"))]++
+		}
+	}
+	return counts
+}

@@ -38,8 +38,11 @@ const (
 
 // Policy is what the operator configured: how much evidence a command needs.
 type Policy struct {
-	Require    string // RequireDMARC, RequireDKIM or RequireNone
-	AuthservID string // trust only Authentication-Results with this authserv-id
+	Require string // RequireDMARC, RequireDKIM or RequireNone
+	// AuthservID: trust only Authentication-Results with this authserv-id.
+	// Empty with DKIM set: believe no Authentication-Results at all, only
+	// the bot's own DKIM check.
+	AuthservID string
 	BotAddress string // the bot's own address: mail From it never authenticates
 	// DKIM, if set, is the bot's own DKIM check (auth.verify_dkim): a
 	// second way to authenticate, for AuthenticateMessage only. A message
@@ -62,6 +65,9 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("trust: unknown require %q (want dmarc, dkim or none)", p.Require)
 	}
 	if p.AuthservID == "" {
+		if p.DKIM != nil {
+			return nil // the own DKIM check alone: no Authentication-Results believed
+		}
 		return fmt.Errorf("trust: require %s needs an authserv-id", p.Require)
 	}
 	if strings.ContainsAny(p.AuthservID, " \t\r\n;=()\"\\") {
@@ -106,6 +112,18 @@ func AuthenticateMessage(ctx context.Context, h mail.Header, raw []byte, p Polic
 	}
 
 	domain := addr[strings.LastIndexByte(addr, '@')+1:]
+	if p.AuthservID == "" {
+		// Only the bot's own DKIM check: where the provider's fields carry
+		// no id and forged ones are not removed (Microsoft 365), no field
+		// can be told from a forgery, so none is read.
+		if p.DKIM == nil || raw == nil {
+			return Sender{}, fmt.Errorf("%w: no authserv-id configured and no own DKIM check", ErrNotAuthenticated)
+		}
+		if _, err := p.DKIM.Verify(ctx, raw, addr); err != nil {
+			return Sender{}, fmt.Errorf("%w: From domain %q: own DKIM check: %w", ErrNotAuthenticated, domain, err)
+		}
+		return Sender{Address: addr, Method: MethodOwnDKIM}, nil
+	}
 	results, err := trustedResults(h, p.AuthservID)
 	// Our own DKIM check may stand in where our receiving server gave no
 	// verdict or an unfavourable one, but neither where its field is

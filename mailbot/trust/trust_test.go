@@ -126,6 +126,7 @@ func TestPolicyValidate(t *testing.T) {
 		{Policy{Require: "DMARC", AuthservID: "mx.example.org"}, false},
 		{Policy{Require: ""}, false},
 		{Policy{Require: "dkim"}, false},
+		{Policy{Require: "dmarc", DKIM: &DKIMVerifier{}}, true},
 		{Policy{Require: "dmarc", AuthservID: "mx.example.org 1"}, false},
 		{Policy{Require: "dmarc", AuthservID: "spf=pass"}, false},
 	}
