@@ -47,7 +47,7 @@ func TestAddressedTo(t *testing.T) {
 		{"To: \"Visa bot\" <VISA@CoworkingVisa.test>\n", true},
 		{"To: alex@indyhall.test\nCc: Bot <visa@coworkingvisa.test>, x@y.test\n", true},
 		{"To: desk@coworkingvisa.test\n", true}, // an alias
-		{"To: alex@indyhall.test\n", false},   // a Bcc to the bot
+		{"To: alex@indyhall.test\n", false},     // a Bcc to the bot
 		{"To: undisclosed-recipients:;\n", false},
 		{"To: visa@coworkingvisa.test.evil.test\n", false},
 		{"To: broken <visa@coworkingvisa.test, ,\n", true}, // lenient reading
