@@ -16,6 +16,7 @@ import (
 
 	gomail "github.com/emersion/go-message/mail"
 
+	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
 )
@@ -207,18 +208,18 @@ func badCases() []badCase {
 			want: []string{"OK: added s7@indyhall.test", "ERROR:"}, members: []string{"s7@indyhall.test"}},
 		{name: "10,000 blank lines, then a command", raw: badText("s8", badLines(10000, "")+"add member s8@indyhall.test"),
 			want: []string{"ERROR:"}},
-		{name: "more commands than the limit", raw: badText("s9", badLines(60, "verify s9@indyhall.test")),
-			want: []string{"ERROR: this message has more than 50 commands; the rest were not read."}},
+		{name: "more commands than the limit", raw: badText("s9", badLines(110, "verify s9@indyhall.test")),
+			want: []string{"ERROR: this message has more than 100 commands; the rest were not read."}},
 		{name: "more adds than the limit", raw: badText("s10", func() string {
 			var b strings.Builder
-			for i := range 50 {
+			for i := range 100 {
 				fmt.Fprintf(&b, "add member s10-%d@indyhall.test\n", i)
 			}
 			return b.String() + "add member bad-s10@indyhall.test\n"
-		}()), want: []string{"OK: added s10-49@indyhall.test", "ERROR: this message has more than 50 commands"},
+		}()), want: []string{"OK: added s10-99@indyhall.test", "ERROR: this message has more than 100 commands"},
 			members: func() []string {
 				var m []string
-				for i := range 50 {
+				for i := range 100 {
 					m = append(m, fmt.Sprintf("s10-%d@indyhall.test", i))
 				}
 				return m
@@ -346,23 +347,24 @@ func TestBadInput(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b, db, _ := newTestBot(t, fixedClock())
-			b.set.RepliesPerHr = 0
+			b.set.Limits.RepliesPerSenderPerHour = 0
+			b.limiter = NewLimiter(b.set.Limits)
 			var logs bytes.Buffer
 			b.log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			out := b.Handle(context.Background(), c.raw)
 			if strings.Contains(logs.String(), "panic") {
 				t.Errorf("Handle panicked:\n%s", logs.String())
 			}
-			replies := outbox(t, db)
+			replies := queued(t, db)
 			switch {
 			case c.aside != "":
-				if out.Action != SetAside || out.Mailbox != c.aside {
+				if out.Action != inbox.SetAside || out.Mailbox != c.aside {
 					t.Errorf("outcome %+v, want set aside to %s", out, c.aside)
 				}
 				if len(replies) != 0 {
 					t.Errorf("%d replies to a message that is set aside:\n%s", len(replies), replies[0])
 				}
-			case out.Action != Done:
+			case out.Action != inbox.Handled:
 				t.Errorf("outcome %+v, want Done with a reply", out)
 			case len(replies) != 1:
 				t.Errorf("%d replies, want 1", len(replies))
@@ -413,17 +415,17 @@ func TestFailureMidTransaction(t *testing.T) {
 	}
 	b.tmpl = tmpl
 	raw := badText("fail", "add member bad-fail@indyhall.test\nverify bad-fail@indyhall.test")
-	for i, want := range []Action{Retry, Retry, SetAside} {
+	for i, want := range []inbox.Action{inbox.Leave, inbox.Leave, inbox.SetAside} {
 		out := b.Handle(context.Background(), raw)
 		if out.Action != want {
 			t.Fatalf("attempt %d: %+v, want action %d", i+1, out, want)
 		}
-		if want == SetAside && out.Mailbox != "Quarantine" {
+		if want == inbox.SetAside && out.Mailbox != "Quarantine" {
 			t.Errorf("attempt %d: %+v, want quarantine", i+1, out)
 		}
 	}
 	notices := 0
-	for _, r := range outbox(t, db) {
+	for _, r := range queued(t, db) {
 		if !strings.Contains(r, "To: <admin@visa.test>") {
 			t.Errorf("a failed message got a reply:\n%s", badLimit(r))
 		}
@@ -441,20 +443,20 @@ func TestFailureMidTransaction(t *testing.T) {
 func TestPanicAfterCommit(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	panics := 0
-	b.wake = func() {
+	b.kick = func() {
 		if panics == 0 {
 			panics++
 			panic("boom")
 		}
 	}
 	raw := badText("late", "add member late@indyhall.test")
-	if out := b.Handle(context.Background(), raw); out.Action != Retry || !strings.Contains(out.Reason, "boom") {
+	if out := b.Handle(context.Background(), raw); out.Action != inbox.Leave || !strings.Contains(out.Reason, "boom") {
 		t.Fatalf("first attempt: %+v, want Retry for the panic", out)
 	}
-	if out := b.Handle(context.Background(), raw); out.Action != Done {
+	if out := b.Handle(context.Background(), raw); out.Action != inbox.Handled {
 		t.Fatalf("second attempt: %+v, want Done", out)
 	}
-	if n := len(outbox(t, db)); n != 1 {
+	if n := len(queued(t, db)); n != 1 {
 		t.Errorf("%d replies, want 1", n)
 	}
 	checkBadRoster(t, db, []string{"late@indyhall.test"})

@@ -1,11 +1,17 @@
-// Package mailbot is the daemon: it wires the inbox watcher, the message
-// pipeline, the store and the outbox sender together, and runs the demo.
+// Package mailbot is the daemon: the pipeline that handles one command
+// email (Bot), and the wiring of the inbox watcher, the store, the outbox
+// queue and the digest scheduler around it (Daemon).
 //
-// One message's way through the program (Bot.Handle):
+// One message's way through the pipeline (Bot.Handle), in named stages:
 //
-//	raw bytes → message.Parse → trust.Automatic / trust.Authenticate
-//	  → ONE store transaction: handled-mark + commands + audit + reply in outbox
-//	  → the inbox marks the message handled; the outbox sends the reply.
+//	admit    raw bytes → message.Parse → trust: automatic? once-only fields
+//	         repeated? impersonation? sender authenticated?
+//	limit    who is it (admin, manager, stranger), and may they get an
+//	         answer now (Limiter)
+//	commit   ONE store transaction: handled mark + read (the lines to obey)
+//	         + execute (commands) + answer (the reply into the outbox)
+//
+// then the inbox marks the message handled and the outbox sends the reply.
 package mailbot
 
 import (
@@ -17,360 +23,311 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/commands"
+	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
-	"github.com/coworkingvisa/mailbot/mailbot/reply"
 	"github.com/coworkingvisa/mailbot/mailbot/trust"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
 )
 
-// Settings are the parts of the configuration the pipeline uses.
+// Settings are the parts of the configuration the pipeline uses. NewBot
+// takes them from config (SettingsFrom); every limit has its default there.
 type Settings struct {
-	BotAddress   string
-	BotName      string
-	Admins       []string // lowercased
-	Trust        trust.Policy
-	RepliesPerHr int // replies per sender per hour; 0 = no limit
-	// RepliesPerMinute is the global circuit breaker: past it, handling
-	// pauses until the minute is over (mail waits in the inbox) and the
-	// admins are told once. 0 = no breaker.
-	RepliesPerMinute int
-	Limits           message.Limits
-	MaxCommands      int
-	Commands         commands.Limits
-	MaxAttempts      int // a message failing this often is set aside (default 3)
+	BotAddress string
+	BotName    string
+	// Aliases are other addresses of the bot's mailbox: mail must name the
+	// bot's address or one of these in To or Cc to be acted on.
+	Aliases []string
+	Admins  []string // lowercased
+	Trust   trust.Policy
+	Limits  Limits
+	// Message bounds the reading of one message.
+	Message     message.Limits
+	MaxCommands int
+	Commands    commands.Limits
+	// MaxMessageAge: older mail (by its Date, or its author's DKIM
+	// signing time) changes nothing and is answered with an ERROR.
+	MaxMessageAge time.Duration
+	// MaxReplyBytes caps one reply; a larger answer is shortened.
+	MaxReplyBytes int
+	// MaxAttempts: a message failing this often is quarantined.
+	MaxAttempts int
 	// QuarantineMailbox receives messages whose handling kept failing.
 	QuarantineMailbox string
-	// RejectedMailbox receives forged and automatic mail.
+	// RejectedMailbox receives forged and automatic mail, and mail set
+	// aside unanswered.
 	RejectedMailbox string
 }
 
 // Bot handles command emails. It is safe for concurrent use.
 type Bot struct {
-	set   Settings
-	db    *storage.DB
-	tmpl  *templates.Set
-	log   *slog.Logger
-	now   func() time.Time
-	wake  func() // tells the outbox there is new mail to send
-	fails sync.Map
-
-	mu          sync.Mutex // guards the breaker's window
-	window      time.Time  // the minute being counted
-	windowCount int        // replies queued in it
-	tripped     bool       // the admins were told in this window
+	set      Settings
+	db       *storage.DB
+	tmpl     *templates.Set
+	log      *slog.Logger
+	now      func() time.Time
+	kick     func() // tells the outbox something was queued
+	limiter  *Limiter
+	failures *failures
 }
 
-// NewBot makes a bot over an open store. wake is called after a reply was
-// queued (may be nil); now is the clock (nil means time.Now).
-func NewBot(set Settings, db *storage.DB, tmpl *templates.Set, log *slog.Logger, now func() time.Time, wake func()) *Bot {
+// NewBot makes a bot over an open store. kick is called after something
+// was put in the outbox (may be nil); now is the clock (nil: time.Now).
+func NewBot(set Settings, db *storage.DB, tmpl *templates.Set, log *slog.Logger, now func() time.Time, kick func()) *Bot {
 	if now == nil {
 		now = time.Now
 	}
-	if wake == nil {
-		wake = func() {}
+	if kick == nil {
+		kick = func() {}
 	}
-	if set.MaxAttempts == 0 {
-		set.MaxAttempts = 3
-	}
-	return &Bot{set: set, db: db, tmpl: tmpl, log: log, now: now, wake: wake}
+	return &Bot{set: set, db: db, tmpl: tmpl, log: log, now: now, kick: kick,
+		limiter: NewLimiter(set.Limits), failures: newFailures(set.MaxAttempts)}
 }
 
-// Action says what should happen to a message on the server after Handle.
-type Action int
-
-const (
-	// Done: the message's effects and reply are committed; mark it handled.
-	Done Action = iota
-	// SetAside: no effect, no reply; move it to Outcome.Mailbox.
-	SetAside
-	// Retry: nothing was committed (an internal failure); leave it for the
-	// next sweep.
-	Retry
-)
-
-// Outcome is the result of handling one message.
-type Outcome struct {
-	Action  Action
-	Mailbox string // for SetAside
-	Reason  string // for the log
+// incoming is a message that passed admission: an authenticated sender,
+// no forgery, no automatic mail.
+type incoming struct {
+	raw      []byte
+	msg      *message.Message
+	tooLarge bool   // over the size limit: only the header was read
+	sender   string // authenticated, canonical
+	keys     []string
 }
 
-// Handle runs one raw message through the pipeline. Its effects, its audit
-// records, its reply and the mark that it was handled are committed in one
-// transaction, so calling Handle again with the same message changes
-// nothing and queues no second reply.
-func (b *Bot) Handle(ctx context.Context, raw []byte) (out Outcome) {
+// Handle runs one raw message through the pipeline and says what the inbox
+// should do with it. Its effects, audit records, reply and the mark that
+// it was handled are committed in one transaction, so calling Handle again
+// with the same message changes nothing and queues no second reply.
+func (b *Bot) Handle(ctx context.Context, raw []byte) (d inbox.Disposition) {
 	key := rawKey(raw)
 	defer func() {
 		if p := recover(); p != nil {
-			out = b.failed(key, fmt.Errorf("panic: %v", p))
+			d = b.failed(key, fmt.Errorf("panic: %v", p))
 		}
 	}()
-	msg, err := message.Parse(raw, b.set.Limits)
+	if until, waiting := b.failures.waiting(key, b.now()); waiting {
+		return inbox.Disposition{Action: inbox.Leave, Reason: "waits until " + until.Format(time.RFC3339)}
+	}
+	in, d, ok := b.admit(ctx, raw, key)
+	if !ok {
+		return d
+	}
+	return b.commit(in)
+}
+
+// admit reads the message and decides whether it may be acted on at all:
+// it must be readable, not automatic, hold each once-only field once, not
+// impersonate anyone, and come from an authenticated sender. When not, d
+// says what to do with it and ok is false.
+func (b *Bot) admit(ctx context.Context, raw []byte, key string) (in incoming, d inbox.Disposition, ok bool) {
+	msg, err := message.Parse(raw, b.set.Message)
 	tooLarge := errors.Is(err, message.ErrTooLarge)
 	if tooLarge {
 		// Read only the header: enough to authenticate the sender and
 		// tell them why nothing was done.
-		msg, err = message.Parse(headerOf(raw), b.set.Limits)
+		msg, err = message.Parse(headerOf(raw), b.set.Message)
 	}
 	if err != nil {
-		return b.setAside(b.set.RejectedMailbox, "unreadable message: "+err.Error(), nil)
+		return in, b.setAside("unreadable message: "+err.Error(), nil), false
 	}
 	if reason, auto := trust.Automatic(msg.Header, b.set.BotAddress); auto {
-		return b.setAside(b.set.RejectedMailbox, "automatic mail ("+reason+"): not answered", msg)
+		return in, b.setAside("automatic mail ("+reason+"): not answered", msg), false
+	}
+	if repeated := trust.RepeatedFields(msg.Header, headerOf(raw)); repeated != nil {
+		return in, b.setAside("header fields that may occur once occur more often: "+strings.Join(repeated, ", "), msg), false
 	}
 	if reason, bad := trust.Impersonation(msg.Header); bad {
-		return b.setAside(b.set.RejectedMailbox, "impersonation: "+reason, msg)
+		return in, b.setAside("impersonation: "+reason, msg), false
 	}
 	sender, err := trust.AuthenticateMessage(ctx, msg.Header, raw, b.set.Trust)
 	if errors.Is(err, trust.ErrDKIMTemporary) {
 		// The DNS did not answer: not authenticated now, but perhaps
-		// later. The message waits in the inbox; nothing was applied.
-		b.log.Warn("DKIM key look-up failed; the message waits", "message_id", msg.MessageID, "error", err)
-		return Outcome{Action: Retry, Reason: "DKIM look-up failed: " + err.Error()}
+		// later. The message waits, with growing gaps, and goes to
+		// quarantine when it has waited too long.
+		return in, b.dnsFailed(key, msg, err), false
 	}
 	if err != nil {
-		return b.setAside(b.set.RejectedMailbox, "sender not authenticated: "+err.Error(), msg)
+		return in, b.setAside("sender not authenticated: "+err.Error(), msg), false
 	}
 	if sender.Address == b.set.BotAddress {
-		return b.setAside(b.set.RejectedMailbox, "mail from the bot's own address", msg)
+		return in, b.setAside("mail from the bot's own address", msg), false
 	}
-	key = handledKey(sender.Address, msg, raw)
-	if !b.breakerAllows() {
-		return Outcome{Action: Retry, Reason: "circuit breaker: too many replies this minute; the message waits"}
-	}
-	queued, err := b.apply(sender.Address, msg, key, tooLarge)
-	if err != nil {
-		return b.failed(key, err)
-	}
-	b.fails.Delete(key)
-	if queued {
-		b.countReply()
-		b.wake()
-	}
-	return Outcome{Action: Done}
+	return incoming{raw: raw, msg: msg, tooLarge: tooLarge, sender: sender.Address,
+		keys: handledKeys(sender.Address, msg, raw)}, d, true
 }
 
-// breakerAllows reports whether the global reply budget of this minute has
-// room. When it first runs out, the admins are told (once per minute).
-func (b *Bot) breakerAllows() bool {
-	if b.set.RepliesPerMinute <= 0 {
-		return true
-	}
-	b.mu.Lock()
-	now := b.now().Truncate(time.Minute)
-	if !now.Equal(b.window) {
-		b.window, b.windowCount, b.tripped = now, 0, false
-	}
-	open := b.windowCount >= b.set.RepliesPerMinute
-	notify := open && !b.tripped
-	if notify {
-		b.tripped = true
-	}
-	b.mu.Unlock()
-	if notify {
-		b.log.Error("circuit breaker open: pausing until the minute is over", "replies", b.set.RepliesPerMinute)
-		b.notifyAdmins("circuit breaker open", fmt.Sprintf(
-			"The bot queued %d replies within one minute, its limit (limits.replies_per_minute). "+
-				"It pauses handling mail until the minute is over; messages wait in the inbox and nothing is lost. "+
-				"If this happens again, look for a mail loop.", b.set.RepliesPerMinute))
-	}
-	return !open
-}
+// errOverBudget ends a transaction that must not write: a stranger over
+// their budget.
+var errOverBudget = errors.New("over the strangers' budget")
 
-func (b *Bot) countReply() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if now := b.now().Truncate(time.Minute); !now.Equal(b.window) {
-		b.window, b.windowCount, b.tripped = now, 0, false
-	}
-	b.windowCount++
-}
-
-// notifyAdmins queues a notice to every admin. It is best effort: the
-// trouble it reports may be the store itself, so a failure is only logged.
-func (b *Bot) notifyAdmins(subject, text string) {
-	if len(b.set.Admins) == 0 {
-		return
-	}
+// commit is the one transaction of a message. The sender's role and the
+// global breaker are looked at first, outside it: a manager's mail waits
+// while the breaker is open, a stranger's is never held up by it.
+func (b *Bot) commit(in incoming) inbox.Disposition {
 	now := b.now()
-	body, html, err := b.tmpl.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: text})
-	if err == nil {
-		err = b.db.Update(func(tx *storage.Tx) error {
-			for _, admin := range b.set.Admins {
-				raw, id, err := reply.Render(reply.Message{
-					From: b.set.BotAddress, FromName: b.set.BotName, To: admin,
-					Subject: "[" + b.set.BotName + "] " + subject, Text: body, HTML: html,
-					Date: now, AutoSubmitted: "auto-generated",
-				})
-				if err != nil {
-					return err
-				}
-				if _, err := tx.Enqueue(storage.OutboxItem{From: b.set.BotAddress, To: []string{admin}, Raw: raw, MessageID: id, Created: now}); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	if err != nil {
-		b.log.Error("could not notify the admins", "subject", subject, "error", err)
-		return
-	}
-	b.wake()
-}
-
-// apply is the one transaction of a message. It reports whether a reply
-// was queued.
-func (b *Bot) apply(sender string, msg *message.Message, key string, tooLarge bool) (queued bool, err error) {
-	now := b.now()
-	err = b.db.Update(func(tx *storage.Tx) error {
-		queued = false
-		if h, done, err := tx.Handled(key); err != nil {
-			return err
-		} else if done {
-			b.log.Info("message already handled", "message_id", msg.MessageID, "from", sender, "outcome", h.Outcome)
-			return nil
-		}
-		allowed, notice, err := b.allowReply(tx, sender, now)
-		if err != nil {
+	var role role
+	var done bool
+	err := b.db.View(func(tx *storage.Tx) (err error) {
+		if done, err = handledAny(tx, in.keys); done || err != nil {
 			return err
 		}
-		if !allowed {
-			outcome := "rate limited: not acted on, no reply"
-			if notice {
-				if err := b.queueNotice(tx, sender, msg, now); err != nil {
-					return err
-				}
-				queued = true
-				outcome = "rate limited: not acted on, notice sent"
-			}
-			b.log.Warn("rate limit reached", "from", sender, "message_id", msg.MessageID)
-			return tx.MarkHandled(key, storage.HandledMessage{At: now, Sender: sender, Outcome: outcome})
-		}
-		subject := msg.Subject
-		if b.answersBot(msg) {
-			// "Re: <the bot's subject>" was written by the bot, not the sender:
-			// a manager replying "confirm TOKEN" must not re-run the original.
-			subject = ""
-		}
-		var report commands.Report
-		if tooLarge {
-			report.Results = []commands.Result{{Command: "(the whole message)", Status: commands.Error,
-				Text: fmt.Sprintf("the message is larger than %d KiB, so none of it was read and nothing changed; "+
-					"send the commands again without large attachments.", b.maxBytes()/1024)}}
-		} else {
-			script := commands.Parse(subject, message.OwnLines(msg.Text), b.set.MaxCommands)
-			if script.Commands == 0 {
-				// Nothing above the quote: a reply written below it
-				// (Thunderbird's default). The quote itself is never read.
-				if below := commands.Parse(subject, message.BelowQuote(msg.Text), b.set.MaxCommands); below.Commands > 0 {
-					script = below
-				}
-			}
-			unread := b.unread(msg)
-			if script.Commands == 0 && len(unread) == 0 && b.answersBot(msg) {
-				// "Thanks!" to a transcript, or an auto-responder that
-				// marks nothing: answering with the help text would only
-				// start a conversation between robots.
-				b.log.Info("reply to the bot without commands: not answered", "message_id", msg.MessageID, "from", sender)
-				return tx.MarkHandled(key, storage.HandledMessage{At: now, Sender: sender, Outcome: "no commands in a reply to the bot: not answered"})
-			}
-			actor := commands.Actor{Address: sender, Admin: b.isAdmin(sender)}
-			env := commands.Env{Now: now, MessageID: msg.MessageID, Attachments: attachments(msg), Limits: b.set.Commands}
-			if report, err = commands.Execute(tx, actor, env, script); err != nil {
-				return err
-			}
-			report.Results = append(unread, report.Results...)
-		}
-		id, err := b.queueReply(tx, sender, msg, report, now)
-		if err != nil {
-			return err
-		}
-		queued = true
-		b.log.Info("message handled", "message_id", msg.MessageID, "from", sender,
-			"commands", len(report.Results), "ignored", len(report.Ignored))
-		return tx.MarkHandled(key, storage.HandledMessage{At: now, Sender: sender, Outcome: "replied", ReplyID: id})
+		role, err = b.roleOf(tx, in.sender)
+		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("handle message %s: %w", msg.MessageID, err)
+		return b.failed(in.keys[0], err)
 	}
-	return queued, nil
+	if done {
+		b.log.Info("message already handled", "message_id", in.msg.MessageID, "from", in.sender)
+		return inbox.Disposition{Action: inbox.Handled}
+	}
+	if role.known() && !b.breakerAllows() {
+		return inbox.Disposition{Action: inbox.Leave, Reason: "circuit breaker: too many replies this minute; the message waits"}
+	}
+
+	var answered bool
+	var outcome string
+	err = b.db.Update(func(tx *storage.Tx) error {
+		answered, outcome = false, ""
+		if done, err := handledAny(tx, in.keys); done || err != nil {
+			return err
+		}
+		verdict, err := b.limiter.Admit(tx, in.sender, role.known(), now)
+		if err != nil {
+			return err
+		}
+		switch verdict {
+		case OverBudget:
+			return errOverBudget
+		case Silence:
+			outcome = "rate limited: not acted on, no reply"
+		case Notice:
+			if err := b.queueRateNotice(tx, in, now); err != nil {
+				return err
+			}
+			answered, outcome = true, "rate limited: not acted on, notice sent"
+		default:
+			answered, outcome, err = b.act(tx, in, role, now)
+			if err != nil {
+				return err
+			}
+		}
+		for _, k := range in.keys {
+			if err := tx.MarkHandled(k, storage.HandledMessage{At: now, Sender: in.sender, Outcome: outcome}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errOverBudget):
+		return b.setAside("a stranger over the daily or hourly budget of answers: not answered", in.msg)
+	case err != nil:
+		return b.failed(in.keys[0], fmt.Errorf("handle message %s: %w", in.msg.MessageID, err))
+	}
+	b.failures.clear(in.keys[0])
+	b.failures.clear(rawKey(in.raw))
+	b.log.Info("message handled", "message_id", in.msg.MessageID, "from", in.sender, "role", role.name(), "outcome", outcome)
+	if answered {
+		if role.known() {
+			b.limiter.CountReply(now)
+		}
+		b.kick()
+	}
+	return inbox.Disposition{Action: inbox.Handled}
 }
 
-// allowReply counts a reply against the sender's hourly allowance. When the
-// allowance is spent, the first message over it gets a notice (notice=true)
-// and later ones nothing until the hour has passed.
-func (b *Bot) allowReply(tx *storage.Tx, sender string, now time.Time) (allowed, notice bool, err error) {
-	if b.set.RepliesPerHr <= 0 {
-		return true, false, nil
+// act reads what the sender wrote and meant, carries it out and queues the
+// answer, inside the message's transaction. It reports whether an answer
+// was queued, and the outcome for the handled record.
+func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time) (answered bool, outcome string, err error) {
+	var report commands.Report
+	switch refusal, err := b.refusal(in, now); {
+	case err != nil:
+		return false, "", err
+	case refusal != "":
+		label, err := b.tmpl.Phrase("label.whole-message", nil)
+		if err != nil {
+			return false, "", err
+		}
+		report.Results = []commands.Result{{Command: label, Status: commands.Error, Text: refusal}}
+		outcome = "refused: " + refusal
+	default:
+		script := b.read(in.msg)
+		unread, err := b.unread(in.msg)
+		if err != nil {
+			return false, "", err
+		}
+		if script.Commands == 0 && len(unread) == 0 && b.answersBot(in.msg) {
+			// "Thanks!" to a transcript, or an auto-responder that marks
+			// nothing: answering with the help text would only start a
+			// conversation between robots.
+			return false, "no commands in a reply to the bot: not answered", nil
+		}
+		actor := commands.Actor{Address: in.sender, Admin: role.admin}
+		env := commands.Env{Now: now, MessageID: in.msg.MessageID, Attachments: attachments(in.msg), Limits: b.set.Commands}
+		if report, err = commands.Execute(tx, actor, env, script); err != nil {
+			return false, "", err
+		}
+		report.Results = append(unread, report.Results...)
+		outcome = fmt.Sprintf("replied: %d commands, %d lines ignored", len(report.Results), len(report.Ignored))
 	}
-	w, err := tx.RateWindow(sender)
-	if err != nil {
-		return false, false, err
+	if err := b.queueReport(tx, in, report, now); err != nil {
+		return false, "", err
 	}
-	if now.Sub(w.Start) >= time.Hour || now.Before(w.Start) {
-		w = storage.RateWindow{Start: now}
-	}
-	if w.Count < b.set.RepliesPerHr {
-		w.Count++
-		return true, false, tx.PutRateWindow(sender, w)
-	}
-	if w.Noticed {
-		return false, false, nil
-	}
-	w.Noticed = true
-	return false, true, tx.PutRateWindow(sender, w)
+	return true, outcome, nil
 }
 
-// answersBot reports whether msg replies to a message of the bot's (its
-// In-Reply-To or References name a Message-ID the bot made).
-func (b *Bot) answersBot(msg *message.Message) bool {
-	for _, id := range append(append([]string(nil), msg.InReplyTo...), msg.References...) {
-		if reply.IsOwnMessageID(id, b.set.BotAddress) {
-			return true
+// refusal says why nothing in a message may be carried out although its
+// sender is authenticated, or "": a message too large to read, one not
+// written to the bot (a Bcc, a forward), one too old (a signed mail sent
+// again by someone who received it) or dated in the future.
+func (b *Bot) refusal(in incoming, now time.Time) (string, error) {
+	if in.tooLarge {
+		return b.tmpl.Phrase("too-large", struct{ KiB int }{b.set.Message.MaxBytes / 1024})
+	}
+	bot := b.set.BotAddress
+	if !trust.AddressedTo(in.msg.Header, append([]string{bot}, b.set.Aliases...)...) {
+		return b.tmpl.Phrase("not-addressed", struct{ Bot string }{bot})
+	}
+	verdict, written := trust.CheckDate(in.msg.Header, in.raw, now, b.set.MaxMessageAge)
+	data := struct {
+		Written     string
+		Days, Hours int
+	}{written.UTC().Format("2006-01-02 15:04 UTC"), int(b.set.MaxMessageAge / (24 * time.Hour)), int(b.set.MaxMessageAge / time.Hour)}
+	switch verdict {
+	case trust.DateMissing:
+		return b.tmpl.Phrase("date-missing", nil)
+	case trust.DateTooOld:
+		return b.tmpl.Phrase("date-too-old", data)
+	case trust.DateAhead:
+		return b.tmpl.Phrase("date-ahead", data)
+	}
+	return "", nil
+}
+
+// read returns the command lines to obey: the Subject (unless it is the
+// bot's own, in a reply to it) and the sender's own lines of the body,
+// or, when those hold no command, a reply written below a reply quote.
+func (b *Bot) read(msg *message.Message) commands.Script {
+	subject := msg.Subject
+	if b.answersBot(msg) {
+		// "Re: <the bot's subject>" was written by the bot, not the sender:
+		// a manager replying "confirm TOKEN" must not re-run the original.
+		subject = ""
+	}
+	script := commands.Parse(subject, message.OwnLines(msg.Text), b.set.MaxCommands)
+	if script.Commands == 0 {
+		// Nothing above the quote: a reply written below it (Thunderbird's
+		// default). The quote itself is never read.
+		if below := commands.Parse(subject, message.BelowQuote(msg.Text), b.set.MaxCommands); below.Commands > 0 {
+			script = below
 		}
 	}
-	return false
-}
-
-func (b *Bot) isAdmin(addr string) bool {
-	for _, a := range b.set.Admins {
-		if a == addr {
-			return true
-		}
-	}
-	return false
-}
-
-// queueReply renders the transcript and puts it in the outbox.
-func (b *Bot) queueReply(tx *storage.Tx, to string, msg *message.Message, r commands.Report, now time.Time) (uint64, error) {
-	data := templates.Reply{
-		BotName: b.set.BotName, BotAddress: b.set.BotAddress,
-		Ignored: r.Ignored, Help: r.Help, Cut: r.Cut, MaxCmds: b.set.MaxCommands,
-		Summary: summary(r),
-	}
-	for _, res := range r.Results {
-		data.Entries = append(data.Entries, templates.Entry{
-			Command: res.Command, Status: string(res.Status), Text: res.Text, Detail: res.Detail,
-		})
-	}
-	text, html, err := b.tmpl.Reply(data)
-	if err != nil {
-		return 0, err
-	}
-	var files []reply.Attachment
-	for _, res := range r.Results {
-		for _, f := range res.Files {
-			files = append(files, reply.Attachment{Name: f.Name, ContentType: f.ContentType, Data: f.Data})
-		}
-	}
-	return b.enqueue(tx, to, msg, text, html, files, now)
+	return script
 }
 
 // unread reports, as ERROR lines, the parts of a message the bot could not
@@ -378,141 +335,100 @@ func (b *Bot) queueReply(tx *storage.Tx, to string, msg *message.Message, r comm
 // before, at a quote or a signature), parts nested too deep, a body that
 // could not be decoded at all. A sender must never believe that a command
 // the bot did not see was carried out.
-func (b *Bot) unread(msg *message.Message) []commands.Result {
+func (b *Bot) unread(msg *message.Message) ([]commands.Result, error) {
 	var out []commands.Result
-	note := func(text string) {
-		out = append(out, commands.Result{Command: "(the message)", Status: commands.Error, Text: text})
+	note := func(name string, data any) error {
+		label, err := b.tmpl.Phrase("label.message", nil)
+		if err != nil {
+			return err
+		}
+		text, err := b.tmpl.Phrase(name, data)
+		out = append(out, commands.Result{Command: label, Status: commands.Error, Text: text})
+		return err
 	}
 	text := strings.TrimRight(msg.Text, "\n")
 	if msg.Truncated && len(message.OwnLines(text)) == strings.Count(text, "\n")+1 {
-		note("this message is longer than the bot reads (too many lines, or parts nested too deep); " +
-			"what comes after was not read. Send the rest in another message.")
+		if err := note("cut-short", nil); err != nil {
+			return nil, err
+		}
 	}
 	if strings.TrimSpace(msg.Text) == "" && len(msg.Problems) > 0 {
-		note("the text of this message could not be read (" + msg.Problems[0] + "); nothing in it was carried out.")
-	}
-	return out
-}
-
-// maxBytes is the message size limit in force.
-func (b *Bot) maxBytes() int {
-	if b.set.Limits.MaxBytes > 0 {
-		return b.set.Limits.MaxBytes
-	}
-	return 10 << 20
-}
-
-// headerOf returns the header of a raw message (up to its first blank
-// line, read from at most the first MiB), with an empty body.
-func headerOf(raw []byte) []byte {
-	head := raw[:min(len(raw), 1<<20)]
-	for _, sep := range []string{"\r\n\r\n", "\n\n"} {
-		if i := bytes.Index(head, []byte(sep)); i >= 0 {
-			return head[:i+len(sep)]
+		if err := note("unreadable", struct{ Problem string }{msg.Problems[0]}); err != nil {
+			return nil, err
 		}
 	}
-	return append(append([]byte(nil), head...), "\r\n\r\n"...)
-}
-
-// attachments hands the message's files to the commands.
-func attachments(msg *message.Message) []commands.Attachment {
-	out := make([]commands.Attachment, len(msg.Attachments))
-	for i, a := range msg.Attachments {
-		out[i] = commands.Attachment{Filename: a.Filename, ContentType: a.ContentType, Charset: a.Charset,
-			Data: a.Data, TooLarge: a.TooLarge}
-	}
-	return out
-}
-
-// queueNotice tells a sender once that they hit the hourly reply limit.
-func (b *Bot) queueNotice(tx *storage.Tx, to string, msg *message.Message, now time.Time) error {
-	text, html, err := b.tmpl.Notice(templates.Notice{
-		BotName: b.set.BotName, BotAddress: b.set.BotAddress,
-		Text: fmt.Sprintf("ERROR: you have sent more than %d messages to this address in an hour. "+
-			"This message and the next ones until %s UTC are not acted on and get no answer. "+
-			"Please send them again after that time.", b.set.RepliesPerHr, now.Add(time.Hour).UTC().Format("15:04")),
-	})
-	if err != nil {
-		return err
-	}
-	_, err = b.enqueue(tx, to, msg, text, html, nil, now)
-	return err
-}
-
-func (b *Bot) enqueue(tx *storage.Tx, to string, msg *message.Message, text, html string, files []reply.Attachment, now time.Time) (uint64, error) {
-	raw, id, err := reply.Render(reply.Message{
-		From: b.set.BotAddress, FromName: b.set.BotName, To: to,
-		Subject:   reply.ReplySubject(msg.Subject),
-		InReplyTo: msg.MessageID, References: msg.References,
-		Text: text, HTML: html, Attachments: files, Date: now, AutoSubmitted: "auto-replied",
-	})
-	if err != nil {
-		return 0, err
-	}
-	return tx.Enqueue(storage.OutboxItem{From: b.set.BotAddress, To: []string{to}, Raw: raw, MessageID: id, Created: now})
-}
-
-// summary is the closing line of a transcript.
-func summary(r commands.Report) string {
-	counts := r.Counts()
-	var parts []string
-	for _, s := range []commands.Status{commands.OK, commands.Verified, commands.NotVerified, commands.Error, commands.Denied} {
-		if n := counts[s]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, s))
-		}
-	}
-	out := fmt.Sprintf("%d commands", len(r.Results))
-	if len(r.Results) == 1 {
-		out = "1 command"
-	}
-	if len(parts) > 0 {
-		out += ": " + strings.Join(parts, ", ")
-	}
-	if n := len(r.Ignored); n > 0 {
-		out += fmt.Sprintf("; %d lines ignored", n)
-	}
-	return out + "."
+	return out, nil
 }
 
 // setAside logs why a message gets no effect and no reply.
-func (b *Bot) setAside(mailbox, reason string, msg *message.Message) Outcome {
+func (b *Bot) setAside(reason string, msg *message.Message) inbox.Disposition {
 	attrs := []any{"reason", reason}
 	if msg != nil {
 		attrs = append(attrs, "message_id", msg.MessageID, "from", msg.Header.Get("From"), "subject", msg.Subject)
 	}
 	b.log.Warn("message set aside", attrs...)
-	return Outcome{Action: SetAside, Mailbox: mailbox, Reason: reason}
+	return inbox.Disposition{Action: inbox.SetAside, Mailbox: b.set.RejectedMailbox, Reason: reason}
 }
 
 // failed counts an internal failure; after MaxAttempts the message is set
 // aside in quarantine so that one bad message cannot stall the inbox.
-func (b *Bot) failed(key string, err error) Outcome {
-	n := 1
-	if v, loaded := b.fails.LoadOrStore(key, 1); loaded {
-		n = v.(int) + 1
-		b.fails.Store(key, n)
-	}
+func (b *Bot) failed(key string, err error) inbox.Disposition {
+	n, quarantine := b.failures.internal(key)
 	b.log.Error("message handling failed", "attempt", n, "error", err)
-	if n >= b.set.MaxAttempts {
-		b.fails.Delete(key)
-		reason := fmt.Sprintf("failed %d times: %v", n, err)
-		b.notifyAdmins("a message was quarantined", fmt.Sprintf(
-			"A message could not be handled after %d attempts and was moved to the mailbox %q, unanswered. "+
-				"Reason: %v. Look at it there; once the cause is fixed, move it back to the inbox.", n, b.set.QuarantineMailbox, err))
-		return Outcome{Action: SetAside, Mailbox: b.set.QuarantineMailbox, Reason: reason}
+	if !quarantine {
+		return inbox.Disposition{Action: inbox.Leave, Reason: err.Error()}
 	}
-	return Outcome{Action: Retry, Reason: err.Error()}
+	return b.quarantine(n, err)
 }
 
-// handledKey identifies a message for the exactly-once record: the sender
-// and the Message-ID, or a hash of the content where there is no id. The
-// sender is part of the key so nobody can block another's message by
-// reusing its id.
-func handledKey(sender string, msg *message.Message, raw []byte) string {
-	if msg.MessageID != "" {
-		return sender + " " + msg.MessageID
+// dnsFailed counts a DKIM key look-up that failed for a reason that may
+// pass: the message waits, tried again with growing gaps, and goes to
+// quarantine after MaxAttempts tries spread over at least an hour.
+func (b *Bot) dnsFailed(key string, msg *message.Message, err error) inbox.Disposition {
+	n, next, quarantine := b.failures.temporary(key, b.now())
+	if !quarantine {
+		b.log.Warn("DKIM key look-up failed; the message waits", "message_id", msg.MessageID,
+			"attempt", n, "next", next.Format(time.RFC3339), "error", err)
+		return inbox.Disposition{Action: inbox.Leave, Reason: "DKIM look-up failed: " + err.Error()}
 	}
-	return sender + " " + rawKey(contentOf(raw))
+	return b.quarantine(n, fmt.Errorf("the DKIM key look-up kept failing: %w", err))
+}
+
+func (b *Bot) quarantine(attempts int, err error) inbox.Disposition {
+	b.notifyAdmins("quarantine", struct {
+		Attempts        int
+		Mailbox, Reason string
+	}{attempts, b.set.QuarantineMailbox, err.Error()})
+	b.log.Error("message quarantined", "attempts", attempts, "mailbox", b.set.QuarantineMailbox, "error", err)
+	return inbox.Disposition{Action: inbox.SetAside, Mailbox: b.set.QuarantineMailbox,
+		Reason: fmt.Sprintf("failed %d times: %v", attempts, err)}
+}
+
+// handledKeys identify a message for the exactly-once record: the sender
+// and the Message-ID (or a hash of the content where there is no id), and
+// the sender with each DKIM signature the message carries, so that a
+// signed message sent again under another Message-ID is still recognised.
+// The sender is part of each key so nobody can block another's message by
+// reusing its id.
+func handledKeys(sender string, msg *message.Message, raw []byte) []string {
+	keys := []string{sender + " " + rawKey(contentOf(raw))}
+	if msg.MessageID != "" {
+		keys[0] = sender + " " + msg.MessageID
+	}
+	for _, id := range trust.SignatureIDs(raw) {
+		keys = append(keys, sender+" dkim:"+rawKey([]byte(id)))
+	}
+	return keys
+}
+
+// handledAny reports whether any of the keys was handled.
+func handledAny(tx *storage.Tx, keys []string) (bool, error) {
+	for _, k := range keys {
+		if _, done, err := tx.Handled(k); done || err != nil {
+			return done, err
+		}
+	}
+	return false, nil
 }
 
 // contentOf drops the trace header fields a delivery adds, so two
@@ -546,4 +462,26 @@ func contentOf(raw []byte) []byte {
 func rawKey(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return "sha256:" + hex.EncodeToString(sum[:16])
+}
+
+// headerOf returns the header of a raw message (up to its first blank
+// line, read from at most the first MiB), with an empty body.
+func headerOf(raw []byte) []byte {
+	head := raw[:min(len(raw), 1<<20)]
+	for _, sep := range []string{"\r\n\r\n", "\n\n"} {
+		if i := bytes.Index(head, []byte(sep)); i >= 0 {
+			return head[:i+len(sep)]
+		}
+	}
+	return append(append([]byte(nil), head...), "\r\n\r\n"...)
+}
+
+// attachments hands the message's files to the commands.
+func attachments(msg *message.Message) []commands.Attachment {
+	out := make([]commands.Attachment, len(msg.Attachments))
+	for i, a := range msg.Attachments {
+		out[i] = commands.Attachment{Filename: a.Filename, ContentType: a.ContentType, Charset: a.Charset,
+			Data: a.Data, TooLarge: a.TooLarge}
+	}
+	return out
 }

@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coworkingvisa/mailbot/mailbot/trust"
+	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
 )
@@ -39,17 +40,29 @@ func newTestBot(t *testing.T, now func() time.Time) (*Bot, *storage.DB, *int) {
 		t.Fatal(err)
 	}
 	wakes := new(int)
-	b := NewBot(Settings{
-		BotAddress: testBot, BotName: "Visa", Admins: []string{"admin@visa.test"},
-		Trust:        trust.Policy{Require: "dmarc", AuthservID: testAuth, BotAddress: testBot},
-		RepliesPerHr: 3, MaxCommands: 50,
-		RejectedMailbox: "Rejected", QuarantineMailbox: "Quarantine",
-	}, db, tmpl, quiet, now, func() { *wakes++ })
+	// The defaults, but for the hourly limit, low so that a test reaches
+	// it with a few messages.
+	set := SettingsFrom(testConfig())
+	set.Limits.RepliesPerSenderPerHour = 3
+	b := NewBot(set, db, tmpl, quiet, now, func() { *wakes++ })
 	return b, db, wakes
 }
 
-// mail is a plain message from addr, authenticated by our MX unless
-// headers say otherwise.
+// testConfig is the default configuration of a bot at testBot, trusting
+// testAuth, with one admin.
+func testConfig() *config.Config {
+	cfg := config.Default()
+	cfg.Bot.Address, cfg.Bot.Name = testBot, "Visa"
+	cfg.Admins = []string{"admin@visa.test"}
+	cfg.Auth.AuthservID = testAuth
+	return cfg
+}
+
+// testDate is the Date of test mail: the time of fixedClock.
+const testDate = "Sat, 28 Nov 2026 10:00:00 +0000"
+
+// mail is a plain message from addr to the bot, dated by fixedClock,
+// authenticated by our MX unless headers say otherwise.
 func mail(from, id, subject, body string, headers ...string) []byte {
 	var b strings.Builder
 	if len(headers) > 0 && headers[0] == "no auth" {
@@ -60,7 +73,7 @@ func mail(from, id, subject, body string, headers ...string) []byte {
 	for _, h := range headers {
 		b.WriteString(h + "\r\n")
 	}
-	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\n", from, testBot, subject)
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\n", from, testBot, subject, testDate)
 	if id != "" {
 		fmt.Fprintf(&b, "Message-ID: <%s>\r\n", id)
 	}
@@ -68,7 +81,7 @@ func mail(from, id, subject, body string, headers ...string) []byte {
 	return []byte(b.String())
 }
 
-func outbox(t *testing.T, db *storage.DB) []string {
+func queued(t *testing.T, db *storage.DB) []string {
 	t.Helper()
 	var out []string
 	db.View(func(tx *storage.Tx) error {
@@ -89,11 +102,11 @@ func TestHandleExactlyOnce(t *testing.T) {
 	b, db, wakes := newTestBot(t, fixedClock())
 	raw := mail("Alex@IndyHall.test", "m1@indyhall.test", "roster", "add member adam@indyhall.test\nverify adam@indyhall.test")
 	for i := 0; i < 3; i++ {
-		if out := b.Handle(context.Background(), raw); out.Action != Done {
+		if out := b.Handle(context.Background(), raw); out.Action != inbox.Handled {
 			t.Fatalf("Handle #%d = %+v, want Done", i, out)
 		}
 	}
-	replies := outbox(t, db)
+	replies := queued(t, db)
 	if len(replies) != 1 || *wakes != 1 {
 		t.Fatalf("%d replies, %d wakes after three deliveries of one message; want 1 and 1", len(replies), *wakes)
 	}
@@ -118,7 +131,7 @@ func TestHandleWithoutMessageIDIsStillOnce(t *testing.T) {
 	b.Handle(context.Background(), raw)
 	// The same message through another relay: a new Received line on top.
 	b.Handle(context.Background(), append([]byte("Received: from relay2 by mx; Sat, 28 Nov 2026 10:00:01 +0000\r\n"), raw...))
-	if n := len(outbox(t, db)); n != 1 {
+	if n := len(queued(t, db)); n != 1 {
 		t.Errorf("%d replies, want 1", n)
 	}
 }
@@ -137,11 +150,11 @@ func TestHandleSetsAsideWithoutReply(t *testing.T) {
 		{"garbage", []byte("\x00\x01 not a message")},
 	} {
 		out := b.Handle(context.Background(), c.raw)
-		if out.Action != SetAside || out.Mailbox != "Rejected" {
+		if out.Action != inbox.SetAside || out.Mailbox != "Rejected" {
 			t.Errorf("%s: %+v, want SetAside to Rejected", c.name, out)
 		}
 	}
-	if n := len(outbox(t, db)); n != 0 {
+	if n := len(queued(t, db)); n != 0 {
 		t.Errorf("%d replies to forged or automatic mail", n)
 	}
 	db.View(func(tx *storage.Tx) error {
@@ -158,7 +171,7 @@ func TestRateLimit(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		b.Handle(context.Background(), mail("alex@indyhall.test", fmt.Sprintf("r%d@x", i), "x", fmt.Sprintf("add member m%d@indyhall.test", i)))
 	}
-	replies := outbox(t, db)
+	replies := queued(t, db)
 	if len(replies) != 4 {
 		t.Fatalf("%d replies, want 3 answers and 1 notice", len(replies))
 	}
@@ -173,7 +186,7 @@ func TestRateLimit(t *testing.T) {
 	})
 	now = now.Add(61 * time.Minute)
 	b.Handle(context.Background(), mail("alex@indyhall.test", "later@x", "x", "verify m0@indyhall.test"))
-	if n := len(outbox(t, db)); n != 5 {
+	if n := len(queued(t, db)); n != 5 {
 		t.Errorf("after the hour: %d replies, want 5", n)
 	}
 }
@@ -198,12 +211,12 @@ func TestFailingMessageIsQuarantined(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	db.Close() // every transaction now fails: an internal error, not the sender's
 	raw := mail("alex@indyhall.test", "p1@x", "x", "verify a@indyhall.test")
-	for i, want := range []Action{Retry, Retry, SetAside} {
+	for i, want := range []inbox.Action{inbox.Leave, inbox.Leave, inbox.SetAside} {
 		out := b.Handle(context.Background(), raw)
 		if out.Action != want {
 			t.Fatalf("attempt %d: %+v, want action %d", i+1, out, want)
 		}
-		if want == SetAside && out.Mailbox != "Quarantine" {
+		if want == inbox.SetAside && out.Mailbox != "Quarantine" {
 			t.Errorf("set aside to %q, want Quarantine", out.Mailbox)
 		}
 	}
@@ -212,8 +225,8 @@ func TestFailingMessageIsQuarantined(t *testing.T) {
 func TestSummary(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	b.Handle(context.Background(), mail("alex@indyhall.test", "s1@x", "hi", "Hello\nverify a@indyhall.test\nadd member bad\nadd space x name=y"))
-	r := outbox(t, db)[0]
-	for _, want := range []string{"3 commands: 1 NOT VERIFIED, 1 ERROR, 1 DENIED; 1 lines ignored.", "Not commands (ignored):", "  Hello"} {
+	r := queued(t, db)[0]
+	for _, want := range []string{"3 commands: 1 NOT VERIFIED, 1 ERROR, 1 DENIED; 1 line ignored.", "Not commands (ignored):", "  Hello"} {
 		if !strings.Contains(r, want) {
 			t.Errorf("reply lacks %q:\n%s", want, r)
 		}
@@ -222,12 +235,12 @@ func TestSummary(t *testing.T) {
 
 func TestTooLargeGetsAnError(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
-	b.set.Limits.MaxBytes = 4096
+	b.set.Message.MaxBytes = 4096
 	raw := mail("alex@indyhall.test", "big@x", "roster", "add member big@indyhall.test\n"+strings.Repeat("x", 8000))
-	if out := b.Handle(context.Background(), raw); out.Action != Done {
+	if out := b.Handle(context.Background(), raw); out.Action != inbox.Handled {
 		t.Fatalf("Handle = %+v, want Done", out)
 	}
-	replies := outbox(t, db)
+	replies := queued(t, db)
 	if len(replies) != 1 || !strings.Contains(replies[0], "ERROR: the message is larger than 4 KiB") {
 		t.Fatalf("replies = %q", replies)
 	}
@@ -239,7 +252,7 @@ func TestTooLargeGetsAnError(t *testing.T) {
 	})
 	// Forged and too large: still no answer.
 	forged := mail("alex@indyhall.test", "big2@x", "x", strings.Repeat("y", 8000), "no auth")
-	if out := b.Handle(context.Background(), forged); out.Action != SetAside {
+	if out := b.Handle(context.Background(), forged); out.Action != inbox.SetAside {
 		t.Errorf("forged large mail: %+v", out)
 	}
 }
@@ -247,23 +260,33 @@ func TestTooLargeGetsAnError(t *testing.T) {
 func TestCircuitBreaker(t *testing.T) {
 	now := time.Date(2026, 11, 28, 10, 0, 10, 0, time.UTC)
 	b, db, _ := newTestBot(t, func() time.Time { return now })
-	b.set.RepliesPerMinute = 2
+	// A breaker of 2 a minute instead of the default 1000, so that three
+	// messages open it.
+	b.set.Limits.RepliesPerMinute = 2
+	b.limiter = NewLimiter(b.set.Limits)
+	db.Update(func(tx *storage.Tx) error {
+		return tx.AddManager(storage.Manager{Email: "bob@indyhall.test", Space: "indyhall"})
+	})
 	msgs := [][]byte{
 		mail("alex@indyhall.test", "b1@x", "x", "verify a@indyhall.test"),
-		mail("bob@elsewhere.test", "b2@x", "x", "verify a@indyhall.test"),
-		mail("carol@elsewhere.test", "b3@x", "x", "verify a@indyhall.test"),
+		mail("bob@indyhall.test", "b2@x", "x", "verify a@indyhall.test"),
+		mail("admin@visa.test", "b3@x", "x", "verify a@indyhall.test"),
 	}
-	for i, want := range []Action{Done, Done, Retry, Retry} {
+	for i, want := range []inbox.Action{inbox.Handled, inbox.Handled, inbox.Leave, inbox.Leave} {
 		if out := b.Handle(context.Background(), msgs[min(i, 2)]); out.Action != want {
 			t.Fatalf("message %d: %+v, want action %d", i, out, want)
 		}
 	}
-	replies := outbox(t, db)
+	replies := queued(t, db)
 	if len(replies) != 3 || !strings.Contains(replies[2], "To: <admin@visa.test>") || !strings.Contains(replies[2], "circuit breaker") {
 		t.Fatalf("want 2 replies and one notice to the admin, got %d:\n%s", len(replies), strings.Join(replies, "\n----\n"))
 	}
+	// A stranger is neither held up by the open breaker nor counted by it.
+	if out := b.Handle(context.Background(), mail("eve@elsewhere.test", "b4@x", "x", "help")); out.Action != inbox.Handled {
+		t.Errorf("a stranger while the breaker is open: %+v, want handled", out)
+	}
 	now = now.Add(time.Minute)
-	if out := b.Handle(context.Background(), msgs[2]); out.Action != Done {
+	if out := b.Handle(context.Background(), msgs[2]); out.Action != inbox.Handled {
 		t.Errorf("after the minute: %+v", out)
 	}
 }
@@ -295,15 +318,15 @@ func TestReplyToBotWithoutCommandsIsNotAnswered(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	out := b.Handle(context.Background(), mail("alex@indyhall.test", "t1@x", "Re: roster", "Great, thank you so much!\n\n> OK: added adam@indyhall.test",
 		"In-Reply-To: <0123456789abcdef0123456789abcdef@visa.test>"))
-	if out.Action != Done {
+	if out.Action != inbox.Handled {
 		t.Fatalf("Handle = %+v", out)
 	}
-	if n := len(outbox(t, db)); n != 0 {
+	if n := len(queued(t, db)); n != 0 {
 		t.Errorf("%d replies to a thank-you", n)
 	}
 	// A new message without commands still gets the help text.
 	b.Handle(context.Background(), mail("alex@indyhall.test", "t2@x", "hello", "How does this work?"))
-	if r := outbox(t, db); len(r) != 1 || !strings.Contains(r[0], "How to use") {
+	if r := queued(t, db); len(r) != 1 || !strings.Contains(r[0], "How to use") {
 		t.Errorf("no help for a new message without commands: %q", r)
 	}
 }

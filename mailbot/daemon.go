@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/coworkingvisa/mailbot/commands"
 	"github.com/coworkingvisa/mailbot/mailbot/config"
@@ -16,6 +17,7 @@ import (
 	"github.com/coworkingvisa/mailbot/mailbot/digest"
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
+	"github.com/coworkingvisa/mailbot/mailbot/outbox"
 	"github.com/coworkingvisa/mailbot/mailbot/smtpsend"
 	"github.com/coworkingvisa/mailbot/mailbot/trust"
 	"github.com/coworkingvisa/mailbot/storage"
@@ -26,27 +28,24 @@ import (
 type inboxHandler struct{ bot *Bot }
 
 func (h inboxHandler) Handle(ctx context.Context, m inbox.Message) inbox.Disposition {
-	out := h.bot.Handle(ctx, m.Raw)
-	switch out.Action {
-	case Done:
-		return inbox.Disposition{Action: inbox.Handled}
-	case SetAside:
-		return inbox.Disposition{Action: inbox.SetAside, Mailbox: out.Mailbox, Reason: out.Reason}
-	default:
-		return inbox.Disposition{Action: inbox.Leave, Reason: out.Reason}
-	}
+	return h.bot.Handle(ctx, m.Raw)
 }
 
 // SettingsFrom takes the pipeline's settings out of a loaded configuration.
 func SettingsFrom(cfg *config.Config) Settings {
 	return Settings{
-		BotAddress:       cfg.Bot.Address,
-		BotName:          cfg.Bot.Name,
-		Admins:           cfg.Admins,
-		Trust:            trustPolicy(cfg),
-		RepliesPerHr:     cfg.Limits.RepliesPerSenderPerHour,
-		RepliesPerMinute: cfg.Limits.RepliesPerMinute,
-		Limits: message.Limits{
+		BotAddress: cfg.Bot.Address,
+		BotName:    cfg.Bot.Name,
+		Aliases:    cfg.Bot.Aliases,
+		Admins:     cfg.Admins,
+		Trust:      trustPolicy(cfg),
+		Limits: Limits{
+			RepliesPerSenderPerHour:        cfg.Limits.RepliesPerSenderPerHour,
+			RepliesPerMinute:               cfg.Limits.RepliesPerMinute,
+			StrangerRepliesPerDomainPerDay: cfg.Limits.StrangerRepliesPerDomainPerDay,
+			StrangerRepliesPerHour:         cfg.Limits.StrangerRepliesPerHour,
+		},
+		Message: message.Limits{
 			MaxBytes: int(cfg.Limits.MaxMessageBytes),
 			MaxLines: cfg.Limits.MaxLines,
 		},
@@ -56,6 +55,9 @@ func SettingsFrom(cfg *config.Config) Settings {
 			MaxImportRows:   cfg.Limits.ImportMaxRows,
 			ConfirmRemovals: cfg.Limits.ConfirmRemovals,
 		},
+		MaxMessageAge:     cfg.Limits.MaxMessageAge,
+		MaxReplyBytes:     cfg.Limits.MaxReplyBytes,
+		MaxAttempts:       cfg.Limits.MaxAttempts,
 		QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
 		RejectedMailbox:   cfg.IMAP.RejectedMailbox,
 	}
@@ -71,14 +73,28 @@ func trustPolicy(cfg *config.Config) trust.Policy {
 	return p
 }
 
+// classify tells the outbox what an SMTP error means.
+func classify(err error) outbox.Failure {
+	switch {
+	case smtpsend.IsPermanent(err):
+		return outbox.Permanent
+	case smtpsend.IsSessionFailure(err):
+		return outbox.Unreachable
+	}
+	return outbox.Temporary
+}
+
 // Daemon is the running bot: store, inbox watcher and outbox.
 type Daemon struct {
 	DB      *storage.DB
 	Bot     *Bot
-	Outbox  *Outbox
+	Outbox  *outbox.Queue
 	Watcher *inbox.Watcher
 	Digest  *digest.Scheduler
 	log     *slog.Logger
+	// keep is how long the exactly-once records stay: as long as a
+	// message is accepted at all, and a day more.
+	keep time.Duration
 	// storePath locates the control socket next to the store, through
 	// which operator commands reach the running daemon.
 	storePath string
@@ -96,7 +112,7 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	n := max(cfg.SMTP.Connections, 1)
-	senders := make([]Sender, n)
+	senders := make([]outbox.Sender, n)
 	for i := range senders {
 		senders[i] = smtpsend.New(smtpsend.Config{
 			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
@@ -104,9 +120,14 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
 		})
 	}
-	backoff := Backoff{Initial: cfg.Outbox.RetryInitial, Max: cfg.Outbox.RetryMax, GiveUpAfter: cfg.Outbox.GiveUpAfter}
-	out := NewOutbox(db, senders, backoff, smtpsend.IsPermanent, log, nil)
-	bot := NewBot(SettingsFrom(cfg), db, tmpl, log, nil, out.Wake)
+	var bot *Bot
+	out := outbox.New(db, senders, outbox.Config{
+		Backoff:  outbox.Backoff{Initial: cfg.Outbox.RetryInitial, Max: cfg.Outbox.RetryMax, GiveUpAfter: cfg.Outbox.GiveUpAfter},
+		Classify: classify,
+		OnHeld:   func(it storage.OutboxItem) { bot.NotifyHeld(it) },
+		Log:      log,
+	})
+	bot = NewBot(SettingsFrom(cfg), db, tmpl, log, nil, out.Kick)
 	var tlsConfig *tls.Config
 	if cfg.IMAP.InsecureSkipVerify {
 		tlsConfig = &tls.Config{InsecureSkipVerify: true, ServerName: cfg.IMAP.Host}
@@ -123,8 +144,9 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		db.Close()
 		return nil, err
 	}
-	sched := digest.New(db, tmpl, dset, log, nil, out.Wake)
-	return &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log, storePath: cfg.Store.Path}, nil
+	sched := digest.New(db, tmpl, dset, log, nil, out.Kick)
+	return &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log, storePath: cfg.Store.Path,
+		keep: cfg.Limits.MaxMessageAge + 24*time.Hour}, nil
 }
 
 // Run serves until ctx is done: the message in hand is finished, the sends
@@ -142,7 +164,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	serveControl := func(ctx context.Context) error {
 		return control.Serve(ctx, ctl, control.NewHandler(d.DB, nil, d.Digest.SendNow))
 	}
-	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run, serveControl}
+	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run, serveControl, d.maintain}
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for i, run := range parts {
@@ -171,3 +193,43 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Ready is closed once the inbox is connected and the first sweep is done.
 func (d *Daemon) Ready() <-chan struct{} { return d.Watcher.Ready() }
+
+// pruneEvery is how often the daemon removes records that have served.
+const pruneEvery = time.Hour
+
+// maintain prunes, at start and every hour, the records that serve for a
+// while only: the exactly-once records older than keep (a message that old
+// is refused by its Date anyway) and reply counters of past windows.
+func (d *Daemon) maintain(ctx context.Context) error {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		d.prune(time.Now())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// prune removes what has served; a failure is logged and tried again at
+// the next round.
+func (d *Daemon) prune(now time.Time) {
+	var handled, rates int
+	err := d.DB.Update(func(tx *storage.Tx) (err error) {
+		if handled, err = tx.PruneHandled(now.Add(-d.keep)); err != nil {
+			return err
+		}
+		// The longest reply-counting window is a day.
+		rates, err = tx.PruneRates(now.Add(-24 * time.Hour))
+		return err
+	})
+	if err != nil {
+		d.log.Error("pruning old records", "error", err)
+		return
+	}
+	if handled+rates > 0 {
+		d.log.Info("pruned old records", "handled", handled, "rates", rates)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/storage"
 )
 
@@ -31,10 +32,10 @@ func TestForgedCorpus(t *testing.T) {
 				return tx.AddManager(storage.Manager{Email: "mgr@indyhall.test", Space: "indyhall"})
 			})
 			out := b.Handle(context.Background(), raw)
-			if out.Action != SetAside || out.Mailbox != "Rejected" {
+			if out.Action != inbox.SetAside || out.Mailbox != "Rejected" {
 				t.Errorf("Handle = %+v, want set aside in Rejected", out)
 			}
-			if r := outbox(t, db); len(r) != 0 {
+			if r := queued(t, db); len(r) != 0 {
 				t.Errorf("forged mail got %d replies:\n%s", len(r), r[0])
 			}
 			db.View(func(tx *storage.Tx) error {
@@ -51,7 +52,7 @@ func TestForgedCorpus(t *testing.T) {
 	// The corpus is not vacuous: the same pipeline acts on a genuine message.
 	b, db, _ := newTestBot(t, fixedClock())
 	b.Handle(context.Background(), mail("alex@indyhall.test", "real@indyhall.test", "roster", "add member real@indyhall.test"))
-	if len(outbox(t, db)) != 1 {
+	if len(queued(t, db)) != 1 {
 		t.Error("a genuine message got no reply")
 	}
 }

@@ -155,9 +155,13 @@ func (t *Tx) Handled(key string) (HandledMessage, bool, error) {
 	return h, ok, err
 }
 
-// MarkHandled records that the message with this key was handled.
+// MarkHandled records that the message with this key was handled. The
+// record is indexed by h.At, so that PruneHandled finds old ones.
 func (t *Tx) MarkHandled(key string, h HandledMessage) error {
-	return t.put(bucketHandled, []byte(key), h)
+	if err := t.put(bucketHandled, []byte(key), h); err != nil {
+		return err
+	}
+	return t.indexHandled(key, h.At)
 }
 
 // RateWindow counts the replies sent to one address in the current hour.

@@ -19,6 +19,20 @@ type OutboxItem struct {
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt"`
 	LastError   string    `json:"last_error,omitempty"`
+
+	// Kind says what the message is ("reply", "notice", "digest"), and
+	// Answers the Message-ID of the mail it replies to: for the log.
+	Kind    string `json:"kind,omitempty"`
+	Answers string `json:"answers,omitempty"`
+	// Sending is when the send now in hand began; it is cleared when the
+	// send's outcome is recorded. Found set when the queue starts, it is
+	// a send the process died in: Crashes counts those in a row.
+	Sending time.Time `json:"sending,omitzero"`
+	Crashes int       `json:"crashes,omitempty"`
+	// Held is set on an item whose sending killed the process too often
+	// in a row: it is kept, never sent again by itself, until an operator
+	// releases it.
+	Held bool `json:"held,omitempty"`
 }
 
 // Enqueue adds an item to the outbox, due at once, and returns its id.

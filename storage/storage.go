@@ -41,6 +41,7 @@ var (
 	bucketAuditMember   = []byte("audit_member")  // space \x00 email \x00 seq -> nil, for history
 	bucketVerifications = []byte("verifications") // seq -> Verification
 	bucketHandled       = []byte("handled")       // message key -> HandledMessage
+	bucketHandledAt     = []byte("handled_at")    // at (8 bytes, unix ns) message key -> nil, for pruning
 	bucketOutbox        = []byte("outbox")        // seq -> OutboxItem
 	bucketOutboxRaw     = []byte("outbox_raw")    // seq -> the message bytes
 	bucketRates         = []byte("rates")         // sender -> RateWindow
@@ -49,7 +50,7 @@ var (
 
 	allBuckets = [][]byte{bucketMeta, bucketSpaces, bucketManagers, bucketManagerSpaces,
 		bucketMembers, bucketMemberIndex, bucketAudit, bucketAuditMember, bucketVerifications, bucketHandled,
-		bucketOutbox, bucketOutboxRaw, bucketRates, bucketPending, bucketPeriods}
+		bucketOutbox, bucketOutboxRaw, bucketRates, bucketPending, bucketPeriods, bucketHandledAt}
 )
 
 // ErrLocked is returned by Open when another process holds the file.
@@ -90,6 +91,7 @@ func Open(path string) (*DB, error) {
 func (db *DB) migrate() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		auditIndexed := tx.Bucket(bucketAuditMember) != nil
+		handledIndexed := tx.Bucket(bucketHandledAt) != nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
@@ -97,6 +99,11 @@ func (db *DB) migrate() error {
 		}
 		if !auditIndexed {
 			if err := (&Tx{tx: tx}).reindexAudit(); err != nil {
+				return err
+			}
+		}
+		if !handledIndexed {
+			if err := (&Tx{tx: tx}).reindexHandled(); err != nil {
 				return err
 			}
 		}

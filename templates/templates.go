@@ -111,6 +111,31 @@ func (s *Set) Notice(n Notice) (text, html string, err error) {
 	return s.render("notice", n)
 }
 
+// Phrase renders one of the sentences of phrases.txt with its data: the
+// words the pipeline puts into a transcript line or a notice.
+func (s *Set) Phrase(name string, data any) (string, error) {
+	var b bytes.Buffer
+	if err := s.text.ExecuteTemplate(&b, name, data); err != nil {
+		return "", fmt.Errorf("render phrase %s: %w", name, err)
+	}
+	return strings.TrimSpace(b.String()), nil
+}
+
+// Count is how many results of one status a transcript has, for the
+// summary phrase.
+type Count struct {
+	N      int
+	Status string
+}
+
+// Summary is the data of the summary phrase, the closing line of a
+// transcript.
+type Summary struct {
+	Total   int     // commands
+	Counts  []Count // by status, in the order of the status words
+	Ignored int     // lines that were not commands
+}
+
 // Help renders the help text alone, for `mailbot help`.
 func (s *Set) Help(botAddress string) (string, error) {
 	var b bytes.Buffer

@@ -194,7 +194,7 @@ func classify(g string) (role, what string) {
 		default:
 			what = "other"
 		}
-	case has("(*Outbox).deliver"):
+	case has("(*Queue).deliver"):
 		role = "outbox senders (each)"
 		switch {
 		case waitLock:
@@ -210,12 +210,12 @@ func classify(g string) (role, what string) {
 		default:
 			what = "other"
 		}
-	case has("(*Outbox).Run.func"):
+	case has("(*Queue).Run.func"):
 		role, what = "outbox senders (each)", "idle: waiting for a job"
-	case has("(*Outbox).Run"):
+	case has("(*Queue).Run"):
 		role = "outbox dispatcher"
 		switch {
-		case has("(*Outbox).scan"):
+		case has("(*Queue).scan"):
 			what = "scanning the outbox"
 		default:
 			what = "waiting"

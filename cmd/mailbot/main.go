@@ -19,6 +19,7 @@ import (
 	"github.com/coworkingvisa/mailbot/mailbot"
 	"github.com/coworkingvisa/mailbot/mailbot/config"
 	"github.com/coworkingvisa/mailbot/mailbot/demo"
+	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/templates"
 )
 
@@ -194,10 +195,10 @@ func cmdProcess(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 		return exitTempFail, err
 	}
 	switch out.Action {
-	case mailbot.Retry:
+	case inbox.Leave:
 		log.Error("message not handled; the MTA should retry", "reason", out.Reason)
 		return exitTempFail, nil
-	case mailbot.SetAside:
+	case inbox.SetAside:
 		log.Warn("message set aside", "reason", out.Reason)
 	}
 	if sendErr != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coworkingvisa/mailbot/storage"
 )
@@ -76,8 +77,9 @@ auth: {require: dmarc, authserv_id: mx.visa.test}
 	return cfg, store
 }
 
-const pipedMessage = "Authentication-Results: mx.visa.test; dmarc=pass header.from=visa.test\r\n" +
+var pipedMessage = "Authentication-Results: mx.visa.test; dmarc=pass header.from=visa.test\r\n" +
 	"From: Admin <admin@visa.test>\r\nTo: visa@visa.test\r\nSubject: setup\r\nMessage-ID: <p1@visa.test>\r\n" +
+	"Date: " + time.Now().Format(time.RFC1123Z) + "\r\n" +
 	"Content-Type: text/plain; charset=utf-8\r\n\r\nadd space indyhall name=\"Indy Hall\"\r\n"
 
 func TestProcess(t *testing.T) {

@@ -24,6 +24,8 @@ import (
 	"github.com/emersion/go-message/mail"
 
 	"github.com/coworkingvisa/mailbot/mailbot"
+	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/testkit/dnsstack"
 	"github.com/coworkingvisa/mailbot/mailbot/trust"
 	"github.com/coworkingvisa/mailbot/storage"
@@ -109,7 +111,7 @@ func crlfAll(b []byte) []byte {
 
 func dkimMessage(from, to, id, subject, body string) []byte {
 	return []byte(crlf("From: Alex <" + from + ">\nTo: " + to + "\nSubject: " + subject +
-		"\nDate: Mon, 3 Feb 2025 15:12:34 +0100\nMessage-ID: <" + id + ">\nMIME-Version: 1.0\n" +
+		"\nDate: " + time.Now().Format(time.RFC1123Z) + "\nMessage-ID: <" + id + ">\nMIME-Version: 1.0\n" +
 		"Content-Type: text/plain; charset=utf-8\n\n" + body))
 }
 
@@ -262,24 +264,25 @@ func TestOwnDKIMWithRealSignerAndDNS(t *testing.T) {
 			// mail is handled, the rest set aside unanswered; a DNS that
 			// does not answer leaves the message waiting (nothing applied)
 			// for a later try.
-			bot := mailbot.NewBot(mailbot.Settings{
-				BotAddress: botAddr, BotName: "Visa", Trust: policy, MaxCommands: 50,
-				RejectedMailbox: "Rejected", QuarantineMailbox: "Quarantine",
-			}, db, tmpl, logger, nil, nil)
+			cfg := config.Default()
+			cfg.Bot.Address = botAddr
+			set := mailbot.SettingsFrom(cfg)
+			set.Trust = policy
+			bot := mailbot.NewBot(set, db, tmpl, logger, nil, nil)
 			out := bot.Handle(context.Background(), raw)
 			if c.wantErr == "" {
-				if out.Action != mailbot.Done {
-					t.Fatalf("Handle: %+v, want Done", out)
+				if out.Action != inbox.Handled {
+					t.Fatalf("Handle: %+v, want handled", out)
 				}
 				return
 			}
 			if c.temp {
-				if out.Action != mailbot.Retry {
-					t.Errorf("Handle: %+v, want Retry after a DNS failure", out)
+				if out.Action != inbox.Leave {
+					t.Errorf("Handle: %+v, want the message left waiting after a DNS failure", out)
 				}
 				return
 			}
-			if out.Action != mailbot.SetAside || out.Mailbox != "Rejected" || !strings.Contains(out.Reason, "own DKIM check") {
+			if out.Action != inbox.SetAside || out.Mailbox != "Rejected" || !strings.Contains(out.Reason, "own DKIM check") {
 				t.Errorf("Handle: %+v, want set aside in Rejected by the own DKIM check", out)
 			}
 		})

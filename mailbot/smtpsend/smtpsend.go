@@ -174,6 +174,22 @@ func IsPermanent(err error) bool {
 	return errors.As(se.err, &te) && te.Code >= 500 && te.Code <= 599 && te.Code != 530
 }
 
+// IsSessionFailure reports whether err is about the server rather than the
+// message: it could not be reached, or the session could not be set up
+// (connect, TLS, EHLO, STARTTLS, AUTH), or it closed the session with 421
+// (RFC 5321 section 3.8). Every message waits on such a failure alike.
+func IsSessionFailure(err error) bool {
+	if err == nil || errors.Is(err, ErrBadEnvelope) {
+		return false
+	}
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code == 421 {
+		return true
+	}
+	var se *stepError
+	return !errors.As(err, &se)
+}
+
 // stepError marks a failure inside a mail transaction, naming the command.
 type stepError struct {
 	step string

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-msgauth/authres"
@@ -19,6 +20,7 @@ type trace struct {
 	login      string // the authenticated SMTP identity, normalized
 	mailFrom   string // the envelope sender; empty for the null sender
 	received   string // the value of our Received header field
+	id         string // the server's id of this delivery
 }
 
 // stamp returns msg with its header rewritten as a provider's server does on
@@ -45,6 +47,16 @@ func stamp(msg []byte, t trace) ([]byte, authres.ResultValue, error) {
 		}
 	}
 	h.Del("Return-Path")
+
+	// A submission server completes what a client left out (RFC 6409
+	// section 8.2 and 8.3): a message without a Date or a Message-ID
+	// gets one, as Postfix and hosted providers do.
+	if !h.Has("Date") {
+		h.Add("Date", time.Now().Format(time.RFC1123Z))
+	}
+	if !h.Has("Message-Id") {
+		h.Add("Message-Id", fmt.Sprintf("<%d.%s@%s>", time.Now().UnixNano(), t.id, t.authservID))
+	}
 
 	dmarc := dmarcResult(h, t.login)
 	// RFC 8601 section 2.7.4: "auth" records the SMTP AUTH identity.

@@ -35,6 +35,7 @@ func multipartMsg(from, subject string) string {
 		"To: " + bob + "\r\n" +
 		"Subject: " + subject + "\r\n" +
 		"Message-ID: <" + subject + "@example.org>\r\n" +
+		"Date: Mon, 30 Nov 2026 09:00:00 +0100\r\n" +
 		"MIME-Version: 1.0\r\n" +
 		"Content-Type: " + multipartCT + "\r\n" +
 		"\r\n" +
@@ -239,6 +240,25 @@ func TestDeliveryStampsDMARCPass(t *testing.T) {
 	origHeader := header(t, orig)
 	if n := h.Fields().Len() - origHeader.Fields().Len(); n != 3 {
 		t.Errorf("%d header fields added, want 3 (Authentication-Results, Return-Path, Received)", n)
+	}
+}
+
+// A client that leaves out Date or Message-ID gets them from the server, as
+// from any submission server (RFC 6409 section 8).
+func TestSubmissionAddsDateAndMessageID(t *testing.T) {
+	s := startServer(t)
+	bare := "From: " + alice + "\r\nTo: " + bob + "\r\nSubject: bare\r\n\r\nverify x@y.test\r\n"
+	send(t, s, aliceAuth(), alice, []string{bob}, bare)
+	msgs := inbox(t, s, bob, bobPass)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	h := header(t, msgs[0])
+	if d, err := time.Parse(time.RFC1123Z, h.Get("Date")); err != nil || time.Since(d) > time.Minute {
+		t.Errorf("Date = %q, %v", h.Get("Date"), err)
+	}
+	if id := h.Get("Message-Id"); !strings.HasPrefix(id, "<") || !strings.Contains(id, "@") {
+		t.Errorf("Message-ID = %q", id)
 	}
 }
 

@@ -113,6 +113,7 @@ func (s *smtpSession) Data(r io.Reader) error {
 		login:      s.login,
 		mailFrom:   s.from,
 		received:   s.received(id),
+		id:         id,
 	})
 	if err != nil {
 		s.srv.logf("localmail: smtp %s: rejected message from %s: %v", id, s.login, err)

@@ -1,0 +1,198 @@
+package mailbot
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/coworkingvisa/mailbot/commands"
+	"github.com/coworkingvisa/mailbot/mailbot/message"
+	"github.com/coworkingvisa/mailbot/mailbot/outbox"
+	"github.com/coworkingvisa/mailbot/mailbot/reply"
+	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
+)
+
+// maxDetailWhenCut is how many listing lines a result keeps in a reply that
+// had to be shortened to fit limits.max_reply_bytes.
+const maxDetailWhenCut = 50
+
+// queueReport renders a transcript and puts it in the outbox. An answer
+// larger than MaxReplyBytes is rendered again without its files and with
+// short listings, and says so: the commands were carried out all the same.
+func (b *Bot) queueReport(tx *storage.Tx, in incoming, r commands.Report, now time.Time) error {
+	text, html, err := b.renderReport(r)
+	if err != nil {
+		return err
+	}
+	var files []reply.Attachment
+	for _, res := range r.Results {
+		for _, f := range res.Files {
+			files = append(files, reply.Attachment{Name: f.Name, ContentType: f.ContentType, Data: f.Data})
+		}
+	}
+	_, err = outbox.Add(tx, b.answer(in, text, html, files, now), outbox.KindReply, b.set.MaxReplyBytes)
+	if !errors.Is(err, outbox.ErrTooLarge) {
+		return err
+	}
+	size := 0
+	if m, _, rerr := reply.Render(b.answer(in, text, html, files, now)); rerr == nil {
+		size = len(m)
+	}
+	cut := shorten(r)
+	note, err := b.tmpl.Phrase("reply-cut", struct {
+		Size, Limit int
+		Files       bool
+	}{size, b.set.MaxReplyBytes, len(files) > 0})
+	if err != nil {
+		return err
+	}
+	label, err := b.tmpl.Phrase("label.message", nil)
+	if err != nil {
+		return err
+	}
+	cut.Results = append([]commands.Result{{Command: label, Status: commands.Error, Text: note}}, cut.Results...)
+	if text, html, err = b.renderReport(cut); err != nil {
+		return err
+	}
+	_, err = outbox.Add(tx, b.answer(in, text, html, nil, now), outbox.KindReply, b.set.MaxReplyBytes)
+	return err
+}
+
+// shorten keeps the first lines of every listing and drops the files.
+func shorten(r commands.Report) commands.Report {
+	out := r
+	out.Results = make([]commands.Result, len(r.Results))
+	for i, res := range r.Results {
+		res.Files = nil
+		if len(res.Detail) > maxDetailWhenCut {
+			res.Detail = append(res.Detail[:maxDetailWhenCut:maxDetailWhenCut], "…")
+		}
+		out.Results[i] = res
+	}
+	if len(out.Ignored) > maxDetailWhenCut {
+		out.Ignored = append(out.Ignored[:maxDetailWhenCut:maxDetailWhenCut], "…")
+	}
+	return out
+}
+
+// renderReport renders a transcript as text and HTML.
+func (b *Bot) renderReport(r commands.Report) (text, html string, err error) {
+	sum, err := b.tmpl.Phrase("summary", summary(r))
+	if err != nil {
+		return "", "", err
+	}
+	data := templates.Reply{
+		BotName: b.set.BotName, BotAddress: b.set.BotAddress,
+		Ignored: r.Ignored, Help: r.Help, Cut: r.Cut, MaxCmds: b.set.MaxCommands,
+		Summary: sum,
+	}
+	for _, res := range r.Results {
+		data.Entries = append(data.Entries, templates.Entry{
+			Command: res.Command, Status: string(res.Status), Text: res.Text, Detail: res.Detail,
+		})
+	}
+	return b.tmpl.Reply(data)
+}
+
+// answer is a reply to the sender of in, threaded under their message.
+func (b *Bot) answer(in incoming, text, html string, files []reply.Attachment, now time.Time) reply.Message {
+	msg := in.msg
+	return reply.Message{
+		From: b.set.BotAddress, FromName: b.set.BotName, To: in.sender,
+		Subject:   reply.ReplySubject(msg.Subject),
+		InReplyTo: msg.MessageID, References: msg.References,
+		Text: text, HTML: html, Attachments: files, Date: now, AutoSubmitted: "auto-replied",
+	}
+}
+
+// queueRateNotice tells a sender once that they hit the hourly reply limit.
+func (b *Bot) queueRateNotice(tx *storage.Tx, in incoming, now time.Time) error {
+	line, err := b.tmpl.Phrase("rate-limit", struct {
+		Limit int
+		Until string
+	}{b.set.Limits.RepliesPerSenderPerHour, now.Add(time.Hour).UTC().Format("15:04")})
+	if err != nil {
+		return err
+	}
+	text, html, err := b.tmpl.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: line})
+	if err != nil {
+		return err
+	}
+	_, err = outbox.Add(tx, b.answer(in, text, html, nil, now), outbox.KindNotice, b.set.MaxReplyBytes)
+	return err
+}
+
+// notifyAdmins queues a notice to every admin: the phrases name+".subject"
+// and name+".text" rendered with data. It is best effort: the trouble it
+// reports may be the store itself, so a failure is only logged.
+func (b *Bot) notifyAdmins(name string, data any) {
+	if len(b.set.Admins) == 0 {
+		return
+	}
+	now := b.now()
+	err := b.db.Update(func(tx *storage.Tx) error {
+		subject, err := b.tmpl.Phrase(name+".subject", data)
+		if err != nil {
+			return err
+		}
+		line, err := b.tmpl.Phrase(name+".text", data)
+		if err != nil {
+			return err
+		}
+		text, html, err := b.tmpl.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: line})
+		if err != nil {
+			return err
+		}
+		for _, admin := range b.set.Admins {
+			m := reply.Message{
+				From: b.set.BotAddress, FromName: b.set.BotName, To: admin,
+				Subject: "[" + b.set.BotName + "] " + subject, Text: text, HTML: html,
+				Date: now, AutoSubmitted: "auto-generated",
+			}
+			if _, err := outbox.Add(tx, m, outbox.KindNotice, 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.log.Error("could not notify the admins", "notice", name, "error", err)
+		return
+	}
+	b.kick()
+}
+
+// NotifyHeld tells the admins that the outbox holds a message whose sending
+// kept killing the process (outbox.Config.OnHeld).
+func (b *Bot) NotifyHeld(it storage.OutboxItem) {
+	b.notifyAdmins("held", struct {
+		ID                  uint64
+		Crashes             int
+		Kind, To, Answers string
+	}{it.ID, it.Crashes, it.Kind, strings.Join(it.To, ", "), it.Answers})
+}
+
+// answersBot reports whether msg replies to a message of the bot's (its
+// In-Reply-To or References name a Message-ID the bot made).
+func (b *Bot) answersBot(msg *message.Message) bool {
+	for _, id := range append(append([]string(nil), msg.InReplyTo...), msg.References...) {
+		if reply.IsOwnMessageID(id, b.set.BotAddress) {
+			return true
+		}
+	}
+	return false
+}
+
+// summary counts a transcript's results by status word, for the summary
+// phrase.
+func summary(r commands.Report) templates.Summary {
+	counts := r.Counts()
+	s := templates.Summary{Total: len(r.Results), Ignored: len(r.Ignored)}
+	for _, st := range []commands.Status{commands.OK, commands.Verified, commands.NotVerified, commands.Error, commands.Denied} {
+		if n := counts[st]; n > 0 {
+			s.Counts = append(s.Counts, templates.Count{N: n, Status: string(st)})
+		}
+	}
+	return s
+}

@@ -1,0 +1,210 @@
+package mailbot
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coworkingvisa/mailbot/storage"
+)
+
+// Limits bound how many answers the bot gives, so that a loop or a crowd of
+// strangers cannot flood anyone, nor stall the front desk.
+type Limits struct {
+	// RepliesPerSenderPerHour limits answers to one admin or manager;
+	// past it, one notice, then silence until the hour has passed. 0 = no
+	// limit.
+	RepliesPerSenderPerHour int
+	// RepliesPerMinute is the global circuit breaker for answers to admins
+	// and managers: past it, their mail waits until the minute is over.
+	// 0 = no breaker.
+	RepliesPerMinute int
+	// StrangerRepliesPerDomainPerDay is shared by the strangers of one
+	// domain, StrangerRepliesPerHour by all strangers; each stranger gets
+	// at most one answer a day.
+	StrangerRepliesPerDomainPerDay int
+	StrangerRepliesPerHour         int
+}
+
+// Verdict is the Limiter's word on one message.
+type Verdict int
+
+const (
+	// Answer: act on the message and answer it.
+	Answer Verdict = iota
+	// Notice: over the sender's hourly limit for the first time this hour:
+	// do not act, tell them once.
+	Notice
+	// Silence: over the limit, already told: do not act, do not answer.
+	Silence
+	// OverBudget: a stranger past a budget: set the message aside,
+	// unanswered, writing nothing.
+	OverBudget
+)
+
+// Limiter keeps the answer budgets. The per-sender and stranger budgets
+// live in the store (they count within a message's transaction and
+// survive restarts); the breaker is a minute's count in memory.
+type Limiter struct {
+	lim Limits
+
+	mu      sync.Mutex
+	window  time.Time // the minute being counted
+	count   int       // answers to admins and managers in it
+	tripped bool      // the breaker opened in this minute
+}
+
+// NewLimiter makes a limiter with the given budgets.
+func NewLimiter(lim Limits) *Limiter { return &Limiter{lim: lim} }
+
+// Keys of the stranger budgets in the store's rate windows, apart from the
+// address keys of the hourly limit.
+const (
+	strangerKey       = "stranger:"        // + address: one answer a day
+	strangerDomainKey = "stranger-domain:" // + domain: the domain's daily budget
+	strangersKey      = "strangers"        // all strangers: the hourly budget
+)
+
+// Admit counts one message of sender against its budgets in tx. known
+// senders (admins, managers) have the hourly limit; strangers the daily and
+// hourly budgets, and an OverBudget verdict writes nothing.
+func (l *Limiter) Admit(tx *storage.Tx, sender string, known bool, now time.Time) (Verdict, error) {
+	if known {
+		return l.admitKnown(tx, sender, now)
+	}
+	domain := sender[strings.LastIndexByte(sender, '@')+1:]
+	budgets := []struct {
+		key    string
+		window time.Duration
+		limit  int
+	}{
+		{strangerKey + sender, 24 * time.Hour, 1},
+		{strangerDomainKey + domain, 24 * time.Hour, l.lim.StrangerRepliesPerDomainPerDay},
+		{strangersKey, time.Hour, l.lim.StrangerRepliesPerHour},
+	}
+	windows := make([]storage.RateWindow, len(budgets))
+	for i, bg := range budgets {
+		w, err := tx.RateWindow(bg.key)
+		if err != nil {
+			return 0, err
+		}
+		if now.Sub(w.Start) >= bg.window || now.Before(w.Start) {
+			w = storage.RateWindow{Start: now}
+		}
+		if w.Count >= bg.limit {
+			return OverBudget, nil
+		}
+		w.Count++
+		windows[i] = w
+	}
+	for i, bg := range budgets {
+		if err := tx.PutRateWindow(bg.key, windows[i]); err != nil {
+			return 0, err
+		}
+	}
+	return Answer, nil
+}
+
+// admitKnown applies the hourly limit of one admin or manager: when it is
+// spent, the first message over it gets a notice and later ones nothing
+// until the hour has passed.
+func (l *Limiter) admitKnown(tx *storage.Tx, sender string, now time.Time) (Verdict, error) {
+	if l.lim.RepliesPerSenderPerHour <= 0 {
+		return Answer, nil
+	}
+	w, err := tx.RateWindow(sender)
+	if err != nil {
+		return 0, err
+	}
+	if now.Sub(w.Start) >= time.Hour || now.Before(w.Start) {
+		w = storage.RateWindow{Start: now}
+	}
+	verdict := Answer
+	switch {
+	case w.Count < l.lim.RepliesPerSenderPerHour:
+		w.Count++
+	case w.Noticed:
+		return Silence, nil
+	default:
+		w.Noticed, verdict = true, Notice
+	}
+	return verdict, tx.PutRateWindow(sender, w)
+}
+
+// BreakerOpen reports whether this minute's answers to admins and managers
+// reached the global limit, and whether it has just opened (to tell the
+// admins once per minute).
+func (l *Limiter) BreakerOpen(now time.Time) (open, justOpened bool) {
+	if l.lim.RepliesPerMinute <= 0 {
+		return false, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.roll(now)
+	open = l.count >= l.lim.RepliesPerMinute
+	justOpened = open && !l.tripped
+	if justOpened {
+		l.tripped = true
+	}
+	return open, justOpened
+}
+
+// CountReply counts one answer to an admin or manager.
+func (l *Limiter) CountReply(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.roll(now)
+	l.count++
+}
+
+// roll starts a new minute's count when the minute changed.
+func (l *Limiter) roll(now time.Time) {
+	if m := now.Truncate(time.Minute); !m.Equal(l.window) {
+		l.window, l.count, l.tripped = m, 0, false
+	}
+}
+
+// breakerAllows reports whether an admin's or manager's message may be
+// handled now; when the breaker has just opened, the admins are told.
+func (b *Bot) breakerAllows() bool {
+	open, justOpened := b.limiter.BreakerOpen(b.now())
+	if justOpened {
+		b.log.Error("circuit breaker open: pausing until the minute is over", "replies", b.set.Limits.RepliesPerMinute)
+		b.notifyAdmins("breaker", struct{ Limit int }{b.set.Limits.RepliesPerMinute})
+	}
+	return !open
+}
+
+// role is what the sender is to the network.
+type role struct {
+	admin   bool
+	manager bool
+}
+
+// known reports a sender the bot serves (an admin or a manager), as
+// opposed to a stranger: someone authenticated who is neither.
+func (r role) known() bool { return r.admin || r.manager }
+
+func (r role) name() string {
+	switch {
+	case r.admin:
+		return "admin"
+	case r.manager:
+		return "manager"
+	}
+	return "stranger"
+}
+
+// roleOf looks the sender up in the config's admins and the store's
+// managers.
+func (b *Bot) roleOf(tx *storage.Tx, sender string) (role, error) {
+	var r role
+	for _, a := range b.set.Admins {
+		if a == sender {
+			r.admin = true
+		}
+	}
+	managed, err := tx.ManagedSpaces(sender)
+	r.manager = len(managed) > 0
+	return r, err
+}

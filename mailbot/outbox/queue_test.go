@@ -1,0 +1,325 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coworkingvisa/mailbot/mailbot/reply"
+	"github.com/coworkingvisa/mailbot/storage"
+)
+
+// fakeSender fails with the errors it is given, in turn, then succeeds.
+type fakeSender struct {
+	mu     sync.Mutex
+	fail   []error
+	down   bool // refuse every send as an unreachable server does
+	sent   [][]byte
+	tries  int
+	onSend func()
+}
+
+var (
+	errPermanent   = errors.New("550 no such user")
+	errUnreachable = errors.New("dial tcp: connection refused")
+)
+
+func classify(err error) Failure {
+	switch {
+	case errors.Is(err, errPermanent):
+		return Permanent
+	case errors.Is(err, errUnreachable):
+		return Unreachable
+	}
+	return Temporary
+}
+
+func (f *fakeSender) Send(ctx context.Context, from string, to []string, raw []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tries++
+	if f.onSend != nil {
+		f.onSend()
+	}
+	if f.down {
+		return errUnreachable
+	}
+	if len(f.fail) > 0 {
+		err := f.fail[0]
+		f.fail = f.fail[1:]
+		return err
+	}
+	f.sent = append(f.sent, append([]byte(nil), raw...))
+	return nil
+}
+
+func (f *fakeSender) Close() error { return nil }
+
+func (f *fakeSender) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sent)
+}
+
+func (f *fakeSender) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+func newDB(t *testing.T) *storage.DB {
+	t.Helper()
+	db, err := storage.Open(filepath.Join(t.TempDir(), "visa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// add queues a small message to a@x.test created at the given time.
+func add(t *testing.T, db *storage.DB, text string, created time.Time) uint64 {
+	t.Helper()
+	var a Added
+	err := db.Update(func(tx *storage.Tx) (err error) {
+		a, err = Add(tx, reply.Message{From: "visa@visa.test", FromName: "Visa", To: "a@x.test", Subject: "Re: x",
+			Text: text, Date: created, InReplyTo: "cmd@x.test"}, KindReply, 0)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
+}
+
+func item(t *testing.T, db *storage.DB, id uint64) (storage.OutboxItem, bool) {
+	t.Helper()
+	var it storage.OutboxItem
+	var ok bool
+	db.View(func(tx *storage.Tx) (err error) {
+		it, ok, err = tx.OutboxItem(id)
+		return err
+	})
+	return it, ok
+}
+
+func TestBackoff(t *testing.T) {
+	b := Backoff{Initial: 5 * time.Second, Max: time.Hour}
+	want := []time.Duration{5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
+		4 * time.Minute, 8 * time.Minute, 16 * time.Minute, 32 * time.Minute, time.Hour, time.Hour}
+	for i, w := range want {
+		if got := b.After(i + 1); got != w {
+			t.Errorf("After(%d) = %v, want %v", i+1, got, w)
+		}
+	}
+}
+
+func TestAddRefusesTooLarge(t *testing.T) {
+	db := newDB(t)
+	err := db.Update(func(tx *storage.Tx) error {
+		_, err := Add(tx, reply.Message{From: "visa@visa.test", To: "a@x.test", Text: string(make([]byte, 10000)), Date: time.Now()}, KindReply, 5000)
+		return err
+	})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Add = %v, want ErrTooLarge", err)
+	}
+	db.View(func(tx *storage.Tx) error {
+		return tx.Outbox(func(it storage.OutboxItem) bool { t.Errorf("stored %+v", it); return true })
+	})
+}
+
+// The attempt is recorded before the send, the bytes go out as stored, and
+// a temporary failure is retried after the first wait of the schedule.
+func TestRetriesThenDelivers(t *testing.T) {
+	db := newDB(t)
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	id := add(t, db, "hello", now)
+	var stored []byte
+	db.View(func(tx *storage.Tx) error { stored = tx.OutboxRaw(id); return nil })
+	s := &fakeSender{fail: []error{errors.New("451 try later")}}
+	s.onSend = func() {
+		if it, _ := item(t, db, id); it.Attempts == 0 || it.Sending.IsZero() {
+			t.Errorf("send started before the attempt was recorded: %+v", it)
+		}
+	}
+	q := New(db, []Sender{s}, Config{Backoff: Backoff{Initial: 5 * time.Second, Max: time.Hour}, Classify: classify, Now: clock})
+	if err := q.Flush(context.Background()); err == nil {
+		t.Fatal("first attempt should fail")
+	}
+	it, ok := item(t, db, id)
+	if !ok || it.Attempts != 1 || !it.NextAttempt.Equal(now.Add(5*time.Second)) || it.LastError == "" || !it.Sending.IsZero() {
+		t.Errorf("after a temporary failure: %+v", it)
+	}
+	q.Flush(context.Background())
+	if s.count() != 0 {
+		t.Fatal("sent before the wait ended")
+	}
+	mu.Lock()
+	now = now.Add(5 * time.Second)
+	mu.Unlock()
+	if err := q.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s.count() != 1 || string(s.sent[0]) != string(stored) {
+		t.Errorf("sent %q, want the stored bytes", s.sent)
+	}
+	if _, ok := item(t, db, id); ok {
+		t.Error("a sent item is still queued")
+	}
+}
+
+func TestDropsPermanentAndExpired(t *testing.T) {
+	db := newDB(t)
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	add(t, db, "a", now)
+	add(t, db, "b", now.Add(-5*24*time.Hour))
+	s := &fakeSender{fail: []error{errPermanent, errors.New("451 later")}}
+	var dropped []error
+	q := New(db, []Sender{s}, Config{
+		Backoff:   Backoff{Initial: time.Minute, Max: time.Hour, GiveUpAfter: 4 * 24 * time.Hour},
+		Classify:  classify,
+		OnDropped: func(it storage.OutboxItem, err error) { dropped = append(dropped, err) },
+		Now:       func() time.Time { return now },
+	})
+	q.Flush(context.Background())
+	n := 0
+	db.View(func(tx *storage.Tx) error { return tx.Outbox(func(storage.OutboxItem) bool { n++; return true }) })
+	if n != 0 || len(dropped) != 2 {
+		t.Errorf("%d items left, %d dropped; a permanent refusal and an expired item must be dropped", n, len(dropped))
+	}
+}
+
+// A send the process died in is due again at once after a restart; one
+// that killed it MaxCrashes times in a row is held, the admins told, and
+// not sent until released.
+func TestRecoverAndHold(t *testing.T) {
+	db := newDB(t)
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	id := add(t, db, "x", now)
+	die := func() { // the process dies in the middle of a send
+		db.Update(func(tx *storage.Tx) error {
+			it, _, _ := tx.OutboxItem(id)
+			it.Attempts++
+			it.Sending = now
+			it.NextAttempt = now.Add(time.Hour) // as a schedule far ahead would say
+			return tx.PutOutboxItem(it)
+		})
+	}
+	var held []storage.OutboxItem
+	q := New(db, []Sender{&fakeSender{}}, Config{Classify: classify, Now: func() time.Time { return now },
+		OnHeld: func(it storage.OutboxItem) { held = append(held, it) }})
+	for crash := 1; crash < DefaultMaxCrashes; crash++ {
+		die()
+		if err := q.Recover(); err != nil {
+			t.Fatal(err)
+		}
+		it, _ := item(t, db, id)
+		if it.Held || it.Crashes != crash || !it.NextAttempt.Equal(now) || !it.Sending.IsZero() {
+			t.Fatalf("after crash %d: %+v, want due now", crash, it)
+		}
+	}
+	die()
+	q.Recover()
+	if it, _ := item(t, db, id); !it.Held || len(held) != 1 {
+		t.Fatalf("after %d crashes in a row: %+v, %d held notices; want held once", DefaultMaxCrashes, it, len(held))
+	}
+	s := &fakeSender{}
+	q = New(db, []Sender{s}, Config{Classify: classify, Now: func() time.Time { return now }})
+	q.Flush(context.Background())
+	if s.tries != 0 {
+		t.Fatal("a held message was sent")
+	}
+	if err := Release(db, id, now); err != nil {
+		t.Fatal(err)
+	}
+	q.Flush(context.Background())
+	if s.count() != 1 {
+		t.Fatal("a released message was not sent")
+	}
+}
+
+// A completed attempt resets the crash count: only crashes in a row hold
+// a message.
+func TestCrashesCountInARow(t *testing.T) {
+	db := newDB(t)
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	id := add(t, db, "x", now)
+	db.Update(func(tx *storage.Tx) error {
+		it, _, _ := tx.OutboxItem(id)
+		it.Sending, it.Crashes = now, DefaultMaxCrashes-2
+		return tx.PutOutboxItem(it)
+	})
+	s := &fakeSender{fail: []error{errors.New("451 later")}}
+	q := New(db, []Sender{s}, Config{Classify: classify, Now: func() time.Time { return now }})
+	q.Flush(context.Background()) // recovers (crash count +1), then fails normally
+	if it, _ := item(t, db, id); it.Crashes != 0 || it.Held {
+		t.Errorf("after a completed attempt: %+v, want no crashes counted", it)
+	}
+}
+
+// Run drains the queue with several senders, each item once, and returns
+// when its context ends.
+func TestRunSendsEachOnce(t *testing.T) {
+	db := newDB(t)
+	senders := []*fakeSender{{}, {}, {}}
+	q := New(db, []Sender{senders[0], senders[1], senders[2]}, Config{Backoff: Backoff{Initial: time.Second, Max: time.Second}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- q.Run(ctx) }()
+	for i := 0; i < 50; i++ {
+		add(t, db, "m", time.Now())
+		q.Kick()
+	}
+	total := func() int { return senders[0].count() + senders[1].count() + senders[2].count() }
+	waitFor(t, "50 messages sent", func() bool { return total() >= 50 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := total(); got != 50 {
+		t.Errorf("sent %d, want exactly 50", got)
+	}
+}
+
+// While the submission server is unreachable the queue probes it every
+// Probe, whatever the messages' own schedules say, and once it answers
+// every waiting message goes out at once.
+func TestProbeReleasesWaiting(t *testing.T) {
+	db := newDB(t)
+	s := &fakeSender{down: true}
+	// Probe and Initial are shortened from their defaults (30 s, 5 s) so
+	// that the test runs in a second; the schedule's long gaps are what
+	// the probe must cut short.
+	q := New(db, []Sender{s}, Config{
+		Backoff: Backoff{Initial: time.Hour, Max: time.Hour}, Probe: 200 * time.Millisecond, Classify: classify,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error)
+	go func() { done <- q.Run(ctx) }()
+	for i := 0; i < 5; i++ {
+		add(t, db, "m", time.Now())
+	}
+	q.Kick()
+	waitFor(t, "the first attempts and a probe", func() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.tries >= 6 })
+	s.setDown(false)
+	waitFor(t, "every waiting message sent once the server answers", func() bool { return s.count() == 5 })
+	cancel()
+	<-done
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
