@@ -167,8 +167,8 @@ func (b *Bot) notifyAdmins(name string, data any) {
 // kept killing the process (outbox.Config.OnHeld).
 func (b *Bot) NotifyHeld(it storage.OutboxItem) {
 	b.notifyAdmins("held", struct {
-		ID                  uint64
-		Crashes             int
+		ID                uint64
+		Crashes           int
 		Kind, To, Answers string
 	}{it.ID, it.Crashes, it.Kind, strings.Join(it.To, ", "), it.Answers})
 }
