@@ -150,8 +150,9 @@ type Limits struct {
 	// ImportMaxBytes and ImportMaxRows bound a CSV roster sent by email.
 	ImportMaxBytes int `yaml:"import_max_bytes"`
 	ImportMaxRows  int `yaml:"import_max_rows"`
-	// ConfirmRemovals: a message removing more members than this (one by
-	// one, or by an import with replace) must be confirmed first.
+	// ConfirmRemovals: removals, deactivations and renames past this many
+	// in a space in a rolling day must be confirmed first (an import with
+	// replace always is).
 	ConfirmRemovals int `yaml:"confirm_removals"`
 }
 
