@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -393,4 +394,35 @@ func TestVerifyRecordsEveryHomeSpace(t *testing.T) {
 			return true
 		})
 	})
+}
+
+// Pending changes written before held changes and stored files existed
+// (kind "remove" with its removals, a replace with its file inline) are
+// still confirmed.
+func TestConfirmOlderPendingRecords(t *testing.T) {
+	db := network(t)
+	seedIndyHall(t, db)
+	file := "email,name\nann@example.org,Ann Lee\nbob@example.org,Bob Jones\n"
+	replace, _ := json.Marshal(replacePayload{File: "old.csv", Data: []byte(file), SHA256: sha256Hex([]byte(file)),
+		FileSHA256: sha256Hex([]byte(file)), Removes: []string{"carl@example.org", "dora@example.org"}})
+	err := db.Update(func(tx *storage.Tx) error {
+		for _, p := range []storage.Pending{
+			{Token: "AAAAAAAAAA", Actor: alex.Address, Space: "indyhall", Kind: "remove", Expires: testNow.Add(time.Hour),
+				Payload: json.RawMessage(`{"removals":[{"space":"indyhall","email":"carl@example.org"}]}`)},
+			{Token: "BBBBBBBBBB", Actor: alex.Address, Space: "indyhall", Kind: "replace", Expires: testNow.Add(time.Hour), Payload: replace},
+		} {
+			if err := tx.PutPending(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, run(t, db, alex, "confirm AAAA-AAAA-AA"), "OK: removed 1 members as you confirmed.")
+	expect(t, run(t, db, alex, "confirm BBBB-BBBB-BB"), "OK: imported old.csv into indyhall, replacing its roster: 0 added, 0 updated, 2 unchanged, 1 removed")
+	if got := roster(t, db, "indyhall"); got != "ann@example.org|Ann Lee|active|2026-12-15\nbob@example.org|Bob Jones|active|" {
+		t.Errorf("roster = %s", got)
+	}
 }
