@@ -11,7 +11,8 @@ import (
 )
 
 // Confirmation tokens. A change that can wipe a roster (an import with
-// replace, a mass removal) is held, and the manager confirms it by replying
+// replace; removals, deactivations and renames past the day's limit, see
+// guard.go) is held, and the manager confirms it by replying
 // with "confirm TOKEN". Never by a link: link scanners in mail systems
 // would follow it. A token is random (crypto/rand), works once, only for the
 // manager it was given to, and only for 72 hours.
@@ -27,11 +28,20 @@ const (
 	tokenAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 )
 
-// Kinds of pending change.
+// Kinds of pending change. pendingRemove is the kind of held removals
+// written before deactivations and renames were held too; such records
+// are still confirmed.
 const (
 	pendingReplace = "replace"
+	pendingChanges = "changes"
 	pendingRemove  = "remove"
 )
+
+// maxPendingPerManager bounds the changes one manager has waiting for
+// confirmation. A new one past it drops the oldest, and the reply says so:
+// the manager's latest request is the one they mean, and a token nobody
+// uses expires anyway.
+const maxPendingPerManager = 5
 
 // newToken draws a token that no pending change uses yet, in its stored
 // form (no dashes).
@@ -80,27 +90,87 @@ func tokenKey(s string) string {
 	return b.String()
 }
 
-// holdPending stores a change for confirmation by this actor and returns
-// the token as shown to people, and when it expires. Long-expired tokens
-// are cleared on the way.
-func (x *executor) holdPending(space, kind string, payload any) (string, time.Time, error) {
-	if _, err := x.tx.DeleteExpiredPending(x.env.Now.Add(-pendingKeep)); err != nil {
-		return "", time.Time{}, err
+// holdPending stores a change for confirmation by this actor, with the
+// file it applies (nil for none), and returns the token as shown to people,
+// when it expires, and notes for the reply (an older change it dropped).
+// Long-expired tokens, the files of expired ones and removal records out of
+// the rolling day are cleared on the way.
+func (x *executor) holdPending(space, kind string, payload any, file []byte) (string, time.Time, []string, error) {
+	now := x.env.Now
+	if _, err := x.tx.DeleteExpiredPending(now.Add(-pendingKeep)); err != nil {
+		return "", time.Time{}, nil, err
+	}
+	if _, err := x.tx.ReleaseExpiredPendingFiles(now); err != nil {
+		return "", time.Time{}, nil, err
+	}
+	if _, err := x.tx.PruneRemovals("", now.Add(-rollingDay)); err != nil {
+		return "", time.Time{}, nil, err
+	}
+	notes, err := x.makeRoomForPending()
+	if err != nil {
+		return "", time.Time{}, nil, err
 	}
 	data, err := json.Marshal(payload)
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("encode pending %s: %w", kind, err)
+		return "", time.Time{}, nil, fmt.Errorf("encode pending %s: %w", kind, err)
 	}
 	tok, err := x.newToken()
 	if err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, nil, err
 	}
-	expires := x.env.Now.Add(pendingTTL)
+	expires := now.Add(pendingTTL)
 	p := storage.Pending{Token: tok, Actor: x.actor.Address, Space: space, Kind: kind, Payload: data, Expires: expires}
-	if err := x.tx.PutPending(p); err != nil {
-		return "", time.Time{}, err
+	if file != nil {
+		err = x.tx.PutPendingWithFile(p, file)
+	} else {
+		err = x.tx.PutPending(p)
 	}
-	return showToken(tok), expires, nil
+	if err != nil {
+		return "", time.Time{}, nil, err
+	}
+	return showToken(tok), expires, notes, nil
+}
+
+// makeRoomForPending drops the actor's oldest waiting changes so that a new
+// one keeps them within maxPendingPerManager, and says which it dropped.
+func (x *executor) makeRoomForPending() ([]string, error) {
+	all, err := x.tx.PendingOf(x.actor.Address)
+	if err != nil {
+		return nil, err
+	}
+	var live []storage.Pending
+	for _, p := range all {
+		if x.env.Now.Before(p.Expires) {
+			live = append(live, p)
+		}
+	}
+	var notes []string
+	for len(live) >= maxPendingPerManager {
+		p := live[0]
+		live = live[1:]
+		if err := x.tx.DeletePending(p.Token); err != nil {
+			return nil, err
+		}
+		notes = append(notes, fmt.Sprintf("Your oldest change waiting for confirmation (%s, token %s) was dropped: "+
+			"at most %d wait per manager. Send it again if you still want it.", pendingWhat(p), showToken(p.Token), maxPendingPerManager))
+	}
+	return notes, nil
+}
+
+// pendingWhat names a pending change for a person.
+func pendingWhat(p storage.Pending) string {
+	if p.Kind == pendingReplace {
+		var pl replacePayload
+		if json.Unmarshal(p.Payload, &pl) == nil && pl.File != "" {
+			return fmt.Sprintf("the import of %s into %s", pl.File, p.Space)
+		}
+		return "an import"
+	}
+	var pl heldPayload
+	if json.Unmarshal(p.Payload, &pl) == nil {
+		return fmt.Sprintf("%d held changes", len(pl.all()))
+	}
+	return "held changes"
 }
 
 // tokenNote tells the manager what the token is good for.
@@ -117,15 +187,18 @@ func (x *executor) confirm(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if !found || len(key) != tokenLen {
-		return fail("nothing is waiting for confirmation under %s: the token is mistyped, or was used already.",
+		return fail("nothing is waiting for confirmation under %s: the token is mistyped, was used already, or was dropped for newer ones.",
 			truncate(c.Target, 20)), nil
 	}
 	if p.Actor != x.actor.Address {
 		return denied("this token was given to another manager; only they can confirm it."), nil
 	}
 	what := "the import"
-	if p.Kind == pendingRemove {
-		what = "the removals"
+	if p.Kind != pendingReplace {
+		what = "the changes"
+		if pl, err := heldOf(p); err == nil && allRemovals(pl) {
+			what = "the removals"
+		}
 	}
 	if !x.env.Now.Before(p.Expires) {
 		return fail("token %s expired on %s; nothing was changed. Send %s again for a new token.",
@@ -141,8 +214,8 @@ func (x *executor) confirm(c *Command) (Result, error) {
 	switch p.Kind {
 	case pendingReplace:
 		return x.confirmReplace(p)
-	case pendingRemove:
-		return x.confirmRemovals(p)
+	case pendingChanges, pendingRemove:
+		return x.confirmChanges(p)
 	}
 	return fail("token %s is for a change this version does not know (%s).", showToken(key), p.Kind), nil
 }
@@ -161,123 +234,36 @@ func (x *executor) mayManage(space string) (bool, error) {
 
 // pendingSpaces lists the spaces a pending change touches.
 func pendingSpaces(p storage.Pending) []string {
-	if p.Kind != pendingRemove {
+	if p.Kind == pendingReplace {
 		return []string{p.Space}
 	}
-	var pl removalPayload
-	if json.Unmarshal(p.Payload, &pl) != nil {
+	pl, err := heldOf(p)
+	if err != nil {
 		return []string{p.Space}
 	}
 	var out []string
-	for _, r := range pl.Removals {
-		if !contains(out, r.Space) {
-			out = append(out, r.Space)
+	for _, h := range pl {
+		if !contains(out, h.Space) {
+			out = append(out, h.Space)
 		}
 	}
 	return out
 }
 
-// heldRemoval is one "remove member" waiting for confirmation.
-type heldRemoval struct {
-	Space string `json:"space"`
-	Email string `json:"email"`
-}
-
-// removalPayload is a mass removal waiting for confirmation.
-type removalPayload struct {
-	Removals []heldRemoval `json:"removals"`
-}
-
-// holding collects a message's removals when there are more of them than
-// the limit: none applies until the manager confirms them all at once.
-type holding struct {
-	removals []heldRemoval
-	first    int // index of the first held removal's result in the report
-}
-
-// countRemovals counts the well-formed "remove member" lines of a script.
-func countRemovals(s Script) int {
-	n := 0
-	for _, it := range s.Items {
-		if it.Command != nil && it.Command.Name == "remove member" && it.Command.Err == "" {
-			n++
-		}
-	}
-	return n
-}
-
-// holdRemoval checks a removal as removeMember would, and holds it
-// instead of applying it.
-func (x *executor) holdRemoval(c *Command) (Result, error) {
-	sp, res, err := x.space(c)
-	if res != nil || err != nil {
-		return deref(res), err
-	}
-	if _, found, err := x.tx.Member(sp.ID, c.Target); err != nil {
-		return Result{}, err
-	} else if !found {
-		return fail("%s is not a member of %s.", c.Target, sp.ID), nil
-	}
-	h := heldRemoval{Space: sp.ID, Email: c.Target}
-	for _, o := range x.hold.removals {
-		if o == h {
-			return fail("%s is already listed above for removal.", c.Target), nil
-		}
-	}
-	x.hold.removals = append(x.hold.removals, h)
-	return ok("%s will be removed from %s when you confirm; nothing changed yet.", c.Target, sp.ID), nil
-}
-
-// holdRemovals stores the held removals under one token and returns the
-// lines that tell the manager how to confirm them.
-func (x *executor) holdRemovals() ([]string, error) {
-	space := x.hold.removals[0].Space
-	for _, r := range x.hold.removals {
-		if r.Space != space {
-			space = ""
-		}
-	}
-	tok, expires, err := x.holdPending(space, pendingRemove, removalPayload{Removals: x.hold.removals})
-	if err != nil {
-		return nil, err
-	}
-	return []string{
-		fmt.Sprintf("This message removes %d members, more than %d at once: nothing was changed yet.",
-			len(x.hold.removals), x.env.Limits.ConfirmRemovals),
-		"To apply all of these removals, reply with the line: confirm " + tok,
-		tokenNote(x.actor.Address, expires),
-	}, nil
-}
-
-// confirmRemovals applies a confirmed mass removal. A member who left the
-// roster in between is reported, not an error.
-func (x *executor) confirmRemovals(p storage.Pending) (Result, error) {
-	var pl removalPayload
+// heldOf decodes the changes a pending change of held changes holds.
+func heldOf(p storage.Pending) ([]heldChange, error) {
+	var pl heldPayload
 	if err := json.Unmarshal(p.Payload, &pl); err != nil {
-		return Result{}, fmt.Errorf("decode pending removal: %w", err)
+		return nil, fmt.Errorf("decode pending changes: %w", err)
 	}
-	var removed, gone []string
-	for _, h := range pl.Removals {
-		old, found, err := x.tx.Member(h.Space, h.Email)
-		if err != nil {
-			return Result{}, err
+	return pl.all(), nil
+}
+
+func allRemovals(hs []heldChange) bool {
+	for _, h := range hs {
+		if h.Set != nil {
+			return false
 		}
-		if !found {
-			gone = append(gone, fmt.Sprintf("%s was no longer a member of %s", h.Email, h.Space))
-			continue
-		}
-		if err := x.tx.DeleteMember(h.Space, h.Email); err != nil {
-			return Result{}, err
-		}
-		if err := x.record("member", h.Space, h.Email, "remove", old, nil); err != nil {
-			return Result{}, err
-		}
-		removed = append(removed, fmt.Sprintf("removed %s from %s", h.Email, h.Space))
 	}
-	if err := x.tx.DeletePending(p.Token); err != nil {
-		return Result{}, err
-	}
-	r := ok("removed %d members as you confirmed.", len(removed))
-	r.Detail = append(removed, gone...)
-	return r, nil
+	return true
 }

@@ -50,8 +50,9 @@ type Attachment struct {
 type Limits struct {
 	MaxImportBytes int // a CSV attachment larger than this is refused
 	MaxImportRows  int // a CSV with more data rows than this is refused
-	// ConfirmRemovals: a message removing more members than this asks for
-	// confirmation first (0 = never ask).
+	// ConfirmRemovals: a message whose removals, deactivations and renames
+	// would take a space past this many in a rolling day asks for
+	// confirmation first (0 = never ask; see guard.go).
 	ConfirmRemovals int
 }
 
@@ -92,21 +93,22 @@ func (r Report) Counts() map[Status]int {
 // command that fails (ERROR, DENIED) writes nothing; the others apply. An
 // error return means the store failed: the caller must roll back tx.
 //
-// A message with more "remove member" lines than env.Limits.ConfirmRemovals
-// applies none of them: each is checked and held, and one token confirms
-// them all (see holdRemoval).
+// Removals, deactivations and renames that would take a space past
+// env.Limits.ConfirmRemovals in a rolling day are not applied: each is
+// checked and held, and one token confirms them all (see guard.go). The
+// message's other lines apply at once.
 func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error) {
 	r := Report{Cut: script.Cut, Items: script.Items}
-	x := &executor{tx: tx, actor: actor, env: env}
-	if lim := env.Limits.ConfirmRemovals; lim > 0 && countRemovals(script) > lim {
-		x.hold = &holding{first: -1}
+	x := newExecutor(tx, actor, env)
+	if err := x.planGuard(script); err != nil {
+		return Report{}, fmt.Errorf("plan: %w", err)
 	}
 	for _, it := range script.Items {
 		if it.Command == nil {
 			r.Ignored = append(r.Ignored, it.Line)
 			continue
 		}
-		held := x.heldCount()
+		held := len(x.guard.held)
 		res, err := x.run(it.Command)
 		if err != nil {
 			return Report{}, fmt.Errorf("%s: %w", it.Command.Name, err)
@@ -115,18 +117,21 @@ func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error
 		if it.Command.Name == "help" {
 			r.Help = true
 		}
-		if x.heldCount() > held && x.hold.first < 0 {
-			x.hold.first = len(r.Results)
+		if len(x.guard.held) > held && x.guard.first < 0 {
+			x.guard.first = len(r.Results)
 		}
 		r.Results = append(r.Results, res)
 	}
-	if x.heldCount() > 0 {
-		detail, err := x.holdRemovals()
+	if len(x.guard.held) > 0 {
+		detail, err := x.holdChanges()
 		if err != nil {
-			return Report{}, fmt.Errorf("remove member: %w", err)
+			return Report{}, fmt.Errorf("hold changes: %w", err)
 		}
-		first := &r.Results[x.hold.first]
+		first := &r.Results[x.guard.first]
 		first.Detail = append(detail, first.Detail...)
+	}
+	if err := x.finish(); err != nil {
+		return Report{}, err
 	}
 	if script.Commands == 0 {
 		r.Help = true
@@ -139,14 +144,17 @@ type executor struct {
 	tx    *storage.Tx
 	actor Actor
 	env   Env
-	hold  *holding // non-nil when this message's removals wait for confirmation
+	guard guard
+	// importing is set once an import line took the message's file: a
+	// message imports its file once.
+	importing bool
+	file      *rosterFile // the message's roster file, read once
+	// listed are the rosters list members showed: a reply carries one file.
+	listed []listing
 }
 
-func (x *executor) heldCount() int {
-	if x.hold == nil {
-		return 0
-	}
-	return len(x.hold.removals)
+func newExecutor(tx *storage.Tx, actor Actor, env Env) *executor {
+	return &executor{tx: tx, actor: actor, env: env, guard: newGuard(env.Limits.ConfirmRemovals)}
 }
 
 func ok(format string, args ...any) Result {
@@ -176,9 +184,6 @@ func (x *executor) run(c *Command) (Result, error) {
 	case "update member":
 		return x.updateMember(c)
 	case "remove member":
-		if x.hold != nil {
-			return x.holdRemoval(c)
-		}
 		return x.removeMember(c)
 	case "list members":
 		return x.listMembers(c)
@@ -199,10 +204,20 @@ func (x *executor) run(c *Command) (Result, error) {
 
 // record writes one audit entry for a change made by this message.
 func (x *executor) record(kind, space, key, action string, before, after any) error {
-	ch := storage.Change{
-		At: x.env.Now, Actor: x.actor.Address, MessageID: x.env.MessageID,
-		Space: space, Kind: kind, Key: key, Action: action,
-	}
+	return x.recordChange(storage.Change{Space: space, Kind: kind, Key: key, Action: action}, before, after)
+}
+
+// recordMember writes the audit entry of a change to a member; elsewhere
+// are the other spaces where an added (or renamed-to) address is active.
+func (x *executor) recordMember(space, key, action string, before, after any, elsewhere []string) error {
+	return x.recordChange(storage.Change{Space: space, Kind: "member", Key: key, Action: action,
+		ActiveElsewhere: elsewhere}, before, after)
+}
+
+// recordChange completes ch with who, when and which message, and the
+// record before and after (nil for a creation or a removal), and writes it.
+func (x *executor) recordChange(ch storage.Change, before, after any) error {
+	ch.At, ch.Actor, ch.MessageID = x.env.Now, x.actor.Address, x.env.MessageID
 	var err error
 	if before != nil {
 		if ch.Before, err = json.Marshal(before); err != nil {

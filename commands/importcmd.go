@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 
@@ -100,60 +101,122 @@ func humanBytes(n int) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
+// rosterFile is the message's roster attachment, read once however many
+// lines look at it.
+type rosterFile struct {
+	name     string // for a person
+	data     []byte // as sent
+	text     []byte // decoded to UTF-8
+	rows     []csvroster.Row
+	problems []csvroster.Problem
+	res      *Result // why it cannot be imported; nil when it can
+}
+
+// readRosterFile returns the message's roster file, or says why there is
+// none to import.
+func (x *executor) readRosterFile() (*rosterFile, *Result) {
+	if x.file == nil {
+		x.file = x.loadRosterFile()
+	}
+	return x.file, x.file.res
+}
+
+func (x *executor) loadRosterFile() *rosterFile {
+	att, res := x.rosterAttachment()
+	if res != nil {
+		return &rosterFile{res: res}
+	}
+	if res := x.checkSize(att); res != nil {
+		return &rosterFile{res: res}
+	}
+	f := &rosterFile{name: fileLabel(att), data: att.Data}
+	var err error
+	if f.text, err = csvroster.Decode(att.Data, att.Charset); err == nil {
+		f.rows, f.problems, err = csvroster.Read(f.text, "utf-8", x.env.Limits.MaxImportRows)
+	}
+	if err != nil {
+		r := fail("%s cannot be read: %s. Nothing was changed.", f.name, strings.TrimSuffix(err.Error(), "."))
+		f.res = &r
+	}
+	return f
+}
+
 // importMembers is "import members [replace]": it reads the attached
 // roster and applies it, or for a replace previews it and holds it for
-// confirmation.
+// confirmation. A message imports its file once: a second import line
+// would read, and for a replace store, the same file again.
 func (x *executor) importMembers(c *Command) (Result, error) {
 	sp, res, err := x.space(c)
 	if res != nil || err != nil {
 		return deref(res), err
 	}
-	att, res := x.rosterAttachment()
+	if x.importing {
+		return fail("this message imports its file once, with the import members line above; " +
+			"send another import in a message of its own, with its file."), nil
+	}
+	x.importing = true
+	f, res := x.readRosterFile()
 	if res != nil {
 		return *res, nil
 	}
-	if res := x.checkSize(att); res != nil {
-		return *res, nil
-	}
-	name := fileLabel(att)
-	text, err := csvroster.Decode(att.Data, att.Charset)
-	if err != nil {
-		return fail("%s cannot be read: %s. Nothing was changed.", name, strings.TrimSuffix(err.Error(), ".")), nil
-	}
-	rows, problems, err := csvroster.Read(text, "utf-8", x.env.Limits.MaxImportRows)
-	if err != nil {
-		return fail("%s cannot be read: %s. Nothing was changed.", name, strings.TrimSuffix(err.Error(), ".")), nil
-	}
 	replace := contains(c.Words, "replace")
-	p, err := x.planImport(sp.ID, rows, problems, replace)
+	p, err := x.planImport(sp.ID, f.rows, f.problems, replace)
 	if err != nil {
 		return Result{}, err
 	}
-	if len(rows) == 0 {
-		r := fail("%s has no member row that can be imported (%d rejected). Nothing was changed.", name, len(p.rejected))
+	if len(f.rows) == 0 {
+		r := fail("%s has no member row that can be imported (%d rejected). Nothing was changed.", f.name, len(p.rejected))
 		r.Detail = rejectedDetail(p.rejected)
 		return r, nil
 	}
 	if replace {
-		return x.previewReplace(sp.ID, att, text, p)
+		return x.previewReplace(sp.ID, f, p)
+	}
+	var held [][2]storage.Member
+	if x.holding(sp.ID) {
+		held = destructiveUpdates(p, x.today())
+		p.updates = slices.DeleteFunc(p.updates, func(u [2]storage.Member) bool { return destructive(u[0], u[1], x.today()) })
+		for _, u := range held {
+			x.hold(heldChange{Space: sp.ID, Email: u[0].Email, Set: heldSet(u[0], u[1])})
+		}
 	}
 	if err := x.applyImport(p); err != nil {
 		return Result{}, err
 	}
-	rep := p.report(name)
-	r := ok("imported %s into %s: %s.", name, sp.ID, rep.counts(""))
-	r.Detail = rejectedDetail(rep.Rejected)
+	rep := p.report(f.name)
+	r := ok("imported %s into %s: %s.", f.name, sp.ID, rep.counts(""))
+	if len(held) > 0 {
+		r = ok("imported %s into %s: %s; %d more updates end memberships and wait for your confirmation, nothing of them changed yet.",
+			f.name, sp.ID, rep.counts(""), len(held))
+		r.Detail = heldDetail(held)
+	}
+	r.Detail = append(r.Detail, rejectedDetail(rep.Rejected)...)
 	return r, nil
 }
 
-// replacePayload is a replace waiting for confirmation: the file as it was
-// decoded, so the confirmation applies exactly what was previewed.
+// heldDetail lists an import's held updates, a bounded number of them.
+func heldDetail(held [][2]storage.Member) []string {
+	var out []string
+	for i, u := range held {
+		if i == maxRemovedDetail {
+			out = append(out, fmt.Sprintf("… and %d more held", len(held)-i))
+			break
+		}
+		out = append(out, fmt.Sprintf("held: %s, to become %s", describe(u[0]), describe(u[1])))
+	}
+	return out
+}
+
+// replacePayload is a replace waiting for confirmation. The file, as it
+// was decoded, is stored with the pending change (storage.PutPendingWithFile)
+// so the confirmation applies exactly what was previewed; Data holds it in
+// records written before files were stored apart.
 type replacePayload struct {
 	File       string   `json:"file"`
-	Data       []byte   `json:"data"`        // UTF-8 text of the file
-	SHA256     string   `json:"sha256"`      // of Data
-	FileSHA256 string   `json:"file_sha256"` // of the attachment as sent
-	Removes    []string `json:"removes"`     // the addresses the preview said it would remove
+	Data       []byte   `json:"data,omitempty"` // UTF-8 text of the file, in older records only
+	SHA256     string   `json:"sha256"`         // of the UTF-8 text
+	FileSHA256 string   `json:"file_sha256"`    // of the attachment as sent
+	Removes    []string `json:"removes"`        // the addresses the preview said it would remove
 }
 
 func sha256Hex(b []byte) string {
@@ -163,12 +226,12 @@ func sha256Hex(b []byte) string {
 
 // previewReplace holds a replace for confirmation and says what it would
 // change. Nothing of the roster is written.
-func (x *executor) previewReplace(space string, att Attachment, text []byte, p importPlan) (Result, error) {
-	payload := replacePayload{File: fileLabel(att), Data: text, SHA256: sha256Hex(text), FileSHA256: sha256Hex(att.Data)}
+func (x *executor) previewReplace(space string, f *rosterFile, p importPlan) (Result, error) {
+	payload := replacePayload{File: f.name, SHA256: sha256Hex(f.text), FileSHA256: sha256Hex(f.data)}
 	for _, m := range p.removes {
 		payload.Removes = append(payload.Removes, m.Email)
 	}
-	tok, expires, err := x.holdPending(space, pendingReplace, payload)
+	tok, expires, notes, err := x.holdPending(space, pendingReplace, payload, f.text)
 	if err != nil {
 		return Result{}, err
 	}
@@ -177,6 +240,7 @@ func (x *executor) previewReplace(space string, att Attachment, text []byte, p i
 		payload.File, space, rep.counts("REMOVED"), tok)
 	r.Detail = append(removedDetail(p.removes, "REMOVED"), rejectedDetail(rep.Rejected)...)
 	r.Detail = append(r.Detail, tokenNote(x.actor.Address, expires))
+	r.Detail = append(r.Detail, notes...)
 	return r, nil
 }
 
@@ -199,6 +263,9 @@ func (x *executor) confirmReplace(p storage.Pending) (Result, error) {
 	var pl replacePayload
 	if err := json.Unmarshal(p.Payload, &pl); err != nil {
 		return Result{}, fmt.Errorf("decode pending replace: %w", err)
+	}
+	if len(pl.Data) == 0 {
+		pl.Data, _ = x.tx.PendingFile(p)
 	}
 	if sha256Hex(pl.Data) != pl.SHA256 {
 		return fail("the file waiting under this token is damaged; nothing was changed. Send the import again."), nil

@@ -64,10 +64,7 @@ func (x *executor) addMember(c *Command) (Result, error) {
 	if s := c.Opts["status"]; s != "" {
 		m.Status = s
 	}
-	if err := x.tx.PutMember(m); err != nil {
-		return Result{}, err
-	}
-	if err := x.record("member", sp.ID, m.Email, "add", nil, m); err != nil {
+	if err := x.writeAdd(m); err != nil {
 		return Result{}, err
 	}
 	return ok("added %s to %s.", describe(m), sp.ID), nil
@@ -85,18 +82,7 @@ func (x *executor) updateMember(c *Command) (Result, error) {
 	if !found {
 		return fail("%s is not a member of %s; use add member.", c.Target, sp.ID), nil
 	}
-	m := old
-	var changed []string
-	set := func(field string, dst *string, key string) {
-		if v, given := c.Opts[key]; given && v != *dst {
-			*dst = v
-			changed = append(changed, field)
-		}
-	}
-	set("name", &m.Name, "name")
-	set("status", &m.Status, "status")
-	set("end date", &m.Until, "until")
-	set("address", &m.Email, "email")
+	m, changed := applyOpts(old, c.Opts)
 	if len(changed) == 0 {
 		if len(c.Opts) == 0 || len(c.Opts) == 1 && c.Opts["space"] != "" {
 			return fail("update member needs something to change: name=, status=, until= or email=."), nil
@@ -109,18 +95,95 @@ func (x *executor) updateMember(c *Command) (Result, error) {
 		} else if taken {
 			return fail("%s is already a member of %s.", m.Email, sp.ID), nil
 		}
-		if err := x.tx.DeleteMember(sp.ID, old.Email); err != nil {
-			return Result{}, err
+	}
+	if x.holding(sp.ID) && destructive(old, m, x.today()) {
+		x.hold(heldChange{Space: sp.ID, Email: old.Email, Set: heldSet(old, m)})
+		return ok("%s of %s will be updated when you confirm; nothing changed yet: %s.",
+			strings.Join(changed, ", "), old.Email, describe(m)), nil
+	}
+	if err := x.writeUpdate(old, m); err != nil {
+		return Result{}, err
+	}
+	return ok("updated %s of %s: %s.", strings.Join(changed, ", "), old.Email, describe(m)), nil
+}
+
+// applyOpts sets the fields an update names (name, status, until, email) on
+// a copy of m, and lists for a person the ones that changed.
+func applyOpts(m storage.Member, opts map[string]string) (storage.Member, []string) {
+	var changed []string
+	set := func(field string, dst *string, key string) {
+		if v, given := opts[key]; given && v != *dst {
+			*dst = v
+			changed = append(changed, field)
+		}
+	}
+	set("name", &m.Name, "name")
+	set("status", &m.Status, "status")
+	set("end date", &m.Until, "until")
+	set("address", &m.Email, "email")
+	return m, changed
+}
+
+// writeAdd stores a new membership and audits it, noting the other spaces
+// where the address is active.
+func (x *executor) writeAdd(m storage.Member) error {
+	elsewhere, err := x.activeElsewhere(m.Email, m.Space)
+	if err != nil {
+		return err
+	}
+	if err := x.tx.PutMember(m); err != nil {
+		return err
+	}
+	return x.recordMember(m.Space, m.Email, "add", nil, m, elsewhere)
+}
+
+// writeUpdate stores an updated membership, moved to its new address when
+// renamed, audits it, and counts it when destructive. The caller checked
+// that a new address is free.
+func (x *executor) writeUpdate(old, m storage.Member) error {
+	var elsewhere []string
+	if m.Email != old.Email {
+		var err error
+		if elsewhere, err = x.activeElsewhere(m.Email, m.Space); err != nil {
+			return err
+		}
+		if err := x.tx.DeleteMember(old.Space, old.Email); err != nil {
+			return err
 		}
 	}
 	m.Updated = x.env.Now
 	if err := x.tx.PutMember(m); err != nil {
-		return Result{}, err
+		return err
 	}
-	if err := x.record("member", sp.ID, old.Email, "update", old, m); err != nil {
-		return Result{}, err
+	if destructive(old, m, x.today()) {
+		x.guard.made[m.Space]++
 	}
-	return ok("updated %s of %s: %s.", strings.Join(changed, ", "), old.Email, describe(m)), nil
+	return x.recordMember(m.Space, old.Email, "update", old, m, elsewhere)
+}
+
+// writeRemoval deletes a membership, audits it and counts it.
+func (x *executor) writeRemoval(old storage.Member) error {
+	if err := x.tx.DeleteMember(old.Space, old.Email); err != nil {
+		return err
+	}
+	x.guard.made[old.Space]++
+	return x.recordMember(old.Space, old.Email, "remove", old, nil, nil)
+}
+
+// activeElsewhere lists the spaces other than space where an address is an
+// active member today, in id order.
+func (x *executor) activeElsewhere(email, space string) ([]string, error) {
+	all, err := x.tx.MembershipsOf(email)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range all {
+		if m.Space != space && m.ActiveOn(x.today()) {
+			out = append(out, m.Space)
+		}
+	}
+	return out, nil
 }
 
 func (x *executor) removeMember(c *Command) (Result, error) {
@@ -135,10 +198,17 @@ func (x *executor) removeMember(c *Command) (Result, error) {
 	if !found {
 		return fail("%s is not a member of %s.", c.Target, sp.ID), nil
 	}
-	if err := x.tx.DeleteMember(sp.ID, c.Target); err != nil {
-		return Result{}, err
+	if x.holding(sp.ID) {
+		h := heldChange{Space: sp.ID, Email: c.Target}
+		for _, o := range x.guard.held {
+			if o.Space == h.Space && o.Email == h.Email && o.Set == nil {
+				return fail("%s is already listed above for removal.", c.Target), nil
+			}
+		}
+		x.hold(h)
+		return ok("%s will be removed from %s when you confirm; nothing changed yet.", c.Target, sp.ID), nil
 	}
-	if err := x.record("member", sp.ID, c.Target, "remove", old, nil); err != nil {
+	if err := x.writeRemoval(old); err != nil {
 		return Result{}, err
 	}
 	return ok("removed %s from %s.", c.Target, sp.ID), nil
@@ -250,6 +320,9 @@ func (x *executor) verify(c *Command) (Result, error) {
 			parts = append(parts, p)
 		}
 		v.HomeSpace = active[0].Space
+		for _, m := range active {
+			v.HomeSpaces = append(v.HomeSpaces, m.Space)
+		}
 		res = Result{Status: Verified, Text: fmt.Sprintf("%s is %s.", c.Target, strings.Join(parts, "; and "))}
 	}
 	if err := x.tx.RecordVerification(v); err != nil {

@@ -66,12 +66,15 @@ func ImportRoster(tx *storage.Tx, actor Actor, env Env, space string, data []byt
 		return ImportReport{}, fmt.Errorf("import roster: no row of the file can be imported (%d rejected): "+
 			"a replace with it would empty the roster of %s", len(problems), space)
 	}
-	x := &executor{tx: tx, actor: actor, env: env}
+	x := newExecutor(tx, actor, env)
 	p, err := x.planImport(space, rows, problems, replace)
 	if err != nil {
 		return ImportReport{}, err
 	}
 	if err := x.applyImport(p); err != nil {
+		return ImportReport{}, err
+	}
+	if err := x.finish(); err != nil {
 		return ImportReport{}, err
 	}
 	return p.report(""), nil
@@ -148,6 +151,12 @@ func (c rosterCounts) String() string {
 	return s + fmt.Sprintf("; %d ending within %d days", c.ending, endingWindow)
 }
 
+// listing is one roster list members showed.
+type listing struct{ space, status string }
+
+// listMembers shows a roster as text and attaches it as a CSV file. A reply
+// carries one roster file: a later list members of the same message gives
+// its counts, and says where its list and file are.
 func (x *executor) listMembers(c *Command) (Result, error) {
 	sp, res, err := x.space(c)
 	if res != nil || err != nil {
@@ -158,6 +167,16 @@ func (x *executor) listMembers(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	status := c.Opts["status"]
+	counts := countRoster(all, x.env.Now.UTC())
+	this := listing{space: sp.ID, status: status}
+	if len(x.listed) > 0 {
+		if slices.Contains(x.listed, this) {
+			return ok("%s has %s: the same roster as above, listed and attached once.", sp.ID, counts), nil
+		}
+		return ok("%s has %s. A reply carries one roster, listed and attached once: the first list members above. "+
+			"Send this line in a message of its own for its list and file.", sp.ID, counts), nil
+	}
+	x.listed = append(x.listed, this)
 	shown := filterStatus(all, status)
 	data, err := rosterBytes(shown)
 	if err != nil {
@@ -169,8 +188,7 @@ func (x *executor) listMembers(c *Command) (Result, error) {
 		name = fmt.Sprintf("%s-members-%s-%s.csv", sp.ID, status, x.today())
 		what = fmt.Sprintf("the %d %s members are", len(shown), status)
 	}
-	r := ok("%s has %s. %s listed below and attached as %s.", sp.ID, countRoster(all, x.env.Now.UTC()),
-		upperFirst(what), name)
+	r := ok("%s has %s. %s listed below and attached as %s.", sp.ID, counts, upperFirst(what), name)
 	for i, m := range shown {
 		if i == maxListDetail {
 			r.Detail = append(r.Detail, fmt.Sprintf("… and %d more in the attached file", len(shown)-i))
@@ -272,26 +290,17 @@ func (x *executor) applyImport(p importPlan) error {
 	slices.SortFunc(p.adds, func(a, b storage.Member) int { return strings.Compare(a.Email, b.Email) })
 	slices.SortFunc(p.updates, func(a, b [2]storage.Member) int { return strings.Compare(a[1].Email, b[1].Email) })
 	for _, m := range p.adds {
-		if err := x.tx.PutMember(m); err != nil {
-			return err
-		}
-		if err := x.record("member", p.space, m.Email, "add", nil, m); err != nil {
+		if err := x.writeAdd(m); err != nil {
 			return err
 		}
 	}
 	for _, u := range p.updates {
-		if err := x.tx.PutMember(u[1]); err != nil {
-			return err
-		}
-		if err := x.record("member", p.space, u[0].Email, "update", u[0], u[1]); err != nil {
+		if err := x.writeUpdate(u[0], u[1]); err != nil {
 			return err
 		}
 	}
 	for _, m := range p.removes {
-		if err := x.tx.DeleteMember(p.space, m.Email); err != nil {
-			return err
-		}
-		if err := x.record("member", p.space, m.Email, "remove", m, nil); err != nil {
+		if err := x.writeRemoval(m); err != nil {
 			return err
 		}
 	}

@@ -419,7 +419,9 @@ func TestMassRemoval(t *testing.T) {
 			"OK: bob@example.org will be removed", "OK: carl@example.org will be removed", "OK: dora@example.org will be removed",
 			"ERROR: nobody@example.org is not a member of indyhall", "ERROR: ann@example.org is already listed above")
 		d := rep.Results[1].Detail
-		if len(d) != 3 || d[0] != "This message removes 4 members, more than 3 at once: nothing was changed yet." {
+		if len(d) != 3 || d[0] != "For indyhall, this message asks for 6 changes that remove, deactivate or rename members: "+
+			"more than 3 in a day need your confirmation, so none of these was made yet." ||
+			!strings.HasPrefix(d[1], "To apply the 4 held changes, reply with the line: confirm ") {
 			t.Errorf("Detail = %q", d)
 		}
 		tok := tokenIn(t, rep.Results[1])

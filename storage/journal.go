@@ -22,6 +22,10 @@ type Change struct {
 	Action    string          `json:"action"` // "add", "update" or "remove"
 	Before    json.RawMessage `json:"before,omitempty"`
 	After     json.RawMessage `json:"after,omitempty"`
+	// ActiveElsewhere: for a member added (or renamed onto an address), the
+	// other spaces where that address was an active member at the time, so
+	// that their managers hear of it in their digest.
+	ActiveElsewhere []string `json:"active_elsewhere,omitempty"`
 }
 
 // Record appends a change to the audit trail. A change to a member is also
@@ -113,9 +117,24 @@ type Verification struct {
 	Host      string    `json:"host"`                 // the manager who asked
 	HostSpace string    `json:"host_space,omitempty"` // their space, when they manage exactly one
 	Visitor   string    `json:"visitor"`
-	HomeSpace string    `json:"home_space,omitempty"` // "" when not verified
-	Verified  bool      `json:"verified"`
-	MessageID string    `json:"message_id"`
+	HomeSpace string    `json:"home_space,omitempty"` // the first of HomeSpaces; "" when not verified
+	// HomeSpaces are all the spaces where the visitor was active at the
+	// time, in id order: each of them sees the visit in its digest.
+	HomeSpaces []string `json:"home_spaces,omitempty"`
+	Verified   bool     `json:"verified"`
+	MessageID  string   `json:"message_id"`
+}
+
+// Homes lists the spaces where the visitor was active when checked. A
+// record written before HomeSpaces existed names one, HomeSpace.
+func (v Verification) Homes() []string {
+	if len(v.HomeSpaces) > 0 {
+		return v.HomeSpaces
+	}
+	if v.HomeSpace != "" {
+		return []string{v.HomeSpace}
+	}
+	return nil
 }
 
 // RecordVerification appends a verification to the log.
@@ -205,6 +224,9 @@ type Pending struct {
 	Kind    string          `json:"kind"`
 	Payload json.RawMessage `json:"payload"`
 	Expires time.Time       `json:"expires"`
+	// File is the SHA-256 (hex) of the file the change applies, stored
+	// apart (see PutPendingWithFile); "" when it has none.
+	File string `json:"file,omitempty"`
 }
 
 // Pending returns the pending change for a token.
@@ -217,8 +239,18 @@ func (t *Tx) Pending(token string) (Pending, bool, error) {
 // PutPending stores a change waiting for confirmation.
 func (t *Tx) PutPending(p Pending) error { return t.put(bucketPending, []byte(p.Token), p) }
 
-// DeletePending removes a pending change (used, or expired).
+// DeletePending removes a pending change (used, or expired), and its file
+// when no other pending change applies it.
 func (t *Tx) DeletePending(token string) error {
+	p, found, err := t.Pending(token)
+	if err != nil {
+		return err
+	}
+	if found {
+		if err := t.releaseFile(p); err != nil {
+			return err
+		}
+	}
 	if err := t.bucket(bucketPending).Delete([]byte(token)); err != nil {
 		return fmt.Errorf("delete pending %s: %w", token, err)
 	}
@@ -230,14 +262,14 @@ func (t *Tx) DeletePending(token string) error {
 // of their clock, so that a late confirmation still hears "expired" rather
 // than "unknown".
 func (t *Tx) DeleteExpiredPending(before time.Time) (int, error) {
-	var old [][]byte
+	var old []string
 	err := t.bucket(bucketPending).ForEach(func(k, v []byte) error {
 		var p Pending
 		if err := decode(bucketPending, k, v, &p); err != nil {
 			return err
 		}
 		if p.Expires.Before(before) {
-			old = append(old, append([]byte(nil), k...))
+			old = append(old, string(k))
 		}
 		return nil
 	})
@@ -245,8 +277,8 @@ func (t *Tx) DeleteExpiredPending(before time.Time) (int, error) {
 		return 0, err
 	}
 	for _, k := range old {
-		if err := t.bucket(bucketPending).Delete(k); err != nil {
-			return 0, fmt.Errorf("delete pending %s: %w", k, err)
+		if err := t.DeletePending(k); err != nil {
+			return 0, err
 		}
 	}
 	return len(old), nil

@@ -47,10 +47,18 @@ var (
 	bucketRates         = []byte("rates")         // sender -> RateWindow
 	bucketPending       = []byte("pending")       // token -> Pending (confirmations)
 	bucketPeriods       = []byte("periods")       // name -> last period done (digests)
+	// The file a pending change applies (a roster to import), stored once
+	// however many pending changes apply it, as raw bytes.
+	bucketPendingFiles    = []byte("pending_files")     // SHA-256 hex -> the file's bytes
+	bucketPendingFileRefs = []byte("pending_file_refs") // SHA-256 hex \x00 token -> nil: who applies the file
+	// What took members off a space's roster (removals, deactivations,
+	// renames), for the rolling day of confirmations; pruned as it ages.
+	bucketRemovals = []byte("removals") // space \x00 time (8 bytes, Unix ns) seq (8 bytes) -> RemovalCount
 
 	allBuckets = [][]byte{bucketMeta, bucketSpaces, bucketManagers, bucketManagerSpaces,
 		bucketMembers, bucketMemberIndex, bucketAudit, bucketAuditMember, bucketVerifications, bucketHandled,
-		bucketOutbox, bucketOutboxRaw, bucketRates, bucketPending, bucketPeriods, bucketHandledAt}
+		bucketOutbox, bucketOutboxRaw, bucketRates, bucketPending, bucketPeriods, bucketHandledAt,
+		bucketPendingFiles, bucketPendingFileRefs, bucketRemovals}
 )
 
 // ErrLocked is returned by Open when another process holds the file.
@@ -87,7 +95,9 @@ func Open(path string) (*DB, error) {
 
 // migrate creates missing buckets and checks the schema version. Buckets
 // added within schema version 1 are indexes, filled from the records they
-// index when they are created, so an older file reads the same as a new one.
+// index when they are created, or start empty where older code kept no
+// such records (pending files: older pending changes hold theirs inline),
+// so an older file reads the same as a new one.
 func (db *DB) migrate() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		auditIndexed := tx.Bucket(bucketAuditMember) != nil

@@ -26,6 +26,15 @@ type DigestVisit struct {
 	Verified bool
 }
 
+// DigestAdd is one of a space's active members added to another space's
+// roster (or an address of that space's renamed to theirs).
+type DigestAdd struct {
+	When   string
+	Member string // the address
+	Space  string // the other space's label
+	Actor  string // who added them
+}
+
 // DigestCounts are a roster's numbers.
 type DigestCounts struct {
 	Total      int
@@ -57,7 +66,10 @@ type DigestData struct {
 	HostedCount      int // verified visitors from other spaces
 	NotVerifiedCount int // checks at this space that found no membership
 	EndingSoon       []DigestMember
-	Attachment       string // the roster CSV's file name
+	// AddedElsewhere: this space's active members that another space added
+	// to its roster in the period.
+	AddedElsewhere []DigestAdd
+	Attachment     string // the roster CSV's file name
 }
 
 // NetworkSpace is one space's line in the network digest.

@@ -47,3 +47,26 @@ func TestDigestEscapesAndOverrides(t *testing.T) {
 		t.Errorf("overridden digest = %q, %v", text, err)
 	}
 }
+
+func TestDigestAddedElsewhere(t *testing.T) {
+	s, err := New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DigestData{SpaceName: "Indy Hall", AddedElsewhere: []DigestAdd{
+		{When: "Sat 28 Nov 05:00", Member: "amy@x.test", Space: "<i>Cantine</i>", Actor: "boss@cantine.test"}}}
+	text, html, err := s.Digest(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "Your members added to another space's roster (1):\n  Sat 28 Nov 05:00  amy@x.test added to <i>Cantine</i> by boss@cantine.test\n") {
+		t.Errorf("text:\n%s", text)
+	}
+	if strings.Contains(html, "<i>Cantine") || !strings.Contains(html, "amy@x.test added to &lt;i&gt;Cantine&lt;/i&gt; by boss@cantine.test") {
+		t.Errorf("HTML:\n%s", html)
+	}
+	text, _, _ = s.Digest(DigestData{SpaceName: "Indy Hall"})
+	if !strings.Contains(text, "Your members added to another space's roster (0):\n  none\n") {
+		t.Errorf("text without any:\n%s", text)
+	}
+}

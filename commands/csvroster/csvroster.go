@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/storage"
@@ -16,7 +17,7 @@ var Header = []string{"email", "name", "status", "until", "updated"}
 
 // Write writes members as CSV, in the order given, with a header row.
 // Every field is written as text, so a spreadsheet keeps dates and
-// addresses as they are.
+// addresses as they are, and every cell is defused (see Defuse).
 func Write(w io.Writer, members []storage.Member) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(Header); err != nil {
@@ -27,7 +28,11 @@ func Write(w io.Writer, members []storage.Member) error {
 		if !m.Updated.IsZero() {
 			updated = m.Updated.UTC().Format(time.RFC3339)
 		}
-		if err := cw.Write([]string{m.Email, safe(m.Name), m.Status, m.Until, updated}); err != nil {
+		rec := []string{m.Email, m.Name, m.Status, m.Until, updated}
+		for i := range rec {
+			rec[i] = Defuse(rec[i])
+		}
+		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("write roster csv: %w", err)
 		}
 	}
@@ -38,11 +43,35 @@ func Write(w io.Writer, members []storage.Member) error {
 	return nil
 }
 
-// safe defuses spreadsheet formula injection (CWE-1236): a name starting
-// with =, +, - or @ would run as a formula when the file is opened.
-func safe(s string) string {
-	if s != "" && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@') {
+// formulaStart are the first characters that make a spreadsheet read a
+// cell as a formula (CWE-1236; OWASP's "CSV Injection").
+const formulaStart = "=+-@\t\r"
+
+// formulaLike reports whether s, past any leading quotes, starts as a
+// formula does.
+func formulaLike(s string) bool {
+	t := strings.TrimLeft(s, "'")
+	return t != "" && strings.IndexByte(formulaStart, t[0]) >= 0
+}
+
+// Defuse makes a cell safe to open in a spreadsheet, as OWASP recommends:
+// a value starting with =, +, -, @, a tab or a carriage return gets a
+// leading ', which spreadsheets show as text. A value whose own leading
+// quotes come before such a character gets one more, so that Undefuse
+// gives back exactly what was written (a quote then =x is written with
+// two quotes before the =).
+func Defuse(s string) string {
+	if formulaLike(s) {
 		return "'" + s
+	}
+	return s
+}
+
+// Undefuse removes the quote Defuse added, so that a file the bot wrote
+// reads back to the values it was written from.
+func Undefuse(s string) string {
+	if strings.HasPrefix(s, "'") && formulaLike(s[1:]) {
+		return s[1:]
 	}
 	return s
 }

@@ -301,12 +301,14 @@ func (rd *rowReader) problem(line int, email, reason string) {
 }
 
 // cell returns a column's trimmed value in rec, and whether there is one.
+// What Write does against formula injection is undone first, so a roster
+// the bot sent reads back unchanged.
 func (rd *rowReader) cell(rec []string, col string) (string, bool) {
 	i, ok := rd.cols[col]
 	if !ok || i >= len(rec) {
 		return "", false
 	}
-	v := strings.TrimSpace(rec[i])
+	v := strings.TrimSpace(Undefuse(strings.TrimSpace(rec[i])))
 	return v, v != ""
 }
 
@@ -362,12 +364,8 @@ func (rd *rowReader) fill(row *Row, rec []string) string {
 	return ""
 }
 
-// cleanName undoes what Write does against formula injection (so a roster
-// the bot sent reads back unchanged) and folds line breaks and runs of
-// spaces, which a spreadsheet cell may hold, into single spaces.
+// cleanName folds line breaks and runs of spaces, which a spreadsheet cell
+// may hold, into single spaces.
 func cleanName(v string) string {
-	if len(v) > 1 && v[0] == '\'' && strings.ContainsRune("=+-@", rune(v[1])) {
-		v = v[1:]
-	}
 	return strings.Join(strings.Fields(v), " ")
 }

@@ -2,6 +2,7 @@ package csvroster
 
 import (
 	"bytes"
+	"encoding/csv"
 	"fmt"
 	"sort"
 	"strings"
@@ -301,4 +302,44 @@ func FuzzReadCSV(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Every cell that a spreadsheet would run as a formula is defused with a
+// leading ', as OWASP recommends, and reads back as it was.
+func TestWriteDefusesEveryCellAndReadsItBack(t *testing.T) {
+	members := []storage.Member{
+		{Email: "=cmd@example.org", Name: "=cmd", Status: "active"},
+		{Email: "+1@example.org", Name: "+1", Status: "active"},
+		{Email: "-x@example.org", Name: "-x", Status: "inactive"},
+		{Email: "x@example.org", Name: "@x", Status: "active"},
+		{Email: "q@example.org", Name: "'=already quoted", Status: "active"},
+		{Email: "plain@example.org", Name: "Plain 'quote", Status: "active"},
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, members); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(buf.Bytes())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs[1:] {
+		for _, cell := range rec {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Errorf("cell %q would run as a formula (row %q)", cell, rec)
+			}
+		}
+	}
+	if got := recs[1][0]; got != "'=cmd@example.org" {
+		t.Errorf("email cell = %q, want '=cmd@example.org", got)
+	}
+	rows, problems, err := Read(buf.Bytes(), "", 0)
+	if err != nil || len(problems) != 0 || len(rows) != len(members) {
+		t.Fatalf("Read = %+v, %+v, %v", rows, problems, err)
+	}
+	for i, m := range members {
+		if r := rows[i]; r.Email != m.Email || r.Name != m.Name || r.Status != m.Status {
+			t.Errorf("row %d read back as %s <%s> %s, want %s <%s> %s", i, r.Name, r.Email, r.Status, m.Name, m.Email, m.Status)
+		}
+	}
 }

@@ -159,8 +159,9 @@ type Limits struct {
 	// ImportMaxBytes and ImportMaxRows bound a CSV roster sent by email.
 	ImportMaxBytes int `yaml:"import_max_bytes"`
 	ImportMaxRows  int `yaml:"import_max_rows"`
-	// ConfirmRemovals: a message removing more members than this (one by
-	// one, or by an import with replace) must be confirmed first.
+	// ConfirmRemovals: removals, deactivations and renames past this many
+	// in a space in a rolling day must be confirmed first (an import with
+	// replace always is).
 	ConfirmRemovals int `yaml:"confirm_removals"`
 	// MaxMessageAge: a message whose Date is older than this changes
 	// nothing (an old signed mail replayed), and is answered with an

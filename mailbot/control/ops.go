@@ -172,7 +172,7 @@ func exportAllCSV(tx *storage.Tx, spaces []storage.Space, status string) ([]byte
 			}
 			switch {
 			case !header:
-				rec = append([]string{sp.ID}, rec...)
+				rec = append([]string{csvroster.Defuse(sp.ID)}, rec...)
 			case wroteHeader:
 				header = false
 				continue

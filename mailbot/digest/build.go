@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -95,16 +96,25 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 	sort.SliceStable(data.EndingSoon, func(i, j int) bool { return data.EndingSoon[i].Until < data.EndingSoon[j].Until })
 
 	err = changesIn(tx, w.Start, w.End, func(c storage.Change) {
-		if c.Space == sp.ID {
+		switch {
+		case c.Space == sp.ID:
 			data.Changes = append(data.Changes, describe(c, w.Loc, ""))
+		case c.Kind == "member" && slices.Contains(c.ActiveElsewhere, sp.ID):
+			// Another space added one of this space's active members.
+			data.AddedElsewhere = append(data.AddedElsewhere, templates.DigestAdd{
+				When: c.At.In(w.Loc).Format(whenLayout), Member: addedAddress(c), Space: label(labels, c.Space), Actor: c.Actor,
+			})
 		}
 	})
 	if err != nil {
 		return letter{}, err
 	}
 	err = verificationsIn(tx, w.Start, w.End, func(v storage.Verification) {
+		// A visitor active in several spaces is a member of each of them:
+		// each sees the visit.
+		ours := slices.Contains(v.Homes(), sp.ID)
 		switch {
-		case v.HostSpace == sp.ID && v.HomeSpace == sp.ID:
+		case v.HostSpace == sp.ID && ours:
 			// A manager checking one of their own members: no visit.
 		case v.HostSpace == sp.ID:
 			data.Hosted = append(data.Hosted, visit(v, w.Loc, labels))
@@ -113,7 +123,7 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 			} else {
 				data.NotVerifiedCount++
 			}
-		case v.Verified && v.HomeSpace == sp.ID:
+		case v.Verified && ours:
 			data.Sent = append(data.Sent, visit(v, w.Loc, labels))
 			data.SentCount++
 		}
@@ -204,12 +214,15 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
 		} else {
 			data.NotVerifiedCount++
 		}
-		if v.Verified && v.HostSpace != v.HomeSpace {
-			if i, ok := index[v.HostSpace]; ok {
+		if v.Verified {
+			homes := v.Homes()
+			if i, ok := index[v.HostSpace]; ok && !slices.Contains(homes, v.HostSpace) {
 				data.Spaces[i].Hosted++
 			}
-			if i, ok := index[v.HomeSpace]; ok {
-				data.Spaces[i].Sent++
+			for _, h := range homes {
+				if i, ok := index[h]; ok && h != v.HostSpace {
+					data.Spaces[i].Sent++
+				}
 			}
 		}
 		if len(data.Verifications) < maxNetworkLines {
@@ -283,9 +296,11 @@ func label(labels map[string]string, id string) string {
 // visit shows one verification.
 func visit(v storage.Verification, loc *time.Location, labels map[string]string) templates.DigestVisit {
 	dv := templates.DigestVisit{When: v.At.In(loc).Format(whenLayout), Visitor: v.Visitor, Verified: v.Verified}
-	if v.HomeSpace != "" {
-		dv.Home = label(labels, v.HomeSpace)
+	var homes []string
+	for _, h := range v.Homes() {
+		homes = append(homes, label(labels, h))
 	}
+	dv.Home = strings.Join(homes, " and ")
 	if v.HostSpace != "" {
 		dv.Host = label(labels, v.HostSpace)
 	} else {
@@ -293,6 +308,16 @@ func visit(v storage.Verification, loc *time.Location, labels map[string]string)
 		dv.Host = "a space of " + v.Host
 	}
 	return dv
+}
+
+// addedAddress is the address a member change added: the member's, or
+// for a rename the new one.
+func addedAddress(c storage.Change) string {
+	var after storage.Member
+	if decode(c.After, &after) && after.Email != "" {
+		return after.Email
+	}
+	return c.Key
 }
 
 // describe shows one audit record: what changed, in words, and how.

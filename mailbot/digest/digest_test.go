@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 
+	"github.com/coworkingvisa/mailbot/commands"
 	"github.com/coworkingvisa/mailbot/mailbot/config"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
@@ -741,5 +742,101 @@ func TestSpaceOwnSchedule(t *testing.T) {
 	find(t, f.outbox(t), "w@wed.test")
 	if p := f.period(t, "digest:wed"); p != "2026-12-02" {
 		t.Errorf("period = %q, want 2026-12-02", p)
+	}
+}
+
+// run executes command lines as a manager at a time, as the bot would.
+func (f *fixture) run(t *testing.T, at, actor string, lines ...string) commands.Report {
+	t.Helper()
+	var rep commands.Report
+	f.update(t, func(tx *storage.Tx) error {
+		var err error
+		rep, err = commands.Execute(tx, commands.Actor{Address: actor}, commands.Env{Now: utc(at), MessageID: "cmd@x.test"},
+			commands.Parse("", lines, 100))
+		return err
+	})
+	return rep
+}
+
+// withBetahaus adds a third space with a manager, and a member of both
+// Indy Hall and La Cantine.
+func (f *fixture) withBetahaus(t *testing.T) {
+	t.Helper()
+	f.update(t, func(tx *storage.Tx) error {
+		if err := tx.PutSpace(storage.Space{ID: "betahaus", Name: "betahaus", City: "Berlin", TZ: "Europe/Berlin", Created: utc(created)}); err != nil {
+			return err
+		}
+		if err := tx.AddManager(storage.Manager{Email: "mad@betahaus.test", Space: "betahaus"}); err != nil {
+			return err
+		}
+		for _, sp := range []string{"indyhall", "cantine"} {
+			if err := tx.PutMember(storage.Member{Space: sp, Email: "two@x.test", Status: "active"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// A visitor who is a member of two spaces shows in both spaces' digests,
+// whichever sorts first; a record of the older form (one home) still reads.
+func TestVisitOfAMemberOfTwoSpaces(t *testing.T) {
+	f := newFixture(t)
+	f.withBetahaus(t)
+	if rep := f.run(t, "2026-11-28T12:00:00Z", "mad@betahaus.test", "verify two@x.test"); rep.Results[0].Status != commands.Verified {
+		t.Fatalf("verify = %+v", rep.Results[0])
+	}
+	f.update(t, func(tx *storage.Tx) error {
+		return tx.RecordVerification(storage.Verification{At: utc("2026-11-28T13:00:00Z"), Host: "mad@betahaus.test",
+			HostSpace: "betahaus", Visitor: "eve@x.test", HomeSpace: "cantine", Verified: true})
+	})
+	f.sendDue(t, nyDue)
+	q := f.outbox(t)
+	indy, cantine := find(t, q, "m1@indyhall.test"), find(t, q, "boss@cantine.test")
+	for _, c := range []struct {
+		who  string
+		text string
+		want []string
+	}{
+		{"Indy Hall", indy.text, []string{"Your members verified at other spaces (2):", "two@x.test at betahaus"}},
+		{"La Cantine", cantine.text, []string{"Your members verified at other spaces (3):", "two@x.test at betahaus", "eve@x.test at betahaus"}},
+	} {
+		for _, w := range c.want {
+			if !strings.Contains(c.text, w) {
+				t.Errorf("%s's digest lacks %q:\n%s", c.who, w, c.text)
+			}
+		}
+	}
+}
+
+// A manager who adds another space's active member to their roster is
+// shown to that space's managers: who, to which space, when.
+func TestCrossSpaceAddShownToTheOtherSpace(t *testing.T) {
+	f := newFixture(t)
+	rep := f.run(t, "2026-11-28T10:00:00Z", "boss@cantine.test", "add member amy@x.test", "add member new@x.test")
+	for _, r := range rep.Results {
+		if r.Status != commands.OK {
+			t.Fatalf("add = %+v", r)
+		}
+	}
+	f.sendDue(t, nyDue)
+	q := f.outbox(t)
+	indy, cantine := find(t, q, "m1@indyhall.test"), find(t, q, "boss@cantine.test")
+	for _, want := range []string{
+		"Your members added to another space's roster (1):",
+		"Sat 28 Nov 05:00  amy@x.test added to La Cantine by boss@cantine.test",
+	} {
+		if !strings.Contains(indy.text, want) {
+			t.Errorf("Indy Hall's digest lacks %q:\n%s", want, indy.text)
+		}
+	}
+	if !strings.Contains(indy.html, "amy@x.test") || !strings.Contains(indy.html, "added to La Cantine by boss@cantine.test") {
+		t.Errorf("Indy Hall's HTML digest lacks the cross-space add:\n%s", indy.html)
+	}
+	if strings.Contains(indy.text, "new@x.test") {
+		t.Errorf("Indy Hall's digest shows another space's own new member:\n%s", indy.text)
+	}
+	if !strings.Contains(cantine.text, "Your members added to another space's roster (0):") {
+		t.Errorf("La Cantine's digest:\n%s", cantine.text)
 	}
 }
