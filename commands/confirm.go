@@ -90,6 +90,24 @@ func tokenKey(s string) string {
 	return b.String()
 }
 
+// Prune removes what the command language keeps only for a while: tokens
+// long expired (kept pendingKeep so that a late confirmation hears
+// "expired"), the files of expired tokens, and removal records out of the
+// rolling day. It reports how many records went. The daemon calls it
+// hourly; holding a new change does too.
+func Prune(tx *storage.Tx, now time.Time) (int, error) {
+	a, err := tx.DeleteExpiredPending(now.Add(-pendingKeep))
+	if err != nil {
+		return 0, err
+	}
+	b, err := tx.ReleaseExpiredPendingFiles(now)
+	if err != nil {
+		return 0, err
+	}
+	c, err := tx.PruneRemovals("", now.Add(-rollingDay))
+	return a + b + c, err
+}
+
 // holdPending stores a change for confirmation by this actor, with the
 // file it applies (nil for none), and returns the token as shown to people,
 // when it expires, and notes for the reply (an older change it dropped).
@@ -97,13 +115,7 @@ func tokenKey(s string) string {
 // the rolling day are cleared on the way.
 func (x *executor) holdPending(space, kind string, payload any, file []byte) (string, time.Time, []string, error) {
 	now := x.env.Now
-	if _, err := x.tx.DeleteExpiredPending(now.Add(-pendingKeep)); err != nil {
-		return "", time.Time{}, nil, err
-	}
-	if _, err := x.tx.ReleaseExpiredPendingFiles(now); err != nil {
-		return "", time.Time{}, nil, err
-	}
-	if _, err := x.tx.PruneRemovals("", now.Add(-rollingDay)); err != nil {
+	if _, err := Prune(x.tx, now); err != nil {
 		return "", time.Time{}, nil, err
 	}
 	notes, err := x.makeRoomForPending()

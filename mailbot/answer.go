@@ -31,19 +31,15 @@ func (b *Bot) queueReport(tx *storage.Tx, in incoming, r commands.Report, now ti
 			files = append(files, reply.Attachment{Name: f.Name, ContentType: f.ContentType, Data: f.Data})
 		}
 	}
-	_, err = outbox.Add(tx, b.answer(in, text, html, files, now), outbox.KindReply, b.set.MaxReplyBytes)
+	full, err := outbox.Add(tx, b.answer(in, text, html, files, now), outbox.KindReply, b.set.MaxReplyBytes)
 	if !errors.Is(err, outbox.ErrTooLarge) {
 		return err
-	}
-	size := 0
-	if m, _, rerr := reply.Render(b.answer(in, text, html, files, now)); rerr == nil {
-		size = len(m)
 	}
 	cut := shorten(r)
 	note, err := b.tmpl.Phrase("reply-cut", struct {
 		Size, Limit int
 		Files       bool
-	}{size, b.set.MaxReplyBytes, len(files) > 0})
+	}{full.Size, b.set.MaxReplyBytes, len(files) > 0})
 	if err != nil {
 		return err
 	}

@@ -199,7 +199,8 @@ const pruneEvery = time.Hour
 
 // maintain prunes, at start and every hour, the records that serve for a
 // while only: the exactly-once records older than keep (a message that old
-// is refused by its Date anyway) and reply counters of past windows.
+// is refused by its Date anyway), reply counters of past windows, and the
+// confirmations' leftovers (commands.Prune).
 func (d *Daemon) maintain(ctx context.Context) error {
 	t := time.NewTicker(pruneEvery)
 	defer t.Stop()
@@ -216,20 +217,23 @@ func (d *Daemon) maintain(ctx context.Context) error {
 // prune removes what has served; a failure is logged and tried again at
 // the next round.
 func (d *Daemon) prune(now time.Time) {
-	var handled, rates int
+	var handled, rates, confirmations int
 	err := d.DB.Update(func(tx *storage.Tx) (err error) {
 		if handled, err = tx.PruneHandled(now.Add(-d.keep)); err != nil {
 			return err
 		}
 		// The longest reply-counting window is a day.
-		rates, err = tx.PruneRates(now.Add(-24 * time.Hour))
+		if rates, err = tx.PruneRates(now.Add(-24 * time.Hour)); err != nil {
+			return err
+		}
+		confirmations, err = commands.Prune(tx, now)
 		return err
 	})
 	if err != nil {
 		d.log.Error("pruning old records", "error", err)
 		return
 	}
-	if handled+rates > 0 {
-		d.log.Info("pruned old records", "handled", handled, "rates", rates)
+	if handled+rates+confirmations > 0 {
+		d.log.Info("pruned old records", "handled", handled, "rates", rates, "confirmations", confirmations)
 	}
 }

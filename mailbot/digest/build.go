@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coworkingvisa/mailbot/commands/csvroster"
+	"github.com/coworkingvisa/mailbot/mailbot/outbox"
 	"github.com/coworkingvisa/mailbot/mailbot/reply"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
@@ -251,15 +252,12 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
 // their own, with its own Message-ID) and puts them in the outbox.
 func (s *Scheduler) enqueue(tx *storage.Tx, m letter, now time.Time) (int, error) {
 	for _, to := range m.To {
-		raw, id, err := reply.Render(reply.Message{
+		_, err := outbox.Add(tx, reply.Message{
 			From: s.set.BotAddress, FromName: s.set.BotName, To: to,
 			Subject: m.Subject, Text: m.Text, HTML: m.HTML, Attachments: m.Files,
 			Date: now, AutoSubmitted: "auto-generated",
-		})
+		}, outbox.KindDigest, 0)
 		if err != nil {
-			return 0, err
-		}
-		if _, err := tx.Enqueue(storage.OutboxItem{From: s.set.BotAddress, To: []string{to}, Raw: raw, MessageID: id, Created: now}); err != nil {
 			return 0, err
 		}
 	}

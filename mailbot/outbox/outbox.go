@@ -45,8 +45,8 @@ type Added struct {
 
 // Add renders m and puts it in the outbox in tx, due at once, from m.From
 // to m.To. kind is one of the Kind constants. A message larger than limit
-// bytes (when limit > 0) is not stored: Add returns ErrTooLarge, so that the
-// caller can send a shorter one instead.
+// bytes (when limit > 0) is not stored: Add returns ErrTooLarge, with the
+// size in Added, so that the caller can send a shorter one instead.
 //
 // The caller commits tx and then calls Queue.Kick.
 func Add(tx *storage.Tx, m reply.Message, kind string, limit int) (Added, error) {
@@ -55,7 +55,7 @@ func Add(tx *storage.Tx, m reply.Message, kind string, limit int) (Added, error)
 		return Added{}, fmt.Errorf("outbox: %w", err)
 	}
 	if limit > 0 && len(raw) > limit {
-		return Added{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), limit)
+		return Added{Size: len(raw)}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), limit)
 	}
 	now := m.Date
 	if now.IsZero() {
