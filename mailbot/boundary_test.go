@@ -3,6 +3,9 @@ package mailbot
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -228,3 +231,37 @@ func TestDKIMLookupFailuresEndInQuarantine(t *testing.T) {
 // oneSpaced joins a text's words with single spaces, so that a phrase is
 // found across line breaks.
 func oneSpaced(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// TestM365ForgedResults: with the setup the README gives Microsoft 365
+// users (auth.verify_dkim, no authserv_id), no Authentication-Results is
+// believed, whatever id it carries: only the bot's own DKIM check counts.
+// Every message of the forged corpus is refused under it too.
+func TestM365ForgedResults(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "forged", "*.eml"))
+	if err != nil || len(files) == 0 {
+		t.Fatal("no forged corpus", err)
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, db, _ := newTestBot(t, fixedClock())
+		cfg := testConfig()
+		cfg.Auth.AuthservID, cfg.Auth.VerifyDKIM = "", true
+		b.set.Trust = trustPolicy(cfg)
+		// Keys are looked up in an empty zone: nothing verifies.
+		b.set.Trust.DKIM.LookupTXT = func(context.Context, string) ([]string, error) { return nil, errNoSuchKey }
+		db.Update(func(tx *storage.Tx) error {
+			return tx.AddManager(storage.Manager{Email: "mgr@indyhall.test", Space: "indyhall"})
+		})
+		if out := b.Handle(context.Background(), raw); out.Action != inbox.SetAside {
+			t.Errorf("%s: %+v, want set aside", filepath.Base(f), out)
+		}
+		if n := len(queued(t, db)); n != 0 || members(t, db, "mallory@evil.test") != 0 {
+			t.Errorf("%s: %d replies or a change under the M365 setup", filepath.Base(f), n)
+		}
+	}
+}
+
+var errNoSuchKey = &net.DNSError{Err: "no such host", IsNotFound: true}
