@@ -234,7 +234,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		// Equal jitter: half fixed, half random, so that several bots
 		// restarted together do not reconnect in lockstep.
 		delay := backoff/2 + rand.N(backoff/2+1)
-		log.Warn("imap connection failed", "err", err, "failures", failures, "retry_in", delay)
+		log.Warn("imap connection failed", "error", err, "failures", failures, "retry_in", delay)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

@@ -363,7 +363,7 @@ func (s *session) handle(ctx context.Context, m Message) (d Disposition) {
 // logged and the sweep goes on; any other failure means the connection is
 // gone, so it is returned to reconnect.
 func (s *session) soft(log *slog.Logger, msg string, err error) error {
-	log.Error(msg, "err", err)
+	log.Error(msg, "error", err)
 	var imapErr *imap.Error
 	if errors.As(err, &imapErr) {
 		return nil
@@ -495,7 +495,7 @@ func (s *session) idle(ctx context.Context) error {
 func (s *session) logout(ctx context.Context) {
 	err := s.guard(context.WithoutCancel(ctx), "LOGOUT", func() error { return s.c.Logout().Wait() })
 	if err != nil {
-		s.log.Debug("logout", "err", err)
+		s.log.Debug("logout", "error", err)
 	}
 	s.log.Info("imap logged out")
 }
