@@ -27,6 +27,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -90,8 +91,9 @@ func Listen(storePath string) (net.Listener, error) {
 }
 
 // ListenLog creates the control socket of the store at storePath, mode
-// 0600, and refuses (and logs to log) every connection whose peer is
-// neither the daemon's own user nor root (SO_PEERCRED, see peerUID).
+// 0600, and refuses (and logs to log; nil: slog.Default()) every
+// connection whose peer is neither the daemon's own user nor root
+// (SO_PEERCRED, see peerCred).
 //
 // The socket is never reachable by others, not even for an instant: it is
 // bound inside a fresh directory of mode 0700 next to the store, given mode
@@ -124,6 +126,9 @@ func ListenLog(storePath string, log *slog.Logger) (net.Listener, error) {
 		default:
 			return nil, fmt.Errorf("control socket: check %s: %w", path, err)
 		}
+	}
+	if log == nil {
+		log = slog.Default()
 	}
 	removeLeftovers(path)
 	ul, err := bindPrivate(path)
@@ -180,10 +185,10 @@ func bindPrivate(path string) (*net.UnixListener, error) {
 // removeLeftovers removes the private directories of a daemon killed
 // between bindPrivate's mkdir and its rename.
 func removeLeftovers(path string) {
-	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), privatePattern(path)+"*"))
-	for _, dir := range old {
-		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
-			os.RemoveAll(dir)
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), privatePattern(path)) {
+			os.RemoveAll(filepath.Join(filepath.Dir(path), e.Name()))
 		}
 	}
 }
