@@ -154,7 +154,7 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 func (d *Daemon) Run(ctx context.Context) error {
 	// The control socket lets `mailbot backup/export/import` work while
 	// the daemon holds the store (bbolt allows one process per file).
-	ctl, err := control.Listen(d.storePath)
+	ctl, err := control.ListenLog(d.storePath, d.log)
 	if err != nil {
 		d.DB.Close()
 		return fmt.Errorf("mailbot: %w", err)

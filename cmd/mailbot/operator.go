@@ -264,36 +264,6 @@ func notTheStore(out, storePath string) error {
 	return nil
 }
 
-// writeFileAtomic has write fill path.tmp (mode 0600: rosters are personal
-// data), syncs it and renames it to path, so that path is either the old
-// file or the whole new one.
-func writeFileAtomic(path string, write func(io.Writer) (int64, error)) (int64, error) {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return 0, err
-	}
-	n, err := write(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return n, err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync() // make the rename durable; not all systems allow it
-		d.Close()
-	}
-	return n, nil
-}
-
 type countingWriter struct {
 	w io.Writer
 	n int64

@@ -79,21 +79,15 @@ func runDaemonSocket(t *testing.T, store string) *storage.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Once Listen returns, connections queue on the socket: no need to
+	// wait for Serve to start.
+	l, err := control.Listen(store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- control.ListenAndServe(ctx, store, db, nil, nil) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := control.Dial(store)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("control socket does not answer: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	go func() { done <- control.Serve(ctx, l, control.NewHandler(db, nil, nil)) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -185,9 +179,7 @@ func exerciseOperator(t *testing.T, dir, cfg, via string) {
 	if want := fmt.Sprintf("backup: %d bytes written to %s%s\n", fi.Size(), backup, via); out != want {
 		t.Errorf("backup says %q, want %q", out, want)
 	}
-	if _, err := os.Stat(backup + ".tmp"); !os.IsNotExist(err) {
-		t.Errorf("backup left its temporary file: %v", err)
-	}
+	noTemporaries(t, dir)
 	db, err := storage.Open(backup)
 	if err != nil {
 		t.Fatalf("open the backup: %v", err)
@@ -282,5 +274,60 @@ func TestOperatorMistakes(t *testing.T) {
 	os.Unsetenv("MB_OPERATOR_PW")
 	if code, _, errOut := runCLI(t, "", "export", "--config", cfg, "--space", "cowo"); code != 0 {
 		t.Errorf("export without the mail passwords in the environment: exit %d: %s", code, errOut)
+	}
+}
+
+// noTemporaries fails if a temporary file of writeFileAtomic is left in dir.
+func noTemporaries(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
+
+// TestOutputFilesIgnorePlantedSymlinks: a symlink planted where a careless
+// writer would put its temporary file (FILE.tmp), or at FILE itself, is
+// never written through: the file it points to keeps its content, and FILE
+// ends up a regular file of mode 0600 with the new content.
+func TestOutputFilesIgnorePlantedSymlinks(t *testing.T) {
+	dir, cfg, _ := operatorConfig(t)
+	for _, tc := range []struct {
+		name string
+		args func(out string) []string
+	}{
+		{"backup", func(out string) []string { return []string{"backup", "--config", cfg, out} }},
+		{"export", func(out string) []string { return []string{"export", "--config", cfg, "--space", "cowo", "--out", out} }},
+	} {
+		for _, planted := range []string{".tmp", ""} {
+			out := filepath.Join(dir, tc.name+"-out")
+			victim := filepath.Join(dir, tc.name+"-victim"+planted)
+			if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(victim, out+planted); err != nil {
+				t.Fatal(err)
+			}
+			if code, _, errOut := runCLI(t, "", tc.args(out)...); code != 0 {
+				t.Fatalf("%s with a symlink at %s: exit %d: %s", tc.name, out+planted, code, errOut)
+			}
+			if data, _ := os.ReadFile(victim); string(data) != "precious" {
+				t.Errorf("%s wrote through the symlink at %s into %s: %.40q", tc.name, out+planted, victim, data)
+			}
+			fi, err := os.Lstat(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
+				t.Errorf("%s: %s is %v, %d bytes; want a regular 0600 file with the output", tc.name, out, fi.Mode(), fi.Size())
+			}
+			os.Remove(out)
+			os.Remove(out + planted)
+		}
 	}
 }

@@ -30,6 +30,8 @@ import (
 	_ "time/tzdata" // digest time zones must load on hosts without a zoneinfo database
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/coworkingvisa/mailbot/commands/address"
 )
 
 // Config is the whole configuration of one bot.
@@ -38,7 +40,8 @@ type Config struct {
 	IMAP  IMAP  `yaml:"imap"`
 	SMTP  SMTP  `yaml:"smtp"`
 	Store Store `yaml:"store"`
-	// Admins may manage spaces and managers. Lowercased on load.
+	// Admins may manage spaces and managers. In canonical form
+	// (address.Canonical) once loaded, as the senders they are compared with.
 	Admins []string `yaml:"admins"`
 	Auth   Auth     `yaml:"auth"`
 	// PollInterval is how often the inbox is checked where the server has
@@ -364,10 +367,16 @@ func nullValues(doc *yaml.Node) []error {
 	return errs
 }
 
-// normalize lowercases what is compared case-insensitively.
+// normalize lowercases what is compared case-insensitively, and puts the
+// admins' addresses in the senders' canonical form (validate reports one
+// that has none).
 func (c *Config) normalize() {
 	for i, a := range c.Admins {
-		c.Admins[i] = strings.ToLower(strings.TrimSpace(a))
+		a = strings.TrimSpace(a)
+		if canon, err := address.Canonical(a); err == nil {
+			a = canon
+		}
+		c.Admins[i] = a
 	}
 	for i, a := range c.Bot.Aliases {
 		c.Bot.Aliases[i] = strings.ToLower(strings.TrimSpace(a))
@@ -479,7 +488,11 @@ func (c *Config) Validate() error {
 		p.add("store.path", "required")
 	}
 	for i, a := range c.Admins {
-		p.address(fmt.Sprintf("admins[%d]", i), a)
+		key := fmt.Sprintf("admins[%d]", i)
+		p.address(key, a)
+		if _, err := address.Canonical(a); err != nil {
+			p.add(key, "%q could never match a sender: %v", a, err)
+		}
 	}
 
 	switch c.Auth.Require {

@@ -149,6 +149,10 @@ func TestParseValid(t *testing.T) {
 			func(c *Config) bool {
 				return slices.Equal(c.Admins, []string{"admin@example.org", "second@example.org"})
 			}},
+		{"admins in the senders' canonical form", map[string]any{"admins": []any{"MÜLLER@Straße.test", "mu\u0308ller@x.test"}},
+			func(c *Config) bool {
+				return slices.Equal(c.Admins, []string{"müller@straße.test", "müller@x.test"})
+			}},
 		{"smtp relay without login", map[string]any{"smtp.username": deleted{}, "smtp.password_env": deleted{}},
 			func(c *Config) bool { return c.SMTP.Username == "" && c.SMTP.Password == "" }},
 		{"auth none needs no authserv_id", map[string]any{"auth.require": "none", "auth.authserv_id": deleted{}},
@@ -202,6 +206,7 @@ func TestParseErrors(t *testing.T) {
 		{"missing bot address", map[string]any{"bot": map[string]any{}}, "bot.address: required"},
 		{"bot name on two lines", map[string]any{"bot.name": "Visa\r\nBcc: x@example.org"}, "bot.name: must be one line"},
 		{"bad admin", map[string]any{"admins": []any{"admin@example.org", "nobody"}}, "admins[1]: must be a plain email address"},
+		{"admin with a Kelvin sign", map[string]any{"admins": []any{"admin@\u212aexample.org"}}, "admins[0]: \"admin@\u212aexample.org\" could never match a sender: it contains U+212A"},
 		{"missing store path", map[string]any{"store": map[string]any{}}, "store.path: required"},
 		{"missing authserv_id", map[string]any{"auth.authserv_id": deleted{}}, "auth.authserv_id: required unless"},
 		{"authserv_id with spaces", map[string]any{"auth.authserv_id": "mx example"}, "auth.authserv_id: must be a single token"},

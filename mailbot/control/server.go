@@ -218,16 +218,6 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 	return nil
 }
 
-// ListenAndServe is Listen and Serve with NewHandler, for a daemon whose
-// store is open at storePath; see Serve.
-func ListenAndServe(ctx context.Context, storePath string, db *storage.DB, now func() time.Time, digest DigestFunc) error {
-	l, err := Listen(storePath)
-	if err != nil {
-		return err
-	}
-	return Serve(ctx, l, NewHandler(db, now, digest))
-}
-
 // tracker counts the handlers running, so Serve can wait for them.
 type tracker struct {
 	mu     sync.Mutex

@@ -66,6 +66,9 @@ type testServer struct {
 
 	mu     sync.Mutex
 	helper *imapclient.Client
+
+	subsMu sync.Mutex
+	subs   map[chan struct{}]bool // sessions in IDLE, see testSession.Idle
 }
 
 func newTestServer(t *testing.T, opts serverOptions) *testServer {
@@ -73,7 +76,7 @@ func newTestServer(t *testing.T, opts serverOptions) *testServer {
 	if opts.caps == nil {
 		opts.caps = capsModern
 	}
-	ts := &testServer{t: t, opts: opts, user: imapmemserver.NewUser(testUser, testPass), idling: make(chan struct{}, 100)}
+	ts := &testServer{t: t, opts: opts, user: imapmemserver.NewUser(testUser, testPass), idling: make(chan struct{}, 100), subs: map[chan struct{}]bool{}}
 	if err := ts.user.Create("INBOX", nil); err != nil { // NewUser creates no mailbox
 		t.Fatal(err)
 	}
@@ -136,18 +139,81 @@ func (s *testSession) Select(name string, options *imap.SelectOptions) (*imap.Se
 	return data, err
 }
 
-// Idle first flushes what happened since the last command, as Dovecot does
-// (imapmemserver reports only changes made after IDLE started), then tells
-// the test that the session idles.
+// Idle reports what happened since the last command, as Dovecot does
+// (imapmemserver's own IDLE reports only changes queued after it has
+// subscribed), tells the test that the session idles, and from then on
+// reports every message the test appends.
+//
+// The order is what makes "idling" true: the session subscribes to the
+// test's appends first, then flushes, then signals. (imapmemserver's IDLE
+// subscribes only once it runs, so a message appended between a signal
+// sent before it and its subscription was queued but never announced, and
+// the watcher, with its hour-long poll interval, never came for it.)
 func (s *testSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if err := s.UserSession.Poll(w, true); err != nil {
-		return err
+	appended := s.srv.subscribe()
+	defer s.srv.unsubscribe(appended)
+	for signalled := false; ; signalled = true {
+		if err := s.UserSession.Poll(w, true); err != nil {
+			return err
+		}
+		if !signalled {
+			select {
+			case s.srv.idling <- struct{}{}:
+			default:
+			}
+		}
+		// imapmemserver's IDLE reports changes made by others while it
+		// runs; it ends at the test's next APPEND, which the Poll above
+		// then reports, or when the client ends IDLE.
+		next, quit := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(next)
+			select {
+			case <-appended:
+			case <-stop:
+			case <-quit:
+			}
+		}()
+		err := s.UserSession.Idle(w, next)
+		close(quit)
+		if err != nil {
+			return err
+		}
+		<-next // (imapmemserver's IDLE returns at once with no mailbox selected)
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
 	}
-	select {
-	case s.srv.idling <- struct{}{}:
-	default:
+}
+
+// subscribe returns a channel that receives a value after each APPEND of the
+// test's (tryAppend), once the message is in the mailbox.
+func (ts *testServer) subscribe() chan struct{} {
+	ch := make(chan struct{}, 1)
+	ts.subsMu.Lock()
+	defer ts.subsMu.Unlock()
+	ts.subs[ch] = true
+	return ch
+}
+
+func (ts *testServer) unsubscribe(ch chan struct{}) {
+	ts.subsMu.Lock()
+	defer ts.subsMu.Unlock()
+	delete(ts.subs, ch)
+}
+
+// appended wakes every subscribed session.
+func (ts *testServer) appended() {
+	ts.subsMu.Lock()
+	defer ts.subsMu.Unlock()
+	for ch := range ts.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is pending already
+		}
 	}
-	return s.UserSession.Idle(w, stop)
 }
 
 // config is the watcher configuration for this server. PollInterval is long
@@ -229,6 +295,7 @@ func (ts *testServer) tryAppend(t *testing.T, mailbox string, raw []byte, flags 
 	if err != nil {
 		return 0, fmt.Errorf("APPEND to %s: %w", mailbox, err)
 	}
+	ts.appended()
 	return data.UID, nil
 }
 

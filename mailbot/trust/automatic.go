@@ -16,7 +16,7 @@ import (
 // It errs on the side of silence: every marker counts wherever it appears in
 // the header, since a sender who forges one only silences the bot.
 func Automatic(h mail.Header, botAddress string) (reason string, ok bool) {
-	bot := asciiLower(strings.TrimSpace(botAddress))
+	bot := canonical(strings.TrimSpace(botAddress))
 
 	// RFC 3834 §5: any value other than "no" means automatic; parameters
 	// such as "auto-replied; owner-email=..." follow the keyword.
@@ -83,7 +83,9 @@ func Automatic(h mail.Header, botAddress string) (reason string, ok bool) {
 	}
 	if bot != "" {
 		for _, v := range values(h, "X-Loop") {
-			if strings.Contains(asciiLower(v), bot) {
+			// Unicode lowercase, as the canonical bot address: a
+			// looser match only silences the bot.
+			if strings.Contains(strings.ToLower(v), bot) {
 				return "X-Loop: the bot's own address", true
 			}
 		}
@@ -117,13 +119,13 @@ func automaticFrom(v, bot string) (reason string, ok bool) {
 		switch {
 		case strings.Contains(lv, "mailer-daemon"):
 			return "From: MAILER-DAEMON", true
-		case bot != "" && strings.Contains(lv, bot):
+		case bot != "" && strings.Contains(strings.ToLower(v), bot):
 			return "From is the bot's own address", true
 		}
 		return "", false
 	}
 	for _, a := range list {
-		addr := asciiLower(a.Address)
+		addr := canonical(a.Address)
 		switch {
 		case isDaemon(addr):
 			return "From: " + loggable(addr, 80), true

@@ -11,14 +11,17 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/mail"
+
+	"github.com/coworkingvisa/mailbot/commands/address"
 )
 
 // ErrBadFrom is wrapped by FromAddress errors: the message has no single
 // author whose address could be authenticated (RFC 5322 §3.6.2).
 var ErrBadFrom = errors.New("unusable From")
 
-// FromAddress returns the bare, ASCII-lowercased address of the message's
-// author. Like mox, it accepts exactly one From field holding exactly one
+// FromAddress returns the bare address of the message's author, in
+// canonical form (address.Canonical: NFC, lowercase; an address some
+// mapping would read as another is refused). Like mox, it accepts exactly one From field holding exactly one
 // mailbox: with several, DMARC cannot say which one was verified (RFC 7489
 // §6.6.1), and the display name never counts, since anyone can write
 // `"mgr@indyhall.test" <mallory@evil.test>`.
@@ -63,8 +66,8 @@ func addressParser() *netmail.AddressParser {
 }
 
 // checkAddrSpec checks a parsed addr-spec (RFC 5322 §3.4.1) and returns it
-// ASCII-lowercased. Unicode case folding is not applied: it would let one
-// domain turn into another (a Kelvin sign "K" folds to "k").
+// in canonical form, which refuses what would let one domain turn into
+// another (a Kelvin sign "K" folds to "k").
 func checkAddrSpec(a string) (string, error) {
 	at := strings.LastIndexByte(a, '@')
 	if at < 0 {
@@ -81,7 +84,11 @@ func checkAddrSpec(a string) (string, error) {
 	case !isDotAtom(domain, 253, isLetDig):
 		return "", fmt.Errorf("domain %q is not a host name", loggable(domain, 80))
 	}
-	return asciiLower(a), nil
+	c, err := address.Canonical(a)
+	if err != nil {
+		return "", fmt.Errorf("address %q: %w", loggable(a, 80), err)
+	}
+	return c, nil
 }
 
 // isDotAtom reports whether s is a non-empty dot-atom (RFC 5322 §3.2.3) of at
@@ -170,11 +177,23 @@ func asciiLower(s string) string {
 // equalFoldASCII compares case-insensitively, ASCII letters only.
 func equalFoldASCII(a, b string) bool { return asciiLower(a) == asciiLower(b) }
 
-// domainPart returns the canonical domain of an address, of "@domain", or of
-// a bare domain: ASCII-lowercased, without a trailing dot.
+// domainPart returns the domain of an address, of "@domain", or of a bare
+// domain, in canonical form (address.Canonical), without a trailing dot: a
+// domain from Authentication-Results or DKIM compares with the From domain
+// exactly as FromAddress put it. It returns "" when there is no domain or
+// it has no canonical form, which matches no From domain.
 func domainPart(s string) string {
 	s = s[strings.LastIndexByte(s, '@')+1:]
-	return asciiLower(strings.TrimSuffix(s, "."))
+	return canonical(strings.TrimSuffix(s, "."))
+}
+
+// canonical is address.Canonical, with "" for what it refuses.
+func canonical(s string) string {
+	c, err := address.Canonical(s)
+	if err != nil {
+		return ""
+	}
+	return c
 }
 
 // loggable makes a string from a message safe and short for a log line.

@@ -28,7 +28,9 @@ func TestFromAddress(t *testing.T) {
 		{"colon in quoted display name", `From: "Indy Hall: Manager" <mgr@indyhall.test>`, "mgr@indyhall.test", ""},
 		{"colon in comment", "From: mgr@indyhall.test (re: visa)", "mgr@indyhall.test", ""},
 		{"idn domain kept apart", "From: mgr@indуhall.test", "mgr@indуhall.test", ""},
-		{"kelvin sign not folded", "From: mgr@\u212Aindyhall.test", "mgr@\u212Aindyhall.test", ""},
+		{"unicode lowercase, as stored", "From: MÜLLER@Straße.TEST", "müller@straße.test", ""},
+		{"decomposed umlaut composed", "From: mu\u0308ller@x.test", "müller@x.test", ""},
+		{"a-label kept as written", "From: mgr@XN--MLLER-KVA.test", "mgr@xn--mller-kva.test", ""},
 
 		{"none", "", "", "0 From fields"},
 		{"two fields", "From: mgr@indyhall.test\nFrom: mallory@evil.test", "", "2 From fields"},
@@ -54,6 +56,10 @@ func TestFromAddress(t *testing.T) {
 		{"empty angle brackets", "From: Mgr <>", "", "unusable From"},
 		{"double dot", "From: mgr@indyhall..test", "", "unusable From"},
 		{"underscore domain", "From: mgr@indy_hall.test", "", "not a host name"},
+		{"kelvin sign refused", "From: mgr@\u212Aindyhall.test", "", "U+212A"},
+		{"dotted capital I refused", "From: mgr@\u0130ndyhall.test", "", "U+0130"},
+		{"full-width letters refused", "From: mgr@\uff49ndyhall.test", "", "U+FF49"},
+		{"long s refused", "From: mgr@\u017fpace.test", "", "U+017F"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,7 +54,7 @@ func FuzzAuthenticate(f *testing.F) {
 			if fromErr != nil || s.Address != from {
 				t.Fatalf("%+v: authenticated %q, but FromAddress = %q, %v", p, s.Address, from, fromErr)
 			}
-			if strings.Count(s.Address, "@") != 1 || s.Address != asciiLower(s.Address) {
+			if strings.Count(s.Address, "@") != 1 || s.Address != canonical(s.Address) {
 				t.Fatalf("%+v: sender address %q", p, s.Address)
 			}
 			if p.AuthservID != "" && !mayHoldID(raw, p.AuthservID) {

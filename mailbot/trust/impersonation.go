@@ -25,7 +25,7 @@ func Impersonation(h mail.Header) (reason string, ok bool) {
 	}
 	if list, err := addressParser().ParseList(h.Get("From")); err == nil && len(list) == 1 {
 		for _, other := range addrLike.FindAllString(list[0].Name, -1) {
-			if !equalFoldASCII(strings.Trim(other, "."), addr) {
+			if canonical(strings.Trim(other, ".")) != addr {
 				return fmt.Sprintf("the From display name shows another address (%s) than the sender's (%s)", other, addr), true
 			}
 		}

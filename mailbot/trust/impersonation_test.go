@@ -15,8 +15,10 @@ func TestImpersonation(t *testing.T) {
 		{`"Alex Hillman" <mgr@indyhall.test>`, false},
 		{`"mgr@indyhall.test" <mgr@indyhall.test>`, false},
 		{`"MGR@IndyHall.test" <mgr@indyhall.test>`, false},
-		{"Zoë <zoe@münchen.test>", false},  // one script, with accents
-		{"Ivan <ivan@пример.test>", false}, // Cyrillic only
+		{"Zoë <zoe@münchen.test>", false},                        // one script, with accents
+		{`"MÜLLER@München.test" <müller@münchen.test>`, false},   // the same address, canonical
+		{`"m\u212Agr@indyhall.test" <mkgr@indyhall.test>`, true}, // Kelvin sign: not the same
+		{"Ivan <ivan@пример.test>", false},                       // Cyrillic only
 		{"mgr@indyhall.test", false},
 	} {
 		h := parseHeader(t, "From: "+c.from+"\n")

@@ -78,7 +78,7 @@ func (p Policy) Validate() error {
 
 // Sender is an authenticated sender: the address commands are attributed to.
 type Sender struct {
-	Address string // bare addr-spec, ASCII-lowercased
+	Address string // bare addr-spec, in canonical form (address.Canonical)
 	Method  string // "dmarc", "dkim" or "none": what vouched for it, for the audit log
 }
 
@@ -104,7 +104,7 @@ func AuthenticateMessage(ctx context.Context, h mail.Header, raw []byte, p Polic
 	if err != nil {
 		return Sender{}, fmt.Errorf("%w: %w", ErrNotAuthenticated, err)
 	}
-	if p.BotAddress != "" && addr == asciiLower(p.BotAddress) {
+	if p.BotAddress != "" && addr == canonical(strings.TrimSpace(p.BotAddress)) {
 		return Sender{}, fmt.Errorf("%w: From is the bot's own address", ErrNotAuthenticated)
 	}
 	if p.Require == RequireNone {
@@ -194,11 +194,13 @@ func evaluate(results []result, fromDomain, require string) (method, why string,
 	for _, r := range results {
 		switch r.method {
 		case "dmarc":
-			from := domainPart(r.props["header.from"])
+			// A header.from that is there must be the From domain; one
+			// without a canonical form is not ("" from domainPart).
+			hfrom, named := r.props["header.from"]
 			switch {
 			case r.value == "fail":
 				dmarcFail = true
-			case r.value == "pass" && (from == "" || from == fromDomain):
+			case r.value == "pass" && (!named || domainPart(hfrom) == fromDomain):
 				dmarcPass = true
 				continue
 			}

@@ -80,6 +80,15 @@ func TestAuthenticate(t *testing.T) {
 		{"two mailboxes", ar("mgr@indyhall.test, mallory@evil.test", "mx.example.org; dmarc=pass header.from=indyhall.test"), dmarc, Sender{}, "2 mailboxes"},
 		{"group", ar("Managers: mgr@indyhall.test;", "mx.example.org; dmarc=pass header.from=indyhall.test"), dmarc, Sender{}, "group"},
 		{"encoded-word address", ar("=?utf-8?q?mgr?=@indyhall.test", "mx.example.org; dmarc=pass header.from=indyhall.test"), dmarc, Sender{}, "encoded word"},
+		// The canonical form (address.Canonical) on both sides: the From and
+		// the domains the receiving server names.
+		{"unicode sender as stored", ar("MÜLLER@Müller.TEST", "mx.example.org; dmarc=pass header.from=MÜLLER.test"), dmarc, Sender{"müller@müller.test", "dmarc"}, ""},
+		{"unicode dkim domain", ar("mgr@müller.test", "mx.example.org; dkim=pass header.d=MÜLLER.test"), dkim, Sender{"mgr@müller.test", "dkim"}, ""},
+		{"a-label result is not the u-label From", ar("mgr@müller.test", "mx.example.org; dmarc=pass header.from=xn--mller-kva.test"), dmarc, Sender{}, "no passing aligned result"},
+		{"kelvin header.from is no pass", ar("mgr@kindyhall.test", "mx.example.org; dmarc=pass header.from=\u212Aindyhall.test"), dmarc, Sender{}, "no passing aligned result"},
+		{"kelvin header.d is no pass", ar("mgr@kindyhall.test", "mx.example.org; dkim=pass header.d=\u212Aindyhall.test"), dkim, Sender{}, "no passing aligned result"},
+		{"kelvin From refused", ar("mgr@\u212Aindyhall.test", "mx.example.org; dmarc=pass header.from=kindyhall.test"), dmarc, Sender{}, "U+212A"},
+		{"empty header.from is no pass", ar(mgr, "mx.example.org; dmarc=pass header.from="), dmarc, Sender{}, "no passing aligned result"},
 		{"from the bot", ar("visa@coworkingvisa.test", "mx.example.org; dmarc=pass header.from=coworkingvisa.test"), dmarc, Sender{}, "bot's own address"},
 
 		// Require none still wants one clean From.
@@ -156,6 +165,9 @@ func TestAligned(t *testing.T) {
 		{"evil.ac.uk", "indyhall.ac.uk", false},
 		{"mallory.github.io", "indyhall.github.io", false},
 		{"indyhall.test", "indуhall.test", false}, // Cyrillic у
+		{"MÜLLER.test", "müller.test", true},
+		{"\u212Aindyhall.test", "kindyhall.test", false}, // Kelvin sign
+		{"xn--mller-kva.test", "müller.test", false},     // kept as written
 		{"", "indyhall.test", false},
 		{"indyhall.test", "", false},
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/coworkingvisa/mailbot/commands/address"
 )
 
 // Limits on values, so that nothing a sender writes can bloat the store or
@@ -30,7 +32,8 @@ const (
 )
 
 // Address checks that s is a plain email address (local@domain) and
-// returns it lowercased, so that addresses compare case-insensitively.
+// returns it in canonical form (address.Canonical: NFC, lowercase), the
+// form the authenticated sender has too.
 // Surrounding <>, "mailto:" and trailing punctuation are removed first.
 func Address(s string) (string, error) {
 	a := strings.TrimSpace(s)
@@ -39,18 +42,21 @@ func Address(s string) (string, error) {
 	if len(a) >= 7 && strings.EqualFold(a[:7], "mailto:") {
 		a = a[7:]
 	}
-	a = strings.ToLower(a)
 	bad := func(why string) (string, error) {
 		return "", fmt.Errorf("%q is not a valid email address: %s", Truncate(s, 80), why)
+	}
+	if !utf8.ValidString(a) {
+		return bad("it is not valid text")
+	}
+	a, err := address.Canonical(a)
+	if err != nil {
+		return bad(err.Error())
 	}
 	if a == "" {
 		return bad("it is empty")
 	}
 	if len(a) > maxAddressLen {
 		return bad("it is too long")
-	}
-	if !utf8.ValidString(a) {
-		return bad("it is not valid text")
 	}
 	at := strings.LastIndexByte(a, '@')
 	if at < 0 || strings.Count(a, "@") != 1 {

@@ -2,6 +2,7 @@ package localmail
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -40,7 +41,7 @@ func (s *imapSession) Login(username, password string) error {
 // writes them after the COPYUID response and before the tagged OK, as
 // RFC 6851 sections 3.3 and 4.3 ask.
 func (s *imapSession) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
-	data, err := s.UserSession.Copy(numSet, dest)
+	data, err := s.Copy(numSet, dest)
 	if err != nil {
 		return err
 	}
@@ -81,13 +82,97 @@ func (s *imapSession) Rename(oldName, newName string, options *imap.RenameOption
 	return nil
 }
 
-// Idle implements imapserver.Session. It first writes the updates queued
-// since the previous command: imapmemserver's Idle only writes updates that
-// arrive after it starts, so mail delivered while a client was busy between
-// two commands would go unannounced until the next change.
+// Idle implements imapserver.Session: it announces new mail at once,
+// whenever it arrived.
+//
+// imapmemserver's Idle writes only the updates queued after it has
+// subscribed to them, once it runs: mail delivered while a client was busy
+// between two commands, or just as it started idling, would be queued but
+// go unannounced until the next change. So the session subscribes to the
+// server's arrivals first, then writes what is queued, and runs
+// imapmemserver's Idle (which announces changes made by other sessions)
+// only until the next arrival, which the following round writes.
 func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if err := s.UserSession.Poll(w, true); err != nil {
-		return err
+	arrived := s.srv.arrivals.subscribe()
+	defer s.srv.arrivals.unsubscribe(arrived)
+	for {
+		if err := s.UserSession.Poll(w, true); err != nil {
+			return err
+		}
+		next, quit := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(next)
+			select {
+			case <-arrived:
+			case <-stop:
+			case <-quit:
+			}
+		}()
+		err := s.UserSession.Idle(w, next)
+		close(quit)
+		if err != nil {
+			return err
+		}
+		<-next // (imapmemserver's Idle returns at once with no mailbox selected)
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
 	}
-	return s.UserSession.Idle(w, stop)
+}
+
+// Append implements imapserver.Session, waking the sessions in IDLE.
+func (s *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	data, err := s.UserSession.Append(mailbox, r, options)
+	if err == nil {
+		s.srv.arrivals.notify()
+	}
+	return data, err
+}
+
+// Copy implements imapserver.Session, waking the sessions in IDLE.
+func (s *imapSession) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	data, err := s.UserSession.Copy(numSet, dest)
+	if err == nil {
+		s.srv.arrivals.notify()
+	}
+	return data, err
+}
+
+// arrivals tells the IMAP sessions in IDLE that mail arrived somewhere: a
+// delivery, an APPEND, a COPY or MOVE. A session woken for another user's
+// mailbox finds nothing new and idles on.
+type arrivals struct {
+	mu   sync.Mutex
+	subs map[chan struct{}]bool
+}
+
+// subscribe returns a channel that receives a value after each arrival.
+func (a *arrivals) subscribe() chan struct{} {
+	ch := make(chan struct{}, 1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.subs == nil {
+		a.subs = map[chan struct{}]bool{}
+	}
+	a.subs[ch] = true
+	return ch
+}
+
+func (a *arrivals) unsubscribe(ch chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.subs, ch)
+}
+
+func (a *arrivals) notify() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for ch := range a.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
 }

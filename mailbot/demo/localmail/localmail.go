@@ -60,6 +60,8 @@ type Server struct {
 	serving        sync.WaitGroup // the two Serve loops
 	closeOnce      sync.Once
 
+	arrivals arrivals // wakes the IMAP sessions in IDLE
+
 	mu      sync.Mutex
 	users   map[string]*imapmemserver.User // by normalized address
 	seq     uint64                         // numbers Received ids

@@ -126,6 +126,7 @@ func (s *smtpSession) Data(r io.Reader) error {
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "Delivery failed, try again later"}
 		}
 	}
+	s.srv.arrivals.notify()
 	s.srv.logf("localmail: smtp %s: delivered from %s (login %s, dmarc=%s) to %s",
 		id, "<"+s.from+">", s.login, dmarc, strings.Join(keys(s.rcpts), ", "))
 	return nil
