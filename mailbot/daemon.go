@@ -162,7 +162,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	serveControl := func(ctx context.Context) error {
-		return control.Serve(ctx, ctl, control.NewHandler(d.DB, nil, d.Digest.SendNow))
+		return control.Serve(ctx, ctl, control.NewHandler(d.DB, control.Hooks{Digest: d.Digest.SendNow, Kick: d.Outbox.Kick}))
 	}
 	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run, serveControl, d.maintain}
 	errs := make([]error, len(parts))

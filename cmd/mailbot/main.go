@@ -45,10 +45,13 @@ Usage:
                                    each rejected row with its line number; exits 0 even when rows were
                                    rejected, 1 only when the import failed (then nothing was applied)
   mailbot backup --config FILE BACKUPFILE
-                                   write a consistent copy of the store (FILE.tmp, then renamed)
+                                   write a consistent copy of the store (a private temporary, then renamed)
                                    export, import and backup work while the daemon runs: they go
                                    through its socket <store.path>.sock (run them as the daemon's
                                    user), or open the store themselves when no daemon runs
+  mailbot outbox --config FILE [--release ID]
+                                   list the replies waiting to be sent (attempts, next try, last
+                                   error, held); --release puts a held one back in the queue
   mailbot digest --config FILE --now [--space ID] [--dry-run]
                                    build the weekly digests now (one space, or all and the network
                                    digest) and send them, or print them with --dry-run
@@ -89,6 +92,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdImport(ctx, rest, stdin, stdout, stderr)
 	case "digest":
 		err = cmdDigest(ctx, rest, stdout, stderr)
+	case "outbox":
+		err = cmdOutbox(ctx, rest, stdout, stderr)
 	case "backup":
 		err = cmdBackup(ctx, rest, stdout, stderr)
 	case "check-config":

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -310,4 +311,56 @@ func usageError(fs *flag.FlagSet, format string, args ...any) error {
 	fmt.Fprintf(fs.Output(), "mailbot %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
 	fs.Usage()
 	return flag.ErrHelp
+}
+
+func cmdOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newOperatorFlags("outbox", "--config FILE [--release ID]", stderr)
+	cfgPath := fs.String("config", "", "configuration file (YAML); only store.path is read")
+	release := fs.Uint64("release", 0, "put the held message with this id back in the queue")
+	pos, err := parseOperatorFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError(fs, "unexpected argument %q", pos[0])
+	}
+	st, err := openOperatorStore(*cfgPath)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if *release != 0 {
+		if st.client != nil {
+			err = st.client.Release(ctx, *release)
+		} else {
+			err = control.Release(st.db, *release, time.Now())
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "outbox: message %d released; it is sent now%s\n", *release, st.how())
+		return nil
+	}
+	var items []storage.OutboxItem
+	if st.client != nil {
+		items, err = st.client.Outbox(ctx)
+	} else {
+		items, err = control.Outbox(st.db)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "outbox: %d messages waiting%s\n", len(items), st.how())
+	for _, it := range items {
+		state := "next try " + it.NextAttempt.Local().Format(time.DateTime)
+		if it.Held {
+			state = fmt.Sprintf("HELD after %d crashes (release with --release %d)", it.Crashes, it.ID)
+		}
+		fmt.Fprintf(stdout, "%d\t%s to %s, queued %s, %d attempts, %s\n", it.ID, it.Kind,
+			strings.Join(it.To, ", "), it.Created.Local().Format(time.DateTime), it.Attempts, state)
+		if it.LastError != "" {
+			fmt.Fprintf(stdout, "\tlast error: %s\n", it.LastError)
+		}
+	}
+	return nil
 }

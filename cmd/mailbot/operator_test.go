@@ -87,7 +87,7 @@ func runDaemonSocket(t *testing.T, store string) *storage.DB {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- control.Serve(ctx, l, control.NewHandler(db, nil, nil)) }()
+	go func() { done <- control.Serve(ctx, l, control.NewHandler(db, control.Hooks{})) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -329,5 +329,53 @@ func TestOutputFilesIgnorePlantedSymlinks(t *testing.T) {
 			os.Remove(out)
 			os.Remove(out + planted)
 		}
+	}
+}
+
+// mailbot outbox lists what waits, a held message among it, and releases
+// the held one, with and without a daemon.
+func TestOutboxCommand(t *testing.T) {
+	for _, daemon := range []bool{false, true} {
+		t.Run(fmt.Sprintf("daemon=%v", daemon), func(t *testing.T) {
+			_, cfg, store := operatorConfig(t)
+			db, err := storage.Open(store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			var held, waiting uint64
+			db.Update(func(tx *storage.Tx) (err error) {
+				if held, err = tx.Enqueue(storage.OutboxItem{From: "visa@visa.test", To: []string{"ann@example.org"}, Raw: []byte("x"),
+					Created: now, Kind: "reply", Held: true, Crashes: 3}); err != nil {
+					return err
+				}
+				waiting, err = tx.Enqueue(storage.OutboxItem{From: "visa@visa.test", To: []string{"carl@example.org"}, Raw: []byte("y"),
+					Created: now, Kind: "digest", Attempts: 2, NextAttempt: now.Add(time.Minute), LastError: "451 try later"})
+				return err
+			})
+			db.Close()
+			if daemon {
+				db = runDaemonSocket(t, store)
+			}
+			code, out, errOut := runCLI(t, "", "outbox", "--config", cfg)
+			if code != 0 {
+				t.Fatalf("outbox: exit %d: %s", code, errOut)
+			}
+			for _, want := range []string{"2 messages waiting", fmt.Sprintf("%d\treply to ann@example.org", held), "HELD after 3 crashes",
+				fmt.Sprintf("%d\tdigest to carl@example.org", waiting), "2 attempts", "last error: 451 try later"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("outbox lacks %q:\n%s", want, out)
+				}
+			}
+			if code, _, errOut := runCLI(t, "", "outbox", "--config", cfg, "--release", fmt.Sprint(waiting)); code == 0 {
+				t.Errorf("releasing a message that is not held succeeded: %s", errOut)
+			}
+			if code, out, errOut := runCLI(t, "", "outbox", "--config", cfg, "--release", fmt.Sprint(held)); code != 0 || !strings.Contains(out, "released") {
+				t.Fatalf("release: exit %d: %s%s", code, out, errOut)
+			}
+			if _, out, _ := runCLI(t, "", "outbox", "--config", cfg); strings.Contains(out, "HELD") {
+				t.Errorf("still held after the release:\n%s", out)
+			}
+		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coworkingvisa/mailbot/commands"
+	"github.com/coworkingvisa/mailbot/storage"
 )
 
 // Client talks to the daemon serving one store.
@@ -191,4 +192,29 @@ func (c *Client) Import(ctx context.Context, req ImportRequest) (commands.Import
 		return commands.ImportReport{}, fmt.Errorf("import: the daemon's report: %w", err)
 	}
 	return rep, nil
+}
+
+// Outbox lists the daemon's outbox; see the function Outbox.
+func (c *Client) Outbox(ctx context.Context) ([]storage.OutboxItem, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/outbox", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var items []storage.OutboxItem
+	if err := json.NewDecoder(resp.Body).Decode(&items); err != nil {
+		return nil, fmt.Errorf("outbox: the daemon's answer: %w", err)
+	}
+	return items, nil
+}
+
+// Release has the daemon put a held message back in the queue; see the
+// function Release.
+func (c *Client) Release(ctx context.Context, id uint64) error {
+	resp, err := c.do(ctx, http.MethodPost, "/outbox/release", url.Values{"id": {strconv.FormatUint(id, 10)}}, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
 }

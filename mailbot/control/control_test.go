@@ -89,7 +89,7 @@ func serve(t *testing.T, db *storage.DB, storePath string) *Client {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, l, NewHandler(db, func() time.Time { return t0 }, nil)) }()
+	go func() { done <- Serve(ctx, l, NewHandler(db, Hooks{Now: func() time.Time { return t0 }})) }()
 	c, err := Dial(storePath)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func TestSocketModeAndRemovalOnStop(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, l, NewHandler(db, nil, nil)) }()
+	go func() { done <- Serve(ctx, l, NewHandler(db, Hooks{})) }()
 	if _, err := Dial(store); err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +514,7 @@ func TestBackupStalledClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := NewHandler(db, nil, nil)
+	h := NewHandler(db, Hooks{})
 	returned := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)

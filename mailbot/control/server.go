@@ -38,11 +38,25 @@ const shutdownGrace = 10 * time.Second
 // printed to w with dryRun, else queued and listed on w.
 type DigestFunc func(space string, dryRun bool, w io.Writer) error
 
-// NewHandler serves the control endpoints on db. now is the clock of
-// imports (time.Now if nil); digest serves POST /digest (nil: not offered).
-func NewHandler(db *storage.DB, now func() time.Time, digest DigestFunc) http.Handler {
+// Hooks connect the control endpoints to the rest of a running daemon.
+// Every field may be nil.
+type Hooks struct {
+	// Now is the clock of imports and releases (time.Now if nil).
+	Now func() time.Time
+	// Digest serves POST /digest (not offered when nil).
+	Digest DigestFunc
+	// Kick tells the outbox a message is due again (POST /outbox/release).
+	Kick func()
+}
+
+// NewHandler serves the control endpoints on db.
+func NewHandler(db *storage.DB, hooks Hooks) http.Handler {
+	now, digest, kick := hooks.Now, hooks.Digest, hooks.Kick
 	if now == nil {
 		now = time.Now
+	}
+	if kick == nil {
+		kick = func() {}
 	}
 	mux := http.NewServeMux()
 	if digest != nil {
@@ -117,6 +131,27 @@ func NewHandler(db *storage.DB, now func() time.Time, digest DigestFunc) http.Ha
 			return
 		}
 		writeJSON(w, http.StatusOK, rep)
+	})
+	mux.HandleFunc("GET /outbox", func(w http.ResponseWriter, r *http.Request) {
+		items, err := Outbox(db)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, items)
+	})
+	mux.HandleFunc("POST /outbox/release", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseUint(r.URL.Query().Get("id"), 10, 64)
+		if err != nil {
+			writeError(w, fmt.Errorf("%w: id: %v", ErrInvalid, err))
+			return
+		}
+		if err := Release(db, id, now()); err != nil {
+			writeError(w, err)
+			return
+		}
+		kick()
+		writeJSON(w, http.StatusOK, map[string]any{"released": id})
 	})
 	return mux
 }

@@ -74,7 +74,7 @@ func serveLogged(t *testing.T, l net.Listener, store string) {
 	db, _ := openStore(t, filepath.Dir(store))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, l, NewHandler(db, nil, nil)) }()
+	go func() { done <- Serve(ctx, l, NewHandler(db, Hooks{})) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
