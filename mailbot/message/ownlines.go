@@ -100,22 +100,29 @@ func isForwardMarker(l string) bool {
 // the languages of the clients above: English, German, French, Spanish,
 // Dutch, Italian and Portuguese (Thunderbird's composeMsgs.properties,
 // Gmail, Outlook, Apple Mail, Yahoo), and a few more.
-var markerWords = map[string]bool{
-	"original message": true, "forwarded message": true, "begin forwarded message": true,
-	"ursprüngliche nachricht": true, "original-nachricht": true, "weitergeleitete nachricht": true,
-	"anfang der weitergeleiteten nachricht": true, "anfang der weitergeleiteten e-mail": true,
-	"message d'origine": true, "message original": true, "message transféré": true,
-	"début du message réexpédié": true, "début du message transféré": true,
-	"mensaje original": true, "mensaje reenviado": true, "mensaje reenviado original": true,
-	"inicio del mensaje reenviado": true,
-	"oorspronkelijk bericht": true, "origineel bericht": true, "doorgestuurd bericht": true,
-	"begin doorgestuurd bericht": true,
-	"messaggio originale": true, "messaggio inoltrato": true, "inizio messaggio inoltrato": true,
-	"mensagem original": true, "mensagem encaminhada": true, "mensagem reencaminhada": true,
-	"início da mensagem encaminhada": true, "início da mensagem reencaminhada": true,
-	"videresendt meddelelse": true, "videresendt melding": true, "vidarebefordrat meddelande": true,
-	"välitetty viesti": true, "treść przekazanej wiadomości": true, "przekazana wiadomość": true,
-	"přeposlaná zpráva": true, "пересылаемое сообщение": true, "перенаправленное сообщение": true,
+var markerWords = setOf(
+	"original message", "forwarded message", "begin forwarded message",
+	"ursprüngliche nachricht", "original-nachricht", "weitergeleitete nachricht",
+	"anfang der weitergeleiteten nachricht", "anfang der weitergeleiteten e-mail",
+	"message d'origine", "message original", "message transféré", "début du message réexpédié",
+	"début du message transféré",
+	"mensaje original", "mensaje reenviado", "mensaje reenviado original", "inicio del mensaje reenviado",
+	"oorspronkelijk bericht", "origineel bericht", "doorgestuurd bericht", "begin doorgestuurd bericht",
+	"messaggio originale", "messaggio inoltrato", "inizio messaggio inoltrato",
+	"mensagem original", "mensagem encaminhada", "mensagem reencaminhada",
+	"início da mensagem encaminhada", "início da mensagem reencaminhada",
+	"videresendt meddelelse", "videresendt melding", "vidarebefordrat meddelande", "välitetty viesti",
+	"treść przekazanej wiadomości", "przekazana wiadomość", "přeposlaná zpráva",
+	"пересылаемое сообщение", "перенаправленное сообщение",
+)
+
+// setOf makes a set of words.
+func setOf(words ...string) map[string]bool {
+	set := make(map[string]bool, len(words))
+	for _, w := range words {
+		set[w] = true
+	}
+	return set
 }
 
 // isReplyHeader tells the start of the header block Outlook puts above the
