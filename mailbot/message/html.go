@@ -1,6 +1,7 @@
 package message
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -17,26 +18,76 @@ import (
 // and Outlook signature blocks are left out. Typographic quotes and no-break
 // spaces are normalised as in Message.Text. r must be UTF-8.
 //
-// HTML nested deeper than 512 elements is refused with an error and no text.
+// HTML nested deeper than a browser's parser allows is read up to there,
+// and the error (errHTMLTooDeep) says the rest was not.
 func HTMLToText(r io.Reader) (string, error) {
 	own, _, err := renderHTML(r, false)
 	return own, err
 }
 
+// errHTMLTooDeep reports HTML cut where its elements nest too deep.
+var errHTMLTooDeep = errors.New("message: HTML nested too deep: the rest is not read")
+
 // renderHTML parses an HTML body once and renders it: own is what
 // HTMLToText returns; with all set, visible is every line the reader sees,
 // quotes, forwarded messages and signatures included.
 func renderHTML(r io.Reader, all bool) (own, visible string, err error) {
-	doc, err := html.Parse(r)
+	src, err := io.ReadAll(r)
 	if err != nil {
 		return "", "", fmt.Errorf("message: reading HTML: %w", err)
+	}
+	doc, err := parseBounded(string(src))
+	if doc == nil {
+		return "", "", err
 	}
 	st := readStyles(doc)
 	own = render(doc, st, true)
 	if all {
 		visible = render(doc, st, false)
 	}
-	return own, visible, nil
+	return own, visible, err
+}
+
+// parseBounded parses HTML as a browser does (html.Parse, the HTML
+// standard's tree construction). html.Parse refuses more than 512 open
+// elements; then the document is cut before the start tag that nests too
+// deep, counted naively, and parsed again, cutting earlier until it parses.
+func parseBounded(src string) (*html.Node, error) {
+	doc, err := html.Parse(strings.NewReader(src))
+	if err == nil {
+		return doc, nil
+	}
+	for limit := 400; limit >= 16; limit /= 2 {
+		if doc, err := html.Parse(strings.NewReader(cutAtDepth(src, limit))); err == nil {
+			return doc, errHTMLTooDeep
+		}
+	}
+	return nil, fmt.Errorf("message: reading HTML: %w", err)
+}
+
+// cutAtDepth returns src up to the first start tag that opens more than
+// limit elements, counting every start tag that is not void as opened and
+// every end tag as closed.
+func cutAtDepth(src string, limit int) string {
+	z := html.NewTokenizer(strings.NewReader(src))
+	depth, offset := 0, 0
+	for {
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			return src
+		case html.StartTagToken:
+			name, _ := z.TagName()
+			if !isVoid(string(name)) {
+				if depth++; depth > limit {
+					return src[:offset]
+				}
+			}
+		case html.EndTagToken:
+			depth = max(depth-1, 0)
+		}
+		offset += len(z.Raw())
+	}
 }
 
 // render walks the tree. With ownText it stops at the first quote and
@@ -47,8 +98,8 @@ func render(doc *html.Node, st *sheet, ownText bool) string {
 	return r.out.String()
 }
 
-// maxRenderDepth bounds the recursion; html.Parse already refuses more
-// than 512 open elements.
+// maxRenderDepth bounds the recursion; parseBounded keeps the tree within
+// 512 open elements already.
 const maxRenderDepth = 600
 
 type renderer struct {

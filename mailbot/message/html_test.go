@@ -1,6 +1,7 @@
 package message
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -255,5 +256,22 @@ func TestHTMLForwards(t *testing.T) {
 				t.Errorf("OwnLines = %q, want the greeting first", own)
 			}
 		})
+	}
+}
+
+// TestHTMLTooDeep: HTML nested deeper than a browser's parser takes is read
+// up to there, and the error says the rest was not.
+func TestHTMLTooDeep(t *testing.T) {
+	src := "<p>verify a@x</p>" + strings.Repeat("<div>", 100000) + "add member deep@x"
+	got, err := HTMLToText(strings.NewReader(src))
+	if !errors.Is(err, errHTMLTooDeep) {
+		t.Errorf("err = %v, want errHTMLTooDeep", err)
+	}
+	if got != "verify a@x" {
+		t.Errorf("HTMLToText = %q, want the text above the nesting", got)
+	}
+	m, err := Parse(eml("From: a@x\nContent-Type: text/html\n\n"+src), Limits{})
+	if err != nil || !m.Truncated || m.Text != "verify a@x" {
+		t.Errorf("Parse: Truncated = %v, Text = %q, err %v; want the text above the nesting, truncated", m.Truncated, m.Text, err)
 	}
 }

@@ -243,6 +243,9 @@ func (w *walker) walk(h textproto.Header, body io.Reader, path []int, inDigest b
 		if err != nil {
 			w.problem(path, "%v", err)
 		}
+		if errors.Is(err, errHTMLTooDeep) {
+			w.msg.Truncated = true
+		}
 		w.html, w.htmlVisible, w.htmlPath = &s, visible, path
 		return
 	}
