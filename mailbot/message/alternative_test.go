@@ -37,8 +37,28 @@ func TestAlternativeRealClients(t *testing.T) {
 		"confirm k7qx-4m2p",
 		"Hello,\n\nadd member zoë@indyhall.test name=\"Zoë Müller\" until=2027-06-30\n\nThanks!",
 	} {
-		checkPlainKept(t, "clientmail.Gmail", clientmail.Gmail(e, body))
-		checkPlainKept(t, "clientmail.Thunderbird", clientmail.Thunderbird(e, body))
+		for name, raw := range map[string][]byte{
+			"clientmail.Gmail": clientmail.Gmail(e, body), "clientmail.Thunderbird": clientmail.Thunderbird(e, body),
+			"clientmail.Outlook": clientmail.Outlook(e, body),
+		} {
+			checkPlainKept(t, name, raw)
+			checkAllRead(t, name, raw, body)
+		}
+	}
+}
+
+// checkAllRead: every line the sender wrote is among the lines read.
+func checkAllRead(t *testing.T, name string, raw []byte, body string) {
+	t.Helper()
+	m, err := Parse(raw, Limits{})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	own := strings.Join(OwnLines(m.Text), "\n")
+	for _, l := range strings.Split(body, "\n") {
+		if l != "" && !strings.Contains(own, l) {
+			t.Errorf("%s: %q was not read; own lines:\n%s", name, l, own)
+		}
 	}
 }
 

@@ -84,12 +84,13 @@ func endsOwnText(lines []string, i int) bool {
 // message: its words between dashes, as Outlook ("-----Original
 // Message-----"), Gmail ("---------- Forwarded message ---------"),
 // Thunderbird ("-------- Forwarded Message --------") and Yahoo ("-----
-// Forwarded Message -----") write it, or before a colon, as Apple Mail
-// does ("Begin forwarded message:").
+// Forwarded Message -----") write it, or Zoho between "=" signs, or before
+// a colon, as Apple Mail does ("Begin forwarded message:").
 func isForwardMarker(l string) bool {
 	switch {
-	case strings.HasPrefix(l, "-----") && strings.HasSuffix(l, "-----"):
-		return markerWords[strings.ToLower(strings.Trim(l, "- "))]
+	case strings.HasPrefix(l, "-----") && strings.HasSuffix(l, "-----"),
+		strings.HasPrefix(l, "=====") && strings.HasSuffix(l, "====="):
+		return markerWords[strings.ToLower(strings.Trim(l, "-= "))]
 	case strings.HasSuffix(l, ":"):
 		return markerWords[strings.ToLower(strings.TrimSpace(strings.TrimSuffix(l, ":")))]
 	}

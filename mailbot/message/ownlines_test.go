@@ -189,6 +189,9 @@ func TestOwnLinesForwards(t *testing.T) {
 		{"Yahoo French", "----- Message transféré -----", "\n"},
 		{"Yahoo Spanish", "----- Mensaje reenviado -----", "\n"},
 		{"Yahoo Italian", "----- Messaggio inoltrato -----", "\n"},
+		{"Zoho", "============ Forwarded message ============", "\n"},
+		{"Proton", "------- Forwarded Message -------", "\n"},
+		{"K-9 Mail and Samsung", "-------- Original message --------", "\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
