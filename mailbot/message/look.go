@@ -110,7 +110,12 @@ func applyDecl(l *look, b *box, parent look, d decl) (gone bool) {
 	case "mso-hide":
 		return v != "none" // Outlook for Windows hides the element
 	case "visibility":
-		l.invisible = v == "hidden" || v == "collapse"
+		switch v {
+		case "hidden", "collapse":
+			l.invisible = true
+		case "visible":
+			l.invisible = false
+		}
 	case "content-visibility":
 		l.concealed = l.concealed || v == "hidden"
 	case "opacity":
