@@ -22,10 +22,10 @@ const maxRules = 2000
 
 // sheet is what the bot keeps of a message's style sheets.
 type sheet struct {
-	plain    ruleSet // in the cascade
-	hiding   ruleSet // only hide
-	tooMany  bool
-	palettes palette
+	plain   ruleSet // in the cascade
+	hiding  ruleSet // only hide
+	tooMany bool
+	palette palette
 }
 
 // rule is one selector of a rule with the rule's declarations.
@@ -56,6 +56,9 @@ func (rs *ruleSet) build(less func(a, b rule) bool) {
 
 // matching returns the indexes of the rules matching an element, in order.
 func (rs *ruleSet) matching(tag string, a attrs, classes []string) []int {
+	if len(rs.rules) == 0 {
+		return nil
+	}
 	var out []int
 	check := func(key string) {
 		for _, i := range rs.index[key] {
@@ -137,7 +140,7 @@ type palette struct {
 // readStyles collects the rules of the document's <style> elements and the
 // colours its style attributes and colour attributes set.
 func readStyles(doc *html.Node) *sheet {
-	st := &sheet{palettes: palette{texts: []rgba{black}, backgrounds: []rgba{white}}}
+	st := &sheet{palette: palette{texts: []rgba{black}, backgrounds: []rgba{white}}}
 	var css strings.Builder
 	var visit func(n *html.Node, depth int)
 	visit = func(n *html.Node, depth int) {
@@ -148,7 +151,7 @@ func readStyles(doc *html.Node) *sheet {
 				}
 				css.WriteString("\n")
 			}
-			st.palettes.addElement(n)
+			st.palette.addElement(n)
 		}
 		for c := n.FirstChild; c != nil; c = c.NextSibling {
 			visit(c, depth+1)
@@ -157,7 +160,7 @@ func readStyles(doc *html.Node) *sheet {
 	visit(doc, 0)
 	st.parse(css.String(), false)
 	for _, r := range append(append([]rule(nil), st.plain.rules...), st.hiding.rules...) {
-		st.palettes.addDecls(r.decls)
+		st.palette.addDecls(r.decls)
 	}
 	var hiding ruleSet
 	for _, r := range st.hiding.rules {
@@ -218,16 +221,20 @@ func (s *sheet) hides(decls []decl) bool {
 	}
 	own := palette{}
 	own.addDecls(decls)
+	seen := func(fg, bg rgba) bool {
+		bg = bg.over(white, 1)
+		return distinct(fg.over(bg, 1), bg)
+	}
 	for _, fg := range own.texts {
-		for _, bg := range s.palettes.backgrounds {
-			if !distinct(fg.over(bg, 1), bg) {
+		for _, bg := range s.palette.backgrounds {
+			if !seen(fg, bg) {
 				return true
 			}
 		}
 	}
 	for _, bg := range own.backgrounds {
-		for _, fg := range s.palettes.texts {
-			if !distinct(fg.over(bg, 1), bg.over(white, 1)) {
+		for _, fg := range s.palette.texts {
+			if !seen(fg, bg) {
 				return true
 			}
 		}
@@ -329,9 +336,9 @@ func lastCompound(sel string) (c compound, plain bool) {
 				c.tag = name.String()
 			}
 		case '#':
-			c.id = name.String()
+			c.id = stripOWA(name.String())
 		case '.':
-			c.classes = append(c.classes, name.String())
+			c.classes = append(c.classes, stripOWA(name.String()))
 		}
 		name.Reset()
 	}
