@@ -16,15 +16,20 @@ import (
 // last compound selector alone, which matches more elements than the rule
 // does, and is used only to hide: when its declarations would hide text.
 
-// maxRules bounds the work on hostile style sheets; a message with more
-// rules is not read at all.
-const maxRules = 2000
+// maxRules and maxRuleWork bound the work on hostile style sheets: a
+// message with more rules is not read at all, and past maxRuleWork matches
+// of a rule to an element the rest of it is not read.
+const (
+	maxRules    = 500
+	maxRuleWork = 2_000_000
+)
 
 // sheet is what the bot keeps of a message's style sheets.
 type sheet struct {
 	plain   ruleSet // in the cascade
 	hiding  ruleSet // only hide
-	tooMany bool
+	tooMany bool    // over maxRules or maxRuleWork: nothing more is read
+	work    int     // rules matched to elements so far
 	palette palette
 }
 
@@ -425,7 +430,11 @@ func (s *sheet) lookOf(n *html.Node, a attrs, parent look) (l look, gone bool) {
 		}
 	}
 	classes := a.classes()
-	for _, i := range s.plain.matching(n.Data, a, classes) {
+	matched := s.plain.matching(n.Data, a, classes)
+	if s.work += len(matched); s.work > maxRuleWork {
+		s.tooMany = true
+	}
+	for _, i := range matched {
 		add(s.plain.rules[i].decls)
 	}
 	if v, ok := attr(n, "style"); ok {

@@ -133,15 +133,15 @@ func decodeCharset(b []byte, label string) (string, error) {
 }
 
 // htmlPartText converts an HTML body part to text: own is what HTMLToText
-// gives, visible every line the reader sees (for comparing a plain text
-// alternative). Without a declared charset it looks for a BOM or <meta
-// charset> as a browser does, else tells UTF-8 from windows-1252.
-func htmlPartText(b []byte, label string) (own, visible string, err error) {
+// gives; visible renders every line the reader sees (for comparing a plain
+// text alternative). Without a declared charset it looks for a BOM or
+// <meta charset> as a browser does, else tells UTF-8 from windows-1252.
+func htmlPartText(b []byte, label string) (own string, visible func() string, err error) {
 	if label == "" {
 		_, label, _ = htmlcharset.DetermineEncoding(b, "text/html")
 	}
 	s, err := decodeCharset(b, label)
-	own, visible, herr := renderHTML(strings.NewReader(cleanText(s)), true)
+	own, visible, herr := renderHTML(strings.NewReader(cleanText(s)))
 	return own, visible, errors.Join(err, herr)
 }
 

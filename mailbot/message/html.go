@@ -21,31 +21,28 @@ import (
 // HTML nested deeper than a browser's parser allows is read up to there,
 // and the error (errHTMLTooDeep) says the rest was not.
 func HTMLToText(r io.Reader) (string, error) {
-	own, _, err := renderHTML(r, false)
+	own, _, err := renderHTML(r)
 	return own, err
 }
 
 // errHTMLTooDeep reports HTML cut where its elements nest too deep.
 var errHTMLTooDeep = errors.New("message: HTML nested too deep: the rest is not read")
 
-// renderHTML parses an HTML body once and renders it: own is what
-// HTMLToText returns; with all set, visible is every line the reader sees,
-// quotes, forwarded messages and signatures included.
-func renderHTML(r io.Reader, all bool) (own, visible string, err error) {
+// renderHTML parses an HTML body once and renders what HTMLToText returns
+// (own); visible renders, when called, every line the reader sees, quotes,
+// forwarded messages and signatures included.
+func renderHTML(r io.Reader) (own string, visible func() string, err error) {
+	none := func() string { return "" }
 	src, err := io.ReadAll(r)
 	if err != nil {
-		return "", "", fmt.Errorf("message: reading HTML: %w", err)
+		return "", none, fmt.Errorf("message: reading HTML: %w", err)
 	}
 	doc, err := parseBounded(string(src))
 	if doc == nil {
-		return "", "", err
+		return "", none, err
 	}
 	st := readStyles(doc)
-	own = render(doc, st, true)
-	if all {
-		visible = render(doc, st, false)
-	}
-	return own, visible, err
+	return render(doc, st, true), func() string { return render(doc, st, false) }, err
 }
 
 // parseBounded parses HTML as a browser does (html.Parse, the HTML

@@ -275,3 +275,17 @@ func TestHTMLTooDeep(t *testing.T) {
 		t.Errorf("Parse: Truncated = %v, Text = %q, err %v; want the text above the nesting, truncated", m.Truncated, m.Text, err)
 	}
 }
+
+// TestHTMLTooManyRules: a style sheet too big to work through hides all:
+// the bot cannot tell what it shows.
+func TestHTMLTooManyRules(t *testing.T) {
+	sheet := strings.Repeat(".a{color:red}", maxRules+1)
+	got, err := HTMLToText(strings.NewReader("<style>" + sheet + "</style><p>add member evil@x</p>"))
+	if err != nil || got != "" {
+		t.Errorf("HTMLToText = %q, %v; want nothing read", got, err)
+	}
+	sheet = strings.Repeat(".a{color:red}", 10)
+	if got, _ := HTMLToText(strings.NewReader("<style>" + sheet + "</style><p>verify ok@x</p>")); got != "verify ok@x" {
+		t.Errorf("HTMLToText = %q with a small sheet", got)
+	}
+}

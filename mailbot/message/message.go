@@ -142,7 +142,7 @@ func Parse(raw []byte, lim Limits) (*Message, error) {
 	case w.plain != nil && (strings.TrimSpace(*w.plain) != "" || w.html == nil):
 		m.Text = *w.plain
 		if w.html != nil && w.alternatives() {
-			if line, shown := shownBy(*w.plain, w.htmlVisible); !shown {
+			if line, shown := shownBy(*w.plain, w.htmlVisible()); !shown {
 				w.problem(w.plainPath, "the plain text shows a line its HTML alternative does not (%q): the HTML was read", cutUTF8(line, 80))
 				m.Text, m.FromHTML = *w.html, true
 			}
@@ -159,10 +159,10 @@ type walker struct {
 	lim         Limits
 	msg         *Message
 	parts       int
-	stopped     bool    // MaxParts reached: visit nothing more
-	plain       *string // first text/plain body, cleaned
-	html        *string // first text/html body, converted to text
-	htmlVisible string  // all the text of that HTML body its reader sees
+	stopped     bool          // MaxParts reached: visit nothing more
+	plain       *string       // first text/plain body, cleaned
+	html        *string       // first text/html body, converted to text
+	htmlVisible func() string // all the text of that HTML body its reader sees
 	plainPath   []int
 	htmlPath    []int
 	altPaths    []string // multipart/alternative entities, by partName
