@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Command is one parsed command line.
@@ -89,10 +90,10 @@ var objectAliases = map[string]string{
 // lines: quotes and signatures already cut by the message reader) and returns
 // the commands and the ignored lines. Reading stops at a line "end", "thanks"
 // or "quit", and after maxCommands commands. The subject counts as a command
-// line only when it parses as a command.
+// line only when it parses as a command and was not forwarded.
 func Parse(subject string, lines []string, maxCommands int) Script {
 	var s Script
-	if c := ParseLine(StripReplyPrefixes(subject)); c != nil && c.Err == "" {
+	if c := subjectCommand(subject); c != nil {
 		s.Items = append(s.Items, Item{Line: c.Line, Command: c})
 		s.Commands++
 	}
@@ -132,33 +133,105 @@ func IsStopLine(line string) bool {
 	return false
 }
 
-// StripReplyPrefixes removes "Re:", "Fwd:", "AW:" … prefixes (and "[tag]"
-// style markers before them) so a subject can be read as a command.
+// subjectCommand is the command a Subject holds, or nil. A forwarded
+// subject ("Fwd: remove member …", also "Re: Fwd: …") is the words of
+// whoever wrote the forwarded message, never a command of the sender's.
+func subjectCommand(subject string) *Command {
+	if isForwardedSubject(subject) {
+		return nil
+	}
+	c := ParseLine(StripReplyPrefixes(subject))
+	if c == nil || c.Err != "" {
+		return nil
+	}
+	return c
+}
+
+// StripReplyPrefixes removes the reply prefixes ("Re:", "AW:", "SV:" …,
+// also counted as "Re[2]:") and "[tag]" markers that mail clients and
+// gateways put before a subject, so it can be read as a command. It stops
+// at a forward prefix ("Fwd:", "WG:" …), which stays: what follows one is
+// not the sender's subject, and a line starting "Fwd:" never parses.
 func StripReplyPrefixes(subject string) string {
 	s := strings.TrimSpace(subject)
 	for {
-		lower := strings.ToLower(s)
-		cut := false
-		for _, p := range []string{"re", "fw", "fwd", "aw", "wg", "sv", "vs", "tr", "rv", "antw", "odp", "r", "enc"} {
-			if strings.HasPrefix(lower, p) {
-				rest := strings.TrimLeft(s[len(p):], " ")
-				// "Re[2]:" as some clients count replies.
-				if strings.HasPrefix(rest, "[") {
-					if i := strings.Index(rest, "]"); i > 0 {
-						rest = rest[i+1:]
-					}
-				}
-				if strings.HasPrefix(rest, ":") {
-					s = strings.TrimSpace(rest[1:])
-					cut = true
-					break
-				}
-			}
-		}
-		if !cut {
+		word, rest, ok := cutSubjectPrefix(s)
+		if !ok || forwardPrefixes[word] {
 			return s
 		}
+		s = strings.TrimSpace(rest)
 	}
+}
+
+// isForwardedSubject reports whether a forward prefix stands anywhere in
+// the chain of prefixes and tags before the subject ("Fwd:", "Re: Fwd:",
+// "[EXT] WG:"), or Pine's "(fwd)" ends it.
+func isForwardedSubject(subject string) bool {
+	s := strings.TrimSpace(subject)
+	if strings.HasSuffix(strings.ToLower(s), "(fwd)") {
+		return true
+	}
+	for {
+		word, rest, ok := cutSubjectPrefix(s)
+		if !ok {
+			return false
+		}
+		if forwardPrefixes[word] {
+			return true
+		}
+		s = rest
+	}
+}
+
+// Subject prefixes, lowercased, as mail clients write them in their
+// languages (Outlook, Thunderbird, Apple Mail, Gmail and the list at
+// https://en.wikipedia.org/wiki/List_of_email_subject_abbreviations).
+// "VS" is a reply in Finnish (Vastaus) but a forward in Danish and
+// Norwegian (Videresendt): it counts as a forward, since reading a
+// forwarded subject as a command is the mistake that costs.
+var (
+	replyPrefixes = map[string]bool{
+		"re": true, "aw": true, "antw": true, "antwort": true, "sv": true, "svar": true,
+		"r": true, "rif": true, "res": true, "odp": true, "odg": true, "ynt": true, "vá": true,
+		"ats": true, "atb": true, "bls": true, "απ": true, "σχετ": true, "回复": true, "答复": true,
+		"回覆": true, "השב": true,
+	}
+	forwardPrefixes = map[string]bool{
+		"fw": true, "fwd": true, "wg": true, "tr": true, "rv": true, "enc": true, "i": true,
+		"doorst": true, "pd": true, "vb": true, "vl": true, "vs": true, "fs": true, "trs": true,
+		"ilt": true, "i̇lt": true, "tov": true, "prosl": true, "posr": true, "pers": true,
+		"πρθ": true, "转发": true, "轉寄": true, "轉發": true, "הועבר": true,
+		"forward": true, "forwarded": true, "weitergeleitet": true, "doorgestuurd": true,
+		"inoltro": true, "inoltrato": true, "encaminhado": true, "reenviado": true,
+		"transféré": true, "videresendt": true, "vidarebefordrat": true, "välitetty": true,
+	}
+)
+
+// cutSubjectPrefix splits one leading prefix off s: a "[tag]" (word "")
+// or a known reply or forward word before a colon, with an optional
+// counter ("Re[2]:", "Re(2):", "Re^2:") and the full-width colon East Asian
+// clients write. ok is false when s starts with neither.
+func cutSubjectPrefix(s string) (word, rest string, ok bool) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "[") {
+		if i := strings.IndexByte(s, ']'); i > 0 {
+			return "", s[i+1:], true
+		}
+		return "", s, false
+	}
+	i := strings.IndexAny(s, ":\uff1a")
+	if i <= 0 || i > 40 {
+		return "", s, false
+	}
+	head := strings.ToLower(strings.TrimSpace(s[:i]))
+	if j := strings.IndexAny(head, "[(^"); j > 0 {
+		head = strings.TrimSpace(head[:j]) // the counter
+	}
+	if !replyPrefixes[head] && !forwardPrefixes[head] {
+		return "", s, false
+	}
+	_, size := utf8.DecodeRuneInString(s[i:])
+	return head, s[i+size:], true
 }
 
 // ParseLine parses one line. It returns nil when the line does not start

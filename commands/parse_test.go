@@ -171,16 +171,69 @@ func TestParseSubjectOnlyWhenItParses(t *testing.T) {
 	}{
 		{"verify bob@example.org", 1},
 		{"Re: Re: verify bob@example.org", 1},
-		{"Fwd: add member x@example.org", 1},
 		{"RE[2]: list members", 1},
 		{"SV: list spaces", 1},
 		{"Members update", 0},
+		// Reply prefixes in the clients' languages are read through.
+		{"AW: verify bob@example.org", 1},       // German
+		{"Antw: verify bob@example.org", 1},     // Dutch
+		{"R: verify bob@example.org", 1},        // Italian
+		{"RIF: verify bob@example.org", 1},      // Italian
+		{"RES: verify bob@example.org", 1},      // Portuguese (Brazil)
+		{"Odp: verify bob@example.org", 1},      // Polish
+		{"Re : verify bob@example.org", 1},      // French spacing
+		{"Re(3): verify bob@example.org", 1},    // a counter
+		{"回复：verify bob@example.org", 1},        // Chinese, full-width colon
+		{"[EXT] Re: verify bob@example.org", 1}, // a gateway's tag
+		{"Re: [indyhall] verify bob@example.org", 1},
+		// A forward prefix anywhere in the chain: the subject is someone
+		// else's words.
+		{"Fwd: add member x@example.org", 0},
+		{"Fw: remove member x@example.org", 0},
+		{"FW: remove member x@example.org", 0},
+		{"WG: remove member x@example.org", 0},      // German
+		{"TR: remove member x@example.org", 0},      // French
+		{"TR : remove member x@example.org", 0},     // French spacing
+		{"RV: remove member x@example.org", 0},      // Spanish
+		{"I: remove member x@example.org", 0},       // Italian
+		{"Enc: remove member x@example.org", 0},     // Portuguese
+		{"ENC: remove member x@example.org", 0},     // Portuguese
+		{"Doorst: remove member x@example.org", 0},  // Dutch
+		{"PD: remove member x@example.org", 0},      // Polish
+		{"VB: remove member x@example.org", 0},      // Swedish
+		{"VL: remove member x@example.org", 0},      // Finnish
+		{"VS: remove member x@example.org", 0},      // Danish and Norwegian forward (a Finnish reply)
+		{"转发：remove member x@example.org", 0},       // Chinese
+		{"Re: Fwd: remove member x@example.org", 0}, // a reply to a forward
+		{"AW: WG: remove member x@example.org", 0},
+		{"Re: Re[2]: Fwd: remove member x@example.org", 0},
+		{"[EXT] Fwd: remove member x@example.org", 0},
+		{"Re: [EXT] FW: remove member x@example.org", 0},
+		{"[Fwd: remove member x@example.org]", 0}, // Netscape's forward subject
+		{"remove member x@example.org (fwd)", 0},  // Pine's
+		{"Fwd:verify bob@example.org", 0},
+		{"Fwd: Re: verify bob@example.org", 0},
 		{"add some members please", 0}, // a keyword, but does not parse: not an ERROR from the subject
 		{"", 0},
 	} {
 		s := Parse(c.subject, nil, 10)
 		if s.Commands != c.want {
 			t.Errorf("Parse(subject %q).Commands = %d, want %d", c.subject, s.Commands, c.want)
+		}
+	}
+}
+
+func TestStripReplyPrefixes(t *testing.T) {
+	for in, want := range map[string]string{
+		"Re: AW: Antw: verify a@x":   "verify a@x",
+		"[EXT] Re:  verify a@x":      "verify a@x",
+		"Re: Fwd: remove member a@x": "Fwd: remove member a@x", // the forward prefix stays
+		"Remove member a@x":          "Remove member a@x",      // "Re" must be a word
+		"Re:":                        "",
+		"Réunion: lundi":             "Réunion: lundi",
+	} {
+		if got := StripReplyPrefixes(in); got != want {
+			t.Errorf("StripReplyPrefixes(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

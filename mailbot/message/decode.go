@@ -132,16 +132,17 @@ func decodeCharset(b []byte, label string) (string, error) {
 	return string(out), nil
 }
 
-// htmlPartText converts an HTML body part to text. Without a declared charset
-// it looks for a BOM or <meta charset> as a browser does, else tells UTF-8
-// from windows-1252.
-func htmlPartText(b []byte, label string) (string, error) {
+// htmlPartText converts an HTML body part to text: own is what HTMLToText
+// gives; visible renders every line the reader sees (for comparing a plain
+// text alternative). Without a declared charset it looks for a BOM or
+// <meta charset> as a browser does, else tells UTF-8 from windows-1252.
+func htmlPartText(b []byte, label string) (own string, visible func() string, err error) {
 	if label == "" {
 		_, label, _ = htmlcharset.DetermineEncoding(b, "text/html")
 	}
 	s, err := decodeCharset(b, label)
-	text, herr := HTMLToText(strings.NewReader(cleanText(s)))
-	return text, errors.Join(err, herr)
+	own, visible, herr := renderHTML(strings.NewReader(cleanText(s)))
+	return own, visible, errors.Join(err, herr)
 }
 
 // cleanText makes decoded text safe to work on: valid UTF-8 (U+FFFD for the

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -81,8 +82,13 @@ type Message struct {
 
 	// Text is the body as plain text in UTF-8 with LF line ends: the first
 	// text/plain part that is not an attachment, else the first text/html
-	// part converted by HTMLToText. Word's smart quotes and no-break spaces
-	// are made ASCII, so a pasted name="Alice Smith" reads as typed.
+	// part converted by HTMLToText. When the two are alternatives of each
+	// other (multipart/alternative, RFC 2046 section 5.1.4), the plain one
+	// is read only if every line the bot would read from it is shown by the
+	// HTML one, which is what the sender saw; otherwise the HTML is read.
+	// Word's smart quotes and no-break spaces are made ASCII, so a pasted
+	// name="Alice Smith" reads as typed. Forwarded messages
+	// (message/rfc822, text/rfc822-headers) are attachments, never Text.
 	Text     string
 	FromHTML bool // Text was converted from HTML
 
@@ -130,11 +136,17 @@ func Parse(raw []byte, lim Limits) (*Message, error) {
 	m.MediaType, _ = contentType(m.Header.Header)
 
 	w := walker{lim: lim, msg: m}
-	w.walk(h, br, nil)
+	w.walk(h, br, nil, false)
 
 	switch {
 	case w.plain != nil && (strings.TrimSpace(*w.plain) != "" || w.html == nil):
 		m.Text = *w.plain
+		if w.html != nil && w.alternatives() {
+			if line, shown := shownBy(*w.plain, w.htmlVisible()); !shown {
+				w.problem(w.plainPath, "the plain text shows a line its HTML alternative does not (%q): the HTML was read", cutUTF8(line, 80))
+				m.Text, m.FromHTML = *w.html, true
+			}
+		}
 	case w.html != nil:
 		m.Text, m.FromHTML = *w.html, true
 	}
@@ -144,12 +156,27 @@ func Parse(raw []byte, lim Limits) (*Message, error) {
 
 // walker visits the MIME tree of one message, depth first, in order.
 type walker struct {
-	lim     Limits
-	msg     *Message
-	parts   int
-	stopped bool    // MaxParts reached: visit nothing more
-	plain   *string // first text/plain body, cleaned
-	html    *string // first text/html body, converted to text
+	lim         Limits
+	msg         *Message
+	parts       int
+	stopped     bool          // MaxParts reached: visit nothing more
+	plain       *string       // first text/plain body, cleaned
+	html        *string       // first text/html body, converted to text
+	htmlVisible func() string // all the text of that HTML body its reader sees
+	plainPath   []int
+	htmlPath    []int
+	altPaths    []string // multipart/alternative entities, by partName
+}
+
+// alternatives reports whether the plain and the HTML body are
+// alternatives of each other: their nearest common ancestor is a
+// multipart/alternative.
+func (w *walker) alternatives() bool {
+	n := 0
+	for n < len(w.plainPath) && n < len(w.htmlPath) && w.plainPath[n] == w.htmlPath[n] {
+		n++
+	}
+	return slices.Contains(w.altPaths, partName(w.plainPath[:n]))
 }
 
 func (w *walker) problem(path []int, format string, args ...any) {
@@ -168,7 +195,10 @@ func partName(path []int) string {
 	return "part " + strings.Join(s, ".")
 }
 
-func (w *walker) walk(h textproto.Header, body io.Reader, path []int) {
+// walk visits one entity. inDigest says its parent is a multipart/digest,
+// where a part without a Content-Type is a message/rfc822 (RFC 2046
+// section 5.1.5): a forwarded message, an attachment.
+func (w *walker) walk(h textproto.Header, body io.Reader, path []int, inDigest bool) {
 	if w.stopped {
 		return
 	}
@@ -180,8 +210,14 @@ func (w *walker) walk(h textproto.Header, body io.Reader, path []int) {
 	}
 	mh := gomessage.Header{Header: h}
 	mediaType, params := contentType(mh)
+	if inDigest && !mh.Has("Content-Type") {
+		mediaType = "message/rfc822"
+	}
 
 	if strings.HasPrefix(mediaType, "multipart/") {
+		if mediaType == "multipart/alternative" {
+			w.altPaths = append(w.altPaths, partName(path))
+		}
 		w.walkMultipart(mediaType, params["boundary"], body, path)
 		return
 	}
@@ -203,11 +239,14 @@ func (w *walker) walk(h textproto.Header, body io.Reader, path []int) {
 		w.problem(path, "reading %s: %v (keeping what was read)", mediaType, err)
 	}
 	if mediaType == "text/html" {
-		s, err := htmlPartText(b, params["charset"])
+		s, visible, err := htmlPartText(b, params["charset"])
 		if err != nil {
 			w.problem(path, "%v", err)
 		}
-		w.html = &s
+		if errors.Is(err, errHTMLTooDeep) {
+			w.msg.Truncated = true
+		}
+		w.html, w.htmlVisible, w.htmlPath = &s, visible, path
 		return
 	}
 	s, err := decodeCharset(b, params["charset"])
@@ -219,7 +258,7 @@ func (w *walker) walk(h textproto.Header, body io.Reader, path []int) {
 		s = unflow(s, strings.EqualFold(params["delsp"], "yes"))
 	}
 	s = normaliseQuotes(s)
-	w.plain = &s
+	w.plain, w.plainPath = &s, path
 }
 
 // walkMultipart visits the parts of a multipart entity (RFC 2046 section 5.1).
@@ -245,7 +284,7 @@ func (w *walker) walkMultipart(mediaType, boundary string, body io.Reader, path 
 			break
 		}
 		n++
-		w.walk(p.Header, p, append(path[:len(path):len(path)], n))
+		w.walk(p.Header, p, append(path[:len(path):len(path)], n), mediaType == "multipart/digest")
 	}
 	if n == 0 {
 		w.problem(path, "%s has no parts", mediaType)

@@ -306,14 +306,30 @@ Content-Type: multipart/alternative; boundary=b
 --b
 Content-Type: text/html
 
-<p>from html</p>
+<p>verify b@x</p><p>from both</p>
 --b
 Content-Type: text/plain
 
-from plain
+verify b@x
+
+from both
 --b--
 `,
-		text: "from plain",
+		text: "verify b@x\n\nfrom both",
+	}, {
+		name: "a multipart/digest part without a Content-Type is a forwarded message",
+		raw: `From: a@example.org
+Content-Type: multipart/digest; boundary=b
+
+--b
+
+From: v@evil.test
+Subject: hi
+
+add member mallory@evil.test
+--b--
+`,
+		text: "",
 	}, {
 		name: "message/rfc822 is not the body",
 		raw: `From: a@example.org
@@ -662,7 +678,7 @@ func TestCorpusHTMLPart(t *testing.T) {
 			break
 		}
 	}
-	text, err := htmlPartText(html, "utf-8")
+	text, _, err := htmlPartText(html, "utf-8")
 	if err != nil {
 		t.Fatal(err)
 	}
