@@ -19,6 +19,11 @@ import (
 // destructive changes to that space under one token, so that a wipe split
 // over several messages still asks for "confirm". Confirmed changes are
 // applied, and count toward the day like the others.
+//
+// Only members who were on the roster before the rolling day count: a
+// member added today and removed, deactivated or renamed today leaves the
+// roster as it was, so a busy day of corrections never asks for a token,
+// while a wipe of the roster everyone relies on always does.
 
 // rollingDay is the window over which a space's destructive changes add up.
 const rollingDay = 24 * time.Hour
@@ -63,6 +68,12 @@ func destructive(before, after storage.Member, today string) bool {
 	return before.Email != after.Email || before.ActiveOn(today) && !after.ActiveOn(today)
 }
 
+// established reports whether a membership was on the roster before the
+// rolling day, so that taking it off counts toward the guard's limit.
+func (x *executor) established(m storage.Member) bool {
+	return m.Added.Before(x.env.Now.Add(-rollingDay))
+}
+
 // holding reports whether the destructive changes to a space wait for
 // confirmation in this run.
 func (x *executor) holding(space string) bool { return x.guard.holds[space] }
@@ -96,7 +107,13 @@ func (x *executor) planGuard(s Script) error {
 		n := 0
 		switch c.Name {
 		case "remove member":
-			n = 1
+			// A line for an address not on the roster removes nothing
+			// that was there (it fails, or an earlier line added it).
+			if old, found, err := x.tx.Member(sp.ID, c.Target); err != nil {
+				return err
+			} else if found && x.established(old) {
+				n = 1
+			}
 		case "update member":
 			if n, err = x.asksUpdate(sp.ID, c); err != nil {
 				return err
@@ -119,7 +136,11 @@ func (x *executor) planGuard(s Script) error {
 			if err != nil {
 				return err
 			}
-			n = len(destructiveUpdates(p, x.today()))
+			for _, u := range destructiveUpdates(p, x.today()) {
+				if x.established(u[0]) {
+					n++
+				}
+			}
 		}
 		g.asked[sp.ID] += n
 	}
@@ -136,23 +157,15 @@ func (x *executor) planGuard(s Script) error {
 	return nil
 }
 
-// asksUpdate is 1 when an update line would be destructive for the member
-// as they are now, or names a destructive value for an address not on the
-// roster yet (an earlier line may add it).
+// asksUpdate is 1 when an update line would be destructive for an
+// established member as they are now. An address not on the roster is not
+// established: the line fails, or an earlier line of the message adds it.
 func (x *executor) asksUpdate(space string, c *Command) (int, error) {
-	today := x.today()
 	old, found, err := x.tx.Member(space, c.Target)
-	if err != nil {
+	if err != nil || !found || !x.established(old) {
 		return 0, err
 	}
-	if found {
-		if m, _ := applyOpts(old, c.Opts); destructive(old, m, today) {
-			return 1, nil
-		}
-		return 0, nil
-	}
-	if _, rename := c.Opts["email"]; rename || c.Opts["status"] == storage.StatusInactive ||
-		c.Opts["until"] != "" && c.Opts["until"] < today {
+	if m, _ := applyOpts(old, c.Opts); destructive(old, m, x.today()) {
 		return 1, nil
 	}
 	return 0, nil

@@ -24,13 +24,14 @@ func withDefaults(env Env) Env {
 	return env
 }
 
-// seedMany gives indyhall n active members, m00@example.org on.
+// seedMany gives indyhall n active members, m00@example.org on, on its
+// roster for a month.
 func seedMany(t *testing.T, db *storage.DB, n int) {
 	t.Helper()
 	err := db.Update(func(tx *storage.Tx) error {
 		for i := range n {
 			m := storage.Member{Space: "indyhall", Email: fmt.Sprintf("m%02d@example.org", i), Name: fmt.Sprintf("Member %02d", i),
-				Status: storage.StatusActive, Added: testNow.Add(-time.Hour), Updated: testNow.Add(-time.Hour)}
+				Status: storage.StatusActive, Added: testNow.Add(-30 * 24 * time.Hour), Updated: testNow.Add(-30 * 24 * time.Hour)}
 			if err := tx.PutMember(m); err != nil {
 				return err
 			}
@@ -424,5 +425,33 @@ func TestConfirmOlderPendingRecords(t *testing.T) {
 	expect(t, run(t, db, alex, "confirm BBBB-BBBB-BB"), "OK: imported old.csv into indyhall, replacing its roster: 0 added, 0 updated, 2 unchanged, 1 removed")
 	if got := roster(t, db, "indyhall"); got != "ann@example.org|Ann Lee|active|2026-12-15\nbob@example.org|Bob Jones|active|" {
 		t.Errorf("roster = %s", got)
+	}
+}
+
+// Members added within the rolling day may be taken off again without a
+// token: that leaves the roster as it was. The established ones still count.
+func TestTodaysAdditionsDoNotCount(t *testing.T) {
+	db := network(t)
+	seedMany(t, db, 25)
+	env := withDefaults(Env{})
+	for i := range 30 {
+		rep := runEnv(t, db, alex, env, fmt.Sprintf("add member new%02d@example.org", i),
+			fmt.Sprintf("remove member new%02d@example.org", i), fmt.Sprintf("add member kept%02d@example.org", i),
+			fmt.Sprintf("update member kept%02d@example.org status=inactive", i))
+		for _, r := range rep.Results {
+			if r.Status != OK || strings.Contains(strings.Join(r.Detail, " "), "confirm") {
+				t.Fatalf("message %d: %s: %s %q", i, r.Status, r.Text, r.Detail)
+			}
+		}
+	}
+	if n := count(t, db, func(m storage.Member) bool { return strings.HasPrefix(m.Email, "new") }); n != 0 {
+		t.Errorf("%d of today's additions were not removed", n)
+	}
+	// After those 60 corrections, the established roster is guarded as
+	// before: 21 of its members in one message wait for a token.
+	rep := runEnv(t, db, alex, env, lines(0, 21, "remove member mNN@example.org")...)
+	heldToken(t, rep)
+	if n := count(t, db, func(m storage.Member) bool { return strings.HasPrefix(m.Email, "m") }); n != 25 {
+		t.Errorf("%d established members left, want all 25 until confirmed", n)
 	}
 }

@@ -155,7 +155,7 @@ func (x *executor) writeUpdate(old, m storage.Member) error {
 	if err := x.tx.PutMember(m); err != nil {
 		return err
 	}
-	if destructive(old, m, x.today()) {
+	if destructive(old, m, x.today()) && x.established(old) {
 		x.guard.made[m.Space]++
 	}
 	return x.recordMember(m.Space, old.Email, "update", old, m, elsewhere)
@@ -166,7 +166,9 @@ func (x *executor) writeRemoval(old storage.Member) error {
 	if err := x.tx.DeleteMember(old.Space, old.Email); err != nil {
 		return err
 	}
-	x.guard.made[old.Space]++
+	if x.established(old) {
+		x.guard.made[old.Space]++
+	}
 	return x.recordMember(old.Space, old.Email, "remove", old, nil, nil)
 }
 
