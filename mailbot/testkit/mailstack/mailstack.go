@@ -72,6 +72,14 @@ type Options struct {
 	// delay and minimal backoff (the maximal backoff is 6 times as long).
 	// Zero means 10 s, whole seconds only.
 	RetryDelay time.Duration
+	// Milters are Postfix's smtpd_milters, in its notation
+	// ("inet:127.0.0.1:PORT"), called in this order for each message
+	// received over SMTP: mailbot/testkit/verifier's OpenDKIM and
+	// OpenDMARC, as on a provider's inbound server. While a milter does
+	// not answer, mail is refused with a temporary error
+	// (milter_default_action = tempfail), never let through unjudged.
+	// None (the benchmark's stack) means no milters.
+	Milters []string
 
 	// pickPorts returns n free loopback TCP ports; tests replace it to
 	// provoke port clashes.
@@ -96,6 +104,7 @@ type Stack struct {
 	dovecotBin string
 	postfixBin string
 	retryDelay time.Duration
+	milters    []string
 
 	mu           sync.Mutex // serializes starting and stopping
 	dovecotPID   int        // master's PID, 0 while stopped
@@ -140,6 +149,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		dovecotBin: dovecotBin,
 		postfixBin: postfixBin,
 		retryDelay: opts.RetryDelay.Truncate(time.Second),
+		milters:    opts.Milters,
 		users:      make(map[string]bool),
 	}
 	if s.retryDelay <= 0 {
@@ -314,9 +324,16 @@ func (s *Stack) Logs() string {
 // and the directory is kept.
 func StartForTest(t testing.TB) *Stack {
 	t.Helper()
+	return StartForTestWith(t, Options{})
+}
+
+// StartForTestWith is StartForTest with options (Logf is the test's).
+func StartForTestWith(t testing.TB, opts Options) *Stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := Start(ctx, Options{Logf: t.Logf})
+	opts.Logf = t.Logf
+	s, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("MAILSTACK: Dovecot and Postfix could not start (run .ci/install-deps as root): %v", err)
 	}

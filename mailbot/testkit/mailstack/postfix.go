@@ -60,6 +60,13 @@ minimal_backoff_time = {{.RetrySeconds}}s
 maximal_backoff_time = {{.MaxBackoffSeconds}}s
 in_flow_delay = 0
 smtpd_peername_lookup = no
+{{if .Milters}}
+# Milters judge each message received over SMTP, as on a provider's inbound
+# server; one that does not answer refuses the mail for now (4xx).
+smtpd_milters = {{.Milters}}
+milter_default_action = tempfail
+milter_protocol = 6
+{{end -}}
 `))
 
 // masterCFTemplate is Postfix's master.cf: Debian's services, none chrooted
@@ -97,6 +104,7 @@ func (s *Stack) writePostfixConfig(smtpPort int, lmtpAddr string) error {
 		// Postfix takes whole seconds.
 		"RetrySeconds":      int(s.retryDelay.Seconds()),
 		"MaxBackoffSeconds": 6 * int(s.retryDelay.Seconds()),
+		"Milters":           strings.Join(s.milters, ", "),
 	}
 	// Postfix commands wait until a main.cf is 2 seconds old: backdate both.
 	past := time.Now().Add(-time.Minute)

@@ -1,6 +1,7 @@
 // Package proc reads what Linux's /proc says of a process, for the test
-// harnesses that start and stop real servers (mailstack, dnsstack): whether
-// a PID is still ours and alive, and which processes share its group.
+// harnesses that start and stop real servers (mailstack, dnsstack,
+// verifier): whether a PID is still ours and alive, which processes share
+// its group, and whether a server listens on its port.
 package proc
 
 import (
@@ -86,6 +87,44 @@ func HasArg(pid int, arg string) bool {
 	}
 	for _, a := range strings.Split(string(cmdline), "\x00") {
 		if a == arg {
+			return true
+		}
+	}
+	return false
+}
+
+// ListensTCP tells whether live process pid holds a listening TCP socket on
+// port (any IPv4 address): a positive sign that a server bound its port,
+// which a successful dial is not, as a stranger may hold the port.
+func ListensTCP(pid, port int) bool {
+	if !IsLive(pid) {
+		return false
+	}
+	// Its sockets, by inode.
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok && err == nil {
+			inodes[strings.TrimSuffix(inode, "]")] = true
+		}
+	}
+	// proc(5), /proc/net/tcp: "sl local_address rem_address st ... inode",
+	// the local address as HEXIP:HEXPORT, state 0A for LISTEN.
+	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/tcp", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+			continue
+		}
+		_, hexPort, _ := strings.Cut(f[1], ":")
+		if p, err := strconv.ParseInt(hexPort, 16, 32); err == nil && int(p) == port {
 			return true
 		}
 	}
