@@ -34,9 +34,16 @@ func TestStopIsFinalAndIdempotent(t *testing.T) {
 	if len(running) != 2 || len(v.Milters) != 2 {
 		t.Fatalf("%d milters running, %d sockets; want 2", len(running), len(v.Milters))
 	}
-	for i, m := range running {
-		if !proc.ListensTCP(m.pid, portOf(t, v.Milters[i])) {
-			t.Errorf("%s %d does not listen on %s", m.name, m.pid, v.Milters[i])
+	// OpenDKIM behind the serializer, OpenDMARC straight.
+	if want := "inet:" + v.serializer.Addr(); v.Milters[0] != want {
+		t.Errorf("Postfix's first milter is %s, want the serializer %s", v.Milters[0], want)
+	}
+	if portOf(t, v.Milters[1]) != running[1].port {
+		t.Errorf("Postfix's second milter is %s, want OpenDMARC's port %d", v.Milters[1], running[1].port)
+	}
+	for _, m := range running {
+		if !proc.ListensTCP(m.pid, m.port) {
+			t.Errorf("%s %d does not listen on port %d", m.name, m.pid, m.port)
 		}
 		// Each wrote its PID file, which orphan cleanup reads.
 		dir := map[string]string{"opendkim": dkimRun, "opendmarc": dmarcRun}[m.name]
@@ -80,7 +87,7 @@ func TestPortClashRetries(t *testing.T) {
 	}
 	defer v.Remove()
 	defer v.Stop()
-	if calls != 3 || portOf(t, v.Milters[0]) == busyPort {
+	if calls != 3 || v.running[0].port == busyPort {
 		t.Errorf("%d ports picked, milters on %v (busy %d)", calls, v.Milters, busyPort)
 	}
 }

@@ -42,7 +42,9 @@
 // glibc reads /etc/resolv.conf, so it runs in a private mount namespace
 // (unshare -m) with a resolv.conf of its own bound over it, naming a
 // dnsmasq on port 53 of a 127.0.0.X of its own; two verifiers (a test run
-// and the benchmark, two engineers) run side by side.
+// and the benchmark, two engineers) run side by side. OpenDKIM reads its
+// ResolverConfiguration anew for every message, with a parser that is not
+// thread-safe: Postfix reaches it through a serializer (serialize.go).
 //
 // The milters run as children of the test process, each leading its own
 // process group, from configs under [Verifier.Dir]. They are found through
@@ -65,6 +67,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,17 +105,20 @@ type Verifier struct {
 	DNS *dnsstack.Server
 	// Milters are the milters' sockets in Postfix's notation
 	// ("inet:127.0.0.1:PORT"), OpenDKIM first: for smtpd_milters.
+	// OpenDKIM's is a serializer in front of it (serialize.go).
 	Milters []string
 
-	logf    func(format string, args ...any)
-	mu      sync.Mutex
-	running []*milter
+	logf       func(format string, args ...any)
+	mu         sync.Mutex
+	running    []*milter
+	serializer *serializer // in front of OpenDKIM
 }
 
 // milter is one running milter process.
 type milter struct {
 	name string // "opendkim" or "opendmarc"
 	conf string // its config file: its command line names it
+	port int    // where it listens on 127.0.0.1
 	pid  int
 	done chan struct{} // closed once the child is reaped
 }
@@ -194,13 +200,23 @@ func Start(ctx context.Context, opts Options) (*Verifier, error) {
 		}},
 	} {
 		port, err := v.startMilter(ctx, m.name, pick, m.write, m.cmd)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if err == nil && m.name == "opendkim" {
+			var ser *serializer
+			if ser, err = serialize(addr); err == nil {
+				v.mu.Lock()
+				v.serializer = ser
+				v.mu.Unlock()
+				addr = ser.Addr()
+			}
+		}
 		if err != nil {
 			if stopErr := v.Stop(); stopErr != nil {
 				err = fmt.Errorf("%w; then %w", err, stopErr)
 			}
 			return nil, fmt.Errorf("%w\n(directory %s kept)\n%s", err, dir, v.Logs())
 		}
-		v.Milters = append(v.Milters, "inet:"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		v.Milters = append(v.Milters, "inet:"+addr)
 	}
 	logf("verifier: OpenDKIM and OpenDMARC up in %v: milters %s, DNS %s, dir %s",
 		time.Since(start).Round(time.Millisecond), strings.Join(v.Milters, ", "), v.DNS.Addr, dir)
@@ -271,7 +287,7 @@ func (v *Verifier) run(ctx context.Context, name string, port int, cmd *exec.Cmd
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("verifier: starting %s: %w", name, err)
 	}
-	m := &milter{name: name, conf: v.confOf(name), pid: cmd.Process.Pid, done: make(chan struct{})}
+	m := &milter{name: name, conf: v.confOf(name), port: port, pid: cmd.Process.Pid, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(m.done) }()
 	v.mu.Lock()
 	v.running = append(v.running, m)
@@ -288,8 +304,11 @@ func (v *Verifier) run(ctx context.Context, name string, port int, cmd *exec.Cmd
 		case <-time.After(10 * time.Millisecond):
 		}
 		if exited {
+			v.mu.Lock()
+			v.running = slices.DeleteFunc(v.running, func(r *milter) bool { return r == m })
+			v.mu.Unlock()
 			// It exits at once when its port is taken; it says so only
-			// in its log, which goes nowhere without syslog.
+			// on its output, in a word ("smfi_opensocket() failed").
 			if portTaken(port) {
 				return fmt.Errorf("verifier: %s on port %d: %w", name, port, errAddrInUse)
 			}
@@ -307,9 +326,12 @@ func (v *Verifier) run(ctx context.Context, name string, port int, cmd *exec.Cmd
 func (v *Verifier) Stop() error {
 	start := time.Now()
 	v.mu.Lock()
-	running := v.running
-	v.running = nil
+	running, ser := v.running, v.serializer
+	v.running, v.serializer = nil, nil
 	v.mu.Unlock()
+	if ser != nil {
+		ser.Close()
+	}
 	// In parallel: each takes stopGrace at least.
 	errs := make([]error, len(running))
 	var wg sync.WaitGroup

@@ -10,7 +10,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +29,7 @@ const password = "pw"
 type field struct{ key, value string }
 
 // mailboxes receive one message each.
-var mailboxes = []string{"signed", "unsigned", "unaligned", "prepended-Subject", "prepended-Message-ID", "forged"}
+var mailboxes = []string{"signed", "unsigned", "unaligned", "prepended-Subject", "prepended-Message-ID", "forged", "concurrent"}
 
 // deliver sends raw through Postfix and the milters to mailbox (one of
 // mailboxes) and returns the delivered header, topmost field first, with
@@ -196,6 +198,38 @@ func TestRealVerdicts(t *testing.T) {
 		}
 		if want := "received authentication-results authentication-results received authentication-results"; strings.Join(order, " ") != want {
 			t.Errorf("fields in order %q, want %q", order, want)
+		}
+	})
+
+	// Many messages at once, as in the chaos test: each is judged, none
+	// refused for a milter that failed (OpenDKIM crashes without the
+	// serializer in front of it).
+	t.Run("concurrent", func(t *testing.T) {
+		const senders, each = 8, 10
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		for g := range senders {
+			wg.Go(func() {
+				for i := range each {
+					raw := sign(message(fmt.Sprintf("c-%d-%d@indyhall.test", g, i), "verify"))
+					if err := s.Send(ctx, "alex@indyhall.test", []string{"concurrent@visa.test"}, raw); err != nil {
+						t.Errorf("message %d of sender %d: %v", i, g, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		msgs, err := s.WaitForMessages(ctx, "concurrent@visa.test", password, "INBOX", senders*each)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if !bytes.Contains(m, []byte("Authentication-Results: "+dmarcPass)) {
+				t.Errorf("a message was not judged a pass:\n%s", m)
+				break
+			}
 		}
 	})
 }
