@@ -126,18 +126,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, fmt.Errorf("dnsstack: %w", err)
 	}
-	if pid, err := readPID(filepath.Join(dir, pidFile)); err == nil && isOurs(pid, dir) {
+	if pid, err := proc.ReadPID(filepath.Join(dir, pidFile)); err == nil && isOurs(pid, dir) {
 		return nil, fmt.Errorf("dnsstack: a dnsmasq of %s runs already (pid %d)", dir, pid)
 	}
 	// The log file is opened as root, before dnsmasq drops privileges.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("dnsstack: %w", err)
 	}
-	owner, err := proc.Identity(os.Getpid())
-	if err != nil {
-		return nil, fmt.Errorf("dnsstack: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(owner+"\n"), 0o644); err != nil {
+	if err := proc.WriteOwner(filepath.Join(dir, ownerFile)); err != nil {
 		return nil, fmt.Errorf("dnsstack: %w", err)
 	}
 
@@ -206,7 +202,7 @@ func (s *Server) start(ctx context.Context, bin, addr string, records []TXT) err
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		pid, err := readPID(s.path(pidFile))
+		pid, err := proc.ReadPID(s.path(pidFile))
 		if err == nil && isOurs(pid, s.Dir) {
 			s.mu.Lock()
 			s.pid = pid
@@ -313,7 +309,7 @@ func (s *Server) Stop() error {
 	if pid == 0 {
 		// A start that failed half-way may have left one, named in the
 		// PID file.
-		if p, err := readPID(s.path(pidFile)); err == nil {
+		if p, err := proc.ReadPID(s.path(pidFile)); err == nil {
 			pid = p
 		}
 	}
@@ -358,18 +354,7 @@ func StartForTest(t testing.TB, records ...TXT) *Server {
 	if err != nil {
 		t.Fatalf("DNSSTACK: dnsmasq could not start (run .ci/install-deps as root): %v", err)
 	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("%v\n%s", err, s.Logs())
-		}
-		if t.Failed() {
-			t.Logf("dnsstack: test failed: directory %s kept\n%s", s.Dir, s.Logs())
-			return
-		}
-		if err := os.RemoveAll(s.Dir); err != nil {
-			t.Errorf("dnsstack: %v", err)
-		}
-	})
+	proc.CleanupForTest(t, "dnsstack", s, s.Dir)
 	return s
 }
 
@@ -427,19 +412,6 @@ func freeAddr53() (string, error) {
 	return "", errors.New("dnsstack: no address 127.0.0.X with port 53 free for both TCP and UDP")
 }
 
-// readPID reads a PID file.
-func readPID(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: no PID in %q", path, b)
-	}
-	return pid, nil
-}
-
 // isOurs tells whether pid is a live dnsmasq started from dir's config: a
 // recycled PID names a stranger, who is never signalled.
 func isOurs(pid int, dir string) bool {
@@ -480,18 +452,8 @@ func stopProcess(pid int, dir string) error {
 // reapOrphans stops the servers left running by test processes that are
 // gone (killed by a timeout, say). Their directories are kept.
 func reapOrphans(logf func(string, ...any)) {
-	dirs, _ := filepath.Glob(dirPattern)
-	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
-		if err != nil {
-			continue
-		}
-		owner := strings.TrimSpace(string(b))
-		ownerPID, _ := strconv.Atoi(strings.Fields(owner + " x")[0])
-		if id, err := proc.Identity(ownerPID); err == nil && id == owner && proc.IsLive(ownerPID) {
-			continue
-		}
-		pid, err := readPID(filepath.Join(dir, pidFile))
+	for _, dir := range proc.Orphaned(dirPattern, ownerFile) {
+		pid, err := proc.ReadPID(filepath.Join(dir, pidFile))
 		if err != nil || !isOurs(pid, dir) {
 			continue
 		}

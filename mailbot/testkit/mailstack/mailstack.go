@@ -12,8 +12,10 @@
 // the sender. Postfix accepts any envelope sender, the null sender included,
 // from loopback without AUTH or TLS. As a receiving MX, it adds only its
 // Received header: it rewrites no address and makes up no Message-ID, Date or
-// From for a message that lacks one. Dovecot adds Return-Path, Delivered-To
-// and Received.
+// From for a message that lacks one; with [Options.Milters] (the real
+// OpenDKIM and OpenDMARC of mailbot/testkit/verifier) they add their
+// Authentication-Results. Dovecot adds Return-Path, Delivered-To and
+// Received.
 //
 // Each server runs from a private config under [Stack.Dir] with its own ports,
 // sockets, queue, logs and maildirs: nothing in /etc is read or changed, and
@@ -337,18 +339,7 @@ func StartForTestWith(t testing.TB, opts Options) *Stack {
 	if err != nil {
 		t.Fatalf("MAILSTACK: Dovecot and Postfix could not start (run .ci/install-deps as root): %v", err)
 	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("%v\n%s", err, s.Logs())
-		}
-		if t.Failed() {
-			t.Logf("mailstack: test failed: directory %s kept\n%s", s.Dir, s.Logs())
-			return
-		}
-		if err := os.RemoveAll(s.Dir); err != nil {
-			t.Errorf("mailstack: %v", err)
-		}
-	})
+	proc.CleanupForTest(t, "mailstack", s, s.Dir)
 	return s
 }
 
@@ -427,14 +418,10 @@ func (s *Stack) layout(users map[string]string) error {
 	if err := os.Chown(s.path(mailDir), mailUID, mailGID); err != nil {
 		return fmt.Errorf("mailstack: %w", err)
 	}
-	if err := chownToUser(s.path(postfixData), "postfix"); err != nil {
-		return err
-	}
-	owner, err := proc.Identity(os.Getpid())
-	if err != nil {
+	if err := proc.ChownToUser(s.path(postfixData), "postfix"); err != nil {
 		return fmt.Errorf("mailstack: %w", err)
 	}
-	if err := os.WriteFile(s.path(ownerFile), []byte(owner+"\n"), 0o644); err != nil {
+	if err := proc.WriteOwner(s.path(ownerFile)); err != nil {
 		return fmt.Errorf("mailstack: %w", err)
 	}
 	// A reused directory keeps its users, as it keeps their maildirs.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -209,21 +207,4 @@ func isPostfixOf(pid int, confDir string) bool {
 		}
 	}
 	return false
-}
-
-// chownToUser gives path to a system user (Postfix's data directory belongs
-// to "postfix").
-func chownToUser(path, name string) error {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return fmt.Errorf("mailstack: %w (run .ci/install-deps as root)", err)
-	}
-	uid, err := strconv.Atoi(u.Uid)
-	if err != nil {
-		return fmt.Errorf("mailstack: user %s: %w", name, err)
-	}
-	if err := os.Chown(path, uid, -1); err != nil {
-		return fmt.Errorf("mailstack: %w", err)
-	}
-	return nil
 }

@@ -47,7 +47,7 @@ func TestStopIsFinalAndIdempotent(t *testing.T) {
 		}
 		// Each wrote its PID file, which orphan cleanup reads.
 		dir := map[string]string{"opendkim": dkimRun, "opendmarc": dmarcRun}[m.name]
-		if pid, err := readPID(v.path(dir + "/" + m.name + ".pid")); err != nil || pid != m.pid {
+		if pid, err := proc.ReadPID(v.path(dir + "/" + m.name + ".pid")); err != nil || pid != m.pid {
 			t.Errorf("%s PID file: %d, %v; want %d", m.name, pid, err, m.pid)
 		}
 	}

@@ -65,7 +65,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -229,19 +228,15 @@ func (v *Verifier) layout() error {
 	if err := os.Chmod(v.Dir, 0o755); err != nil {
 		return fmt.Errorf("verifier: %w", err)
 	}
-	owner, err := proc.Identity(os.Getpid())
-	if err != nil {
-		return fmt.Errorf("verifier: %w", err)
-	}
-	if err := os.WriteFile(v.path(ownerFile), []byte(owner+"\n"), 0o644); err != nil {
+	if err := proc.WriteOwner(v.path(ownerFile)); err != nil {
 		return fmt.Errorf("verifier: %w", err)
 	}
 	for _, d := range []string{dkimRun, dmarcRun} {
 		if err := os.Mkdir(v.path(d), 0o755); err != nil {
 			return fmt.Errorf("verifier: %w", err)
 		}
-		if err := chownToUser(v.path(d), d); err != nil {
-			return err
+		if err := proc.ChownToUser(v.path(d), d); err != nil {
+			return fmt.Errorf("verifier: %w", err)
 		}
 	}
 	return nil
@@ -381,18 +376,7 @@ func StartForTest(t testing.TB, records ...dnsstack.TXT) *Verifier {
 	if err != nil {
 		t.Fatalf("VERIFIER: OpenDKIM and OpenDMARC could not start (run .ci/install-deps as root): %v", err)
 	}
-	t.Cleanup(func() {
-		if err := v.Stop(); err != nil {
-			t.Errorf("%v\n%s", err, v.Logs())
-		}
-		if t.Failed() {
-			t.Logf("verifier: test failed: directory %s kept\n%s", v.Dir, v.Logs())
-			return
-		}
-		if err := v.Remove(); err != nil {
-			t.Errorf("%v", err)
-		}
-	})
+	proc.CleanupForTest(t, "verifier", v, v.Dir, v.DNS.Dir)
 	return v
 }
 
@@ -520,22 +504,12 @@ func stopMilter(pid int, conf string, done <-chan struct{}) error {
 // gone (killed by a timeout, say). Their directories are kept. Their DNS
 // servers are dnsstack's to stop.
 func reapOrphans(logf func(string, ...any)) {
-	dirs, _ := filepath.Glob(dirPattern)
-	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
-		if err != nil {
-			continue
-		}
-		owner := strings.TrimSpace(string(b))
-		ownerPID, _ := strconv.Atoi(strings.Fields(owner + " x")[0])
-		if id, err := proc.Identity(ownerPID); err == nil && id == owner && proc.IsLive(ownerPID) {
-			continue
-		}
+	for _, dir := range proc.Orphaned(dirPattern, ownerFile) {
 		for _, m := range []struct{ pidFile, conf string }{
 			{filepath.Join(dir, dkimRun, "opendkim.pid"), filepath.Join(dir, dkimConf)},
 			{filepath.Join(dir, dmarcRun, "opendmarc.pid"), filepath.Join(dir, dmarcConf)},
 		} {
-			pid, err := readPID(m.pidFile)
+			pid, err := proc.ReadPID(m.pidFile)
 			if err != nil || !isOurs(pid, m.conf) {
 				continue
 			}
@@ -544,18 +518,6 @@ func reapOrphans(logf func(string, ...any)) {
 			}
 		}
 	}
-}
-
-func readPID(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: no PID in %q", path, b)
-	}
-	return pid, nil
 }
 
 // findBinary finds a command, also in /usr/sbin, which may be missing from
@@ -590,23 +552,6 @@ func portTaken(port int) bool {
 	}
 	l.Close()
 	return false
-}
-
-// chownToUser gives path to a system user (each milter writes its PID file
-// after it dropped root).
-func chownToUser(path, name string) error {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return fmt.Errorf("verifier: %w (run .ci/install-deps as root)", err)
-	}
-	uid, err := strconv.Atoi(u.Uid)
-	if err != nil {
-		return fmt.Errorf("verifier: user %s: %w", name, err)
-	}
-	if err := os.Chown(path, uid, -1); err != nil {
-		return fmt.Errorf("verifier: %w", err)
-	}
-	return nil
 }
 
 func lastLines(s string, n int) string {
