@@ -495,20 +495,22 @@ func TestForgedAndAutomaticMail(t *testing.T) {
 		name string
 		env  envelope
 		sign func(*testing.T, []byte) []byte // nil: sent unsigned
+		fail bool                            // the milters' verdict: dmarc=fail, or pass
 	}{
-		{"unsigned", envelope{}, nil},
-		{"another authserv-id says pass", envelope{AuthResults: []string{"mx.evil.test; dmarc=pass header.from=indyhall.test"}}, nil},
-		{"a forged pass of ours, below the real fail", envelope{AuthResults: []string{forgedPass}}, nil},
-		{"signed by another domain", envelope{}, func(t *testing.T, raw []byte) []byte { return signedAs(t, "evil.test", raw) }},
-		{"auto-reply", envelope{Extra: []string{"Auto-Submitted: auto-replied"}}, signed},
-		{"bulk", envelope{Extra: []string{"Precedence: bulk"}}, signed},
-		{"mailing list", envelope{Extra: []string{"List-Id: <roster.lists.indyhall.test>", "List-Unsubscribe: <mailto:leave@lists.indyhall.test>"}}, signed},
-		{"two From", envelope{Extra: []string{"From: " + w.admin}}, nil},
+		{"unsigned", envelope{}, nil, true},
+		{"another authserv-id says pass", envelope{AuthResults: []string{"mx.evil.test; dmarc=pass header.from=indyhall.test"}}, nil, true},
+		{"a forged pass of ours, below the real fail", envelope{AuthResults: []string{forgedPass}}, nil, true},
+		{"signed by another domain", envelope{}, func(t *testing.T, raw []byte) []byte { return signedAs(t, "evil.test", raw) }, true},
+		{"auto-reply", envelope{Extra: []string{"Auto-Submitted: auto-replied"}}, signed, false},
+		{"bulk", envelope{Extra: []string{"Precedence: bulk"}}, signed, false},
+		{"mailing list", envelope{Extra: []string{"List-Id: <roster.lists.indyhall.test>", "List-Unsubscribe: <mailto:leave@lists.indyhall.test>"}}, signed, false},
+		{"two From", envelope{Extra: []string{"From: " + w.admin}}, nil, true},
 		// Another sender's signed message with the manager's From added
-		// on top: the signed From stays the bottom-most.
+		// on top: the signature verifies (it covers the bottom-most
+		// From), OpenDMARC judges the top one: not aligned.
 		{"From prepended above a signed one", envelope{From: w.eve}, func(t *testing.T, raw []byte) []byte {
 			return prepend(signed(t, raw), "From: "+w.alex)
-		}},
+		}, true},
 	}
 	for i, c := range bad {
 		e := c.env
@@ -536,6 +538,26 @@ func TestForgedAndAutomaticMail(t *testing.T) {
 	aside := waitMail(t, w.bot, "Rejected", len(bad)+1)
 	if len(aside) != len(bad)+1 {
 		t.Errorf("%d messages set aside, want %d", len(aside), len(bad)+1)
+	}
+	// The forgeries reached the bot with the real verifier's fail on top;
+	// the automatic mail, signed, with a pass.
+	verdicts := map[string]string{}
+	for _, r := range aside {
+		for _, v := range r.Header.Values("Authentication-Results") {
+			if strings.HasPrefix(v, authservID+";") {
+				verdicts[r.Header.Get("Subject")] = v
+				break
+			}
+		}
+	}
+	for _, c := range bad {
+		want := map[bool]string{true: "dmarc=fail", false: "dmarc=pass"}[c.fail]
+		if !strings.Contains(verdicts[c.name], want) {
+			t.Errorf("%s: the topmost Authentication-Results of %s is %q, want %s", c.name, authservID, verdicts[c.name], want)
+		}
+	}
+	if testing.Verbose() {
+		t.Logf("verdicts on top: %q", verdicts)
 	}
 	b.stop()
 	// Nothing forged reached the store, and alex got exactly one reply.

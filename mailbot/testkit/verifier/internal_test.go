@@ -13,9 +13,9 @@ import (
 	"github.com/coworkingvisa/mailbot/mailbot/testkit/internal/proc"
 )
 
-func portOf(t *testing.T, milter string) int {
+func portOf(t *testing.T, addr string) int {
 	t.Helper()
-	_, port, err := net.SplitHostPort(strings.TrimPrefix(milter, "inet:"))
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(addr, "inet:"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,12 +34,12 @@ func TestStopIsFinalAndIdempotent(t *testing.T) {
 	if len(running) != 2 || len(v.Milters) != 2 {
 		t.Fatalf("%d milters running, %d sockets; want 2", len(running), len(v.Milters))
 	}
-	// OpenDKIM behind the serializer, OpenDMARC straight.
-	if want := "inet:" + v.serializer.Addr(); v.Milters[0] != want {
-		t.Errorf("Postfix's first milter is %s, want the serializer %s", v.Milters[0], want)
-	}
-	if portOf(t, v.Milters[1]) != running[1].port {
-		t.Errorf("Postfix's second milter is %s, want OpenDMARC's port %d", v.Milters[1], running[1].port)
+	// Each behind its relay; OpenDKIM's serializes.
+	for i, r := range v.relays {
+		if want := "inet:" + r.Addr(); v.Milters[i] != want || portOf(t, r.target) != running[i].port || r.serialize != (i == 0) {
+			t.Errorf("Postfix's milter %d is %s; relay %s to %s (serializing %v); %s listens on %d",
+				i, v.Milters[i], r.Addr(), r.target, r.serialize, running[i].name, running[i].port)
+		}
 	}
 	for _, m := range running {
 		if !proc.ListensTCP(m.pid, m.port) {

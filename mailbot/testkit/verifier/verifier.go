@@ -44,7 +44,8 @@
 // dnsmasq on port 53 of a 127.0.0.X of its own; two verifiers (a test run
 // and the benchmark, two engineers) run side by side. OpenDKIM reads its
 // ResolverConfiguration anew for every message, with a parser that is not
-// thread-safe: Postfix reaches it through a serializer (serialize.go).
+// thread-safe: Postfix reaches it through a relay that serializes
+// (relay.go), as it reaches OpenDMARC through one that only speeds it up.
 //
 // The milters run as children of the test process, each leading its own
 // process group, from configs under [Verifier.Dir]. They are found through
@@ -103,14 +104,14 @@ type Verifier struct {
 	// DNS publishes the records; its Addr is "127.0.0.X:53".
 	DNS *dnsstack.Server
 	// Milters are the milters' sockets in Postfix's notation
-	// ("inet:127.0.0.1:PORT"), OpenDKIM first: for smtpd_milters.
-	// OpenDKIM's is a serializer in front of it (serialize.go).
+	// ("inet:127.0.0.1:PORT"), OpenDKIM first: for smtpd_milters. They
+	// are relays in front of the milters (relay.go).
 	Milters []string
 
-	logf       func(format string, args ...any)
-	mu         sync.Mutex
-	running    []*milter
-	serializer *serializer // in front of OpenDKIM
+	logf    func(format string, args ...any)
+	mu      sync.Mutex
+	running []*milter
+	relays  []*relay // in front of the milters (relay.go)
 }
 
 // milter is one running milter process.
@@ -199,15 +200,14 @@ func Start(ctx context.Context, opts Options) (*Verifier, error) {
 		}},
 	} {
 		port, err := v.startMilter(ctx, m.name, pick, m.write, m.cmd)
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err == nil && m.name == "opendkim" {
-			var ser *serializer
-			if ser, err = serialize(addr); err == nil {
-				v.mu.Lock()
-				v.serializer = ser
-				v.mu.Unlock()
-				addr = ser.Addr()
-			}
+		var r *relay
+		if err == nil {
+			r, err = startRelay(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), m.name == "opendkim")
+		}
+		if err == nil {
+			v.mu.Lock()
+			v.relays = append(v.relays, r)
+			v.mu.Unlock()
 		}
 		if err != nil {
 			if stopErr := v.Stop(); stopErr != nil {
@@ -215,7 +215,7 @@ func Start(ctx context.Context, opts Options) (*Verifier, error) {
 			}
 			return nil, fmt.Errorf("%w\n(directory %s kept)\n%s", err, dir, v.Logs())
 		}
-		v.Milters = append(v.Milters, "inet:"+addr)
+		v.Milters = append(v.Milters, "inet:"+r.Addr())
 	}
 	logf("verifier: OpenDKIM and OpenDMARC up in %v: milters %s, DNS %s, dir %s",
 		time.Since(start).Round(time.Millisecond), strings.Join(v.Milters, ", "), v.DNS.Addr, dir)
@@ -321,11 +321,11 @@ func (v *Verifier) run(ctx context.Context, name string, port int, cmd *exec.Cmd
 func (v *Verifier) Stop() error {
 	start := time.Now()
 	v.mu.Lock()
-	running, ser := v.running, v.serializer
-	v.running, v.serializer = nil, nil
+	running, relays := v.running, v.relays
+	v.running, v.relays = nil, nil
 	v.mu.Unlock()
-	if ser != nil {
-		ser.Close()
+	for _, r := range relays {
+		r.Close()
 	}
 	// In parallel: each takes stopGrace at least.
 	errs := make([]error, len(running))

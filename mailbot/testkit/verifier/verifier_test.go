@@ -203,7 +203,7 @@ func TestRealVerdicts(t *testing.T) {
 
 	// Many messages at once, as in the chaos test: each is judged, none
 	// refused for a milter that failed (OpenDKIM crashes without the
-	// serializer in front of it).
+	// serializing relay in front of it).
 	t.Run("concurrent", func(t *testing.T) {
 		const senders, each = 8, 10
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -75,9 +75,9 @@ func (f *fakeMilter) serve(c net.Conn) {
 	}
 }
 
-func TestSerializerOneCallAtATime(t *testing.T) {
+func TestRelaySerializes(t *testing.T) {
 	f := startFake(t)
-	s, err := serialize(f.ln.Addr().String())
+	s, err := startRelay(f.ln.Addr().String(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,10 +130,10 @@ func TestSerializerOneCallAtATime(t *testing.T) {
 
 // A milter that hangs up in the middle of a call gives the turn back: the
 // next session's call goes through.
-func TestSerializerReleasesOnHangUp(t *testing.T) {
+func TestRelayReleasesOnHangUp(t *testing.T) {
 	f := startFake(t)
 	f.hangUp.Store(true)
-	s, err := serialize(f.ln.Addr().String())
+	s, err := startRelay(f.ln.Addr().String(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
