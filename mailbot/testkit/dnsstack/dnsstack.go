@@ -377,19 +377,11 @@ func findDnsmasq() (string, error) {
 // a moment ago, as "127.0.0.1:port".
 func freePort() (string, error) {
 	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", fmt.Errorf("dnsstack: finding a free port: %w", err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
+		if addr, ok := freeForBoth("127.0.0.1:0"); ok {
 			return addr, nil
 		}
 	}
-	return "", errors.New("dnsstack: no port free for both TCP and UDP")
+	return "", errors.New("dnsstack: no port of 127.0.0.1 free for both TCP and UDP")
 }
 
 // freeAddr53 returns "127.0.0.X:53" for a random X in 2..254 whose port 53
@@ -397,19 +389,28 @@ func freePort() (string, error) {
 // the loopback interface, so every such address can be bound.
 func freeAddr53() (string, error) {
 	for range 50 {
-		addr := net.JoinHostPort("127.0.0."+strconv.Itoa(2+rand.IntN(253)), "53")
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
+		if addr, ok := freeForBoth(net.JoinHostPort("127.0.0."+strconv.Itoa(2+rand.IntN(253)), "53")); ok {
 			return addr, nil
 		}
 	}
 	return "", errors.New("dnsstack: no address 127.0.0.X with port 53 free for both TCP and UDP")
+}
+
+// freeForBoth binds addr for TCP (port 0: any), then its port for UDP, and
+// returns the address if both were free.
+func freeForBoth(addr string) (string, bool) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", false
+	}
+	addr = l.Addr().String()
+	u, err := net.ListenPacket("udp", addr)
+	l.Close()
+	if err != nil {
+		return "", false
+	}
+	u.Close()
+	return addr, true
 }
 
 // isOurs tells whether pid is a live dnsmasq started from dir's config: a

@@ -41,8 +41,8 @@
 // (ResolverConfiguration, local-zone nodefault). OpenDMARC takes none:
 // glibc reads /etc/resolv.conf, so it runs in a private mount namespace
 // (unshare -m) with a resolv.conf of its own bound over it, naming a
-// dnsmasq on port 53 of a 127.0.0.X of its own; two verifiers (a test run
-// and the benchmark, two engineers) run side by side. OpenDKIM reads its
+// dnsmasq on port 53 of a 127.0.0.X of its own, so that two test runs (two
+// engineers on one machine) run side by side. OpenDKIM reads its
 // ResolverConfiguration anew for every message, with a parser that is not
 // thread-safe: Postfix reaches it through a relay that serializes
 // (relay.go), as it reaches OpenDMARC through one that only speeds it up.
