@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,6 +63,9 @@ func chaosBody(n int, space string) string {
 
 func chaosMessageID(n int) string { return fmt.Sprintf("chaos-%d@chaos.test", n) }
 
+// chaosDomain is the mail domain of manager i, whose mail is signed.
+func chaosDomain(i int) string { return fmt.Sprintf("space%d.test", i) }
+
 func TestChaos(t *testing.T) {
 	plan := chaosPlanFromEnv()
 	seed := uint64(time.Now().UnixNano())
@@ -79,7 +83,7 @@ func TestChaos(t *testing.T) {
 	w := chaosWorld{bot: "visa-chaos@visa.test", admin: "admin-chaos@visa.test"}
 	for i := range plan.managers {
 		w.spaces = append(w.spaces, fmt.Sprintf("space%d", i))
-		w.managers = append(w.managers, fmt.Sprintf("mgr%d-chaos@space%d.test", i, i))
+		w.managers = append(w.managers, fmt.Sprintf("mgr%d-chaos@%s", i, chaosDomain(i)))
 	}
 	addUsers(t, append([]string{w.bot, w.admin}, w.managers...)...)
 
@@ -120,8 +124,12 @@ func TestChaos(t *testing.T) {
 			// killed in the middle of.
 			time.Sleep(time.Until(start.Add(time.Duration(float64(n-n%10) / plan.rate * float64(time.Second)))))
 			i := n % plan.managers
-			raw := thunderbird(envelope{From: w.managers[i], To: w.bot, Subject: fmt.Sprintf("chaos %d", n),
-				MessageID: chaosMessageID(n)}, chaosBody(n, w.spaces[i]))
+			raw, err := keys.Sign(thunderbird(envelope{From: w.managers[i], To: w.bot, Subject: fmt.Sprintf("chaos %d", n),
+				MessageID: chaosMessageID(n)}, chaosBody(n, w.spaces[i])))
+			if err != nil {
+				sendErr <- fmt.Errorf("message %d: %w", n, err)
+				return
+			}
 			// Every 25th message arrives twice, as after a relay's retry.
 			copies := 1
 			if n%25 == 7 {
@@ -377,9 +385,16 @@ func chaosReplies(t *testing.T, w chaosWorld) map[int][]reply {
 	return out
 }
 
-// botPart is a received message without the trace fields that delivery put
-// on top (Return-Path, Delivered-To, Received): the bytes the bot wrote.
+// botPart is a received message without the fields that the way in put on
+// top (Return-Path, Delivered-To, Received, the milters'
+// Authentication-Results): the bytes the bot wrote.
 func botPart(raw []byte) []byte {
+	return withoutLeading(raw, "return-path", "delivered-to", "received", "authentication-results")
+}
+
+// withoutLeading is raw without the header fields of the given lower-case
+// names that stand on top of it, before any field of another name.
+func withoutLeading(raw []byte, names ...string) []byte {
 	rest := raw
 	skipping := false
 	for len(rest) > 0 {
@@ -390,7 +405,7 @@ func botPart(raw []byte) []byte {
 		line := rest[:i+1]
 		cont := line[0] == ' ' || line[0] == '\t'
 		name := strings.ToLower(string(line[:max(0, bytes.IndexByte(line, ':'))]))
-		if cont && skipping || !cont && (name == "return-path" || name == "delivered-to" || name == "received") {
+		if cont && skipping || !cont && slices.Contains(names, name) {
 			skipping = true
 			rest = rest[i+1:]
 			continue

@@ -204,7 +204,7 @@ func TestOwnDKIMWithRealSignerAndDNS(t *testing.T) {
 	// what it fetches, with the Received and Return-Path fields added on
 	// the way.
 	for _, c := range cases {
-		send(t, from, botAddr, c.raw)
+		sendAsIs(t, from, botAddr, c.raw)
 	}
 	fetched := waitMail(t, botAddr, "INBOX", len(cases))
 	byID := map[string][]byte{}
@@ -239,8 +239,10 @@ func TestOwnDKIMWithRealSignerAndDNS(t *testing.T) {
 				server = dns.Addr
 			}
 			// The daemon's policy with auth.verify_dkim: true and an
-			// authserv-id that nothing in these messages carries.
-			policy := trust.Policy{Require: trust.RequireDMARC, AuthservID: "mx.visa.test", BotAddress: botAddr,
+			// authserv-id that nothing in these messages carries (the
+			// milters stamp authservID): a provider whose
+			// Authentication-Results the bot cannot use.
+			policy := trust.Policy{Require: trust.RequireDMARC, AuthservID: "mx.unusable.test", BotAddress: botAddr,
 				DKIM: trust.NewDKIMVerifier(server, time.Second)}
 			sender, err := trust.AuthenticateMessage(context.Background(), headerOf(t, raw), raw, policy)
 			if c.wantErr == "" {

@@ -1,6 +1,11 @@
 // Package itest runs the real mailbot binary against a real Dovecot IMAP
 // server and a real Postfix SMTP server on loopback, started by the
-// project's own harness (mailbot/testkit/mailstack). If the servers cannot start,
+// project's own harness (mailbot/testkit/mailstack). Postfix judges the mail
+// it receives as a provider's inbound server does, with the real OpenDKIM
+// and OpenDMARC as milters (mailbot/testkit/verifier), and the tests sign
+// their mail with keys that a real dnsmasq publishes
+// (mailbot/testkit/signer): every Authentication-Results the bot reads was
+// written by a real verifier, or by a forger. If the servers cannot start,
 // every test here fails: they are never skipped.
 package itest
 
@@ -23,6 +28,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/coworkingvisa/mailbot/mailbot/testkit/mailstack"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/signer"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/verifier"
 	"github.com/coworkingvisa/mailbot/storage"
 
 	_ "github.com/emersion/go-message/charset"
@@ -33,7 +40,18 @@ const password = "secret-pw"
 var (
 	stack  *mailstack.Stack
 	binary string
+	keys   *signer.Signer // the test domains' DKIM keys
 )
+
+// domains are the test domains whose mail is signed: their keys and DMARC
+// policies (p=reject) are published for the milters.
+func domains() []string {
+	d := []string{"visa.test", "indyhall.test", "betahaus.test", "elsewhere.test", "evil.test"}
+	for i := range chaosPlanFromEnv().managers {
+		d = append(d, chaosDomain(i))
+	}
+	return d
+}
 
 // world names the mailboxes of one test, so that tests sharing the stack
 // never read each other's mail.
@@ -78,23 +96,42 @@ func testMain(m *testing.M) int {
 			users[a] = password
 		}
 	}
+	// Keys made once per run, kept in the run's directory.
+	if keys, err = signer.New(filepath.Join(dir, "dkim"), domains()...); err != nil {
+		fmt.Fprintln(os.Stderr, "ITEST:", err)
+		return 1
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	stack, err = mailstack.Start(ctx, mailstack.Options{Users: users, RetryDelay: 2 * time.Second})
+	v, err := verifier.Start(ctx, verifier.Options{Records: keys.Records()})
 	if err != nil {
 		// Loud, never a skip: CI must see that the real servers are missing.
+		fmt.Fprintln(os.Stderr, "ITEST: OpenDKIM and OpenDMARC could not start (run .ci/install-deps as root):", err)
+		return 1
+	}
+	stack, err = mailstack.Start(ctx, mailstack.Options{Users: users, RetryDelay: 2 * time.Second, Milters: v.Milters})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ITEST: Dovecot and Postfix could not start (run .ci/install-deps as root):", err)
+		if err := v.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
 		return 1
 	}
 	code := m.Run()
 	if code != 0 {
 		fmt.Fprintln(os.Stderr, stack.Logs())
+		fmt.Fprintln(os.Stderr, v.Logs())
 	}
+	// Postfix first: while it runs, it needs its milters.
 	if err := stack.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	if err := v.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
 	if code == 0 {
 		os.RemoveAll(stack.Dir)
+		v.Remove()
 	}
 	return code
 }
@@ -265,8 +302,17 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// send submits a message through Postfix to the bot.
+// send signs a message with its From domain's key, as the sender's
+// provider does, and submits it through Postfix and its milters to the
+// bot.
 func send(t *testing.T, from, to string, raw []byte) {
+	t.Helper()
+	sendAsIs(t, from, to, signed(t, raw))
+}
+
+// sendAsIs submits a message through Postfix as it is: unsigned, forged,
+// or signed and then changed.
+func sendAsIs(t *testing.T, from, to string, raw []byte) {
 	t.Helper()
 	if err := stack.Send(ctxT(t), from, []string{to}, raw); err != nil {
 		t.Fatalf("send from %s: %v", from, err)
@@ -436,36 +482,53 @@ func TestFlows(t *testing.T) {
 
 // TestForgedAndAutomaticMail: mail that is not from an authenticated sender,
 // and automatic mail, changes nothing and gets no reply: it is moved aside.
+// The forgeries are what a forger can submit: unsigned mail, signed by the
+// forger's own domain, or with Authentication-Results of its own making,
+// which the real milters judge (dmarc=fail on top) and let through.
 func TestForgedAndAutomaticMail(t *testing.T) {
 	w := newWorld("forged")
 	store := filepath.Join(t.TempDir(), "visa.db")
 	b := startBot(t, w, store, stack.SMTPAddr)
 	setup(t, w)
-	ours := pass(w.alex)
+	forgedPass := authservID + "; dkim=pass header.d=indyhall.test header.s=sel; dmarc=pass (p=reject dis=none) header.from=indyhall.test"
 	bad := []struct {
 		name string
 		env  envelope
+		sign func(*testing.T, []byte) []byte // nil: sent unsigned
+		fail bool                            // the milters' verdict: dmarc=fail, or pass
 	}{
-		{"no Authentication-Results", envelope{AuthResults: []string{}}},
-		{"another authserv-id says pass", envelope{AuthResults: []string{"mx.evil.test; dmarc=pass header.from=indyhall.test"}}},
-		{"ours says fail, a forged pass of ours below", envelope{AuthResults: []string{
-			authservID + "; dmarc=fail (p=reject) header.from=indyhall.test", ours}}},
-		{"a pass for another domain", envelope{AuthResults: []string{authservID + "; dmarc=pass header.from=evil.test"}}},
-		{"auto-reply", envelope{Extra: []string{"Auto-Submitted: auto-replied"}}},
-		{"bulk", envelope{Extra: []string{"Precedence: bulk"}}},
-		{"mailing list", envelope{Extra: []string{"List-Id: <roster.lists.indyhall.test>", "List-Unsubscribe: <mailto:leave@lists.indyhall.test>"}}},
-		{"two From", envelope{Extra: []string{"From: " + w.admin}}},
+		{"unsigned", envelope{}, nil, true},
+		{"another authserv-id says pass", envelope{AuthResults: []string{"mx.evil.test; dmarc=pass header.from=indyhall.test"}}, nil, true},
+		{"a forged pass of ours, below the real fail", envelope{AuthResults: []string{forgedPass}}, nil, true},
+		{"signed by another domain", envelope{}, func(t *testing.T, raw []byte) []byte { return signedAs(t, "evil.test", raw) }, true},
+		{"auto-reply", envelope{Extra: []string{"Auto-Submitted: auto-replied"}}, signed, false},
+		{"bulk", envelope{Extra: []string{"Precedence: bulk"}}, signed, false},
+		{"mailing list", envelope{Extra: []string{"List-Id: <roster.lists.indyhall.test>", "List-Unsubscribe: <mailto:leave@lists.indyhall.test>"}}, signed, false},
+		{"two From", envelope{Extra: []string{"From: " + w.admin}}, nil, true},
+		// Another sender's signed message with the manager's From added
+		// on top: the signature verifies (it covers the bottom-most
+		// From), OpenDMARC judges the top one: not aligned.
+		{"From prepended above a signed one", envelope{From: w.eve}, func(t *testing.T, raw []byte) []byte {
+			return prepend(signed(t, raw), "From: "+w.alex)
+		}, true},
 	}
 	for i, c := range bad {
 		e := c.env
-		e.From, e.To, e.Subject = w.alex, w.bot, c.name
-		send(t, w.alex, w.bot, thunderbird(e, fmt.Sprintf("add member forged%d@evil.test\nverify adam@indyhall.test", i)))
+		if e.From == "" {
+			e.From = w.alex
+		}
+		e.To, e.Subject = w.bot, c.name
+		raw := thunderbird(e, fmt.Sprintf("add member forged%d@evil.test\nverify adam@indyhall.test", i))
+		if c.sign != nil {
+			raw = c.sign(t, raw)
+		}
+		sendAsIs(t, e.From, w.bot, raw)
 	}
 	// A bounce: null envelope sender, from MAILER-DAEMON, a delivery report.
-	bounce := "Authentication-Results: " + authservID + "; none\r\nFrom: MAILER-DAEMON@visa.test (Mail Delivery System)\r\nTo: " + w.bot +
+	bounce := "From: MAILER-DAEMON@visa.test (Mail Delivery System)\r\nTo: " + w.bot +
 		"\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <bounce1@visa.test>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n" +
 		"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"\r\n\r\n--B1\r\nContent-Type: text/plain\r\n\r\nadd member forged-bounce@evil.test\r\n--B1--\r\n"
-	send(t, "", w.bot, []byte(bounce))
+	sendAsIs(t, "", w.bot, []byte(bounce))
 
 	// Then a real message from the same manager: its reply proves the bot
 	// read everything before it, and the roster shows nothing forged.
@@ -475,6 +538,26 @@ func TestForgedAndAutomaticMail(t *testing.T) {
 	aside := waitMail(t, w.bot, "Rejected", len(bad)+1)
 	if len(aside) != len(bad)+1 {
 		t.Errorf("%d messages set aside, want %d", len(aside), len(bad)+1)
+	}
+	// The forgeries reached the bot with the real verifier's fail on top;
+	// the automatic mail, signed, with a pass.
+	verdicts := map[string]string{}
+	for _, r := range aside {
+		for _, v := range r.Header.Values("Authentication-Results") {
+			if strings.HasPrefix(v, authservID+";") {
+				verdicts[r.Header.Get("Subject")] = v
+				break
+			}
+		}
+	}
+	for _, c := range bad {
+		want := map[bool]string{true: "dmarc=fail", false: "dmarc=pass"}[c.fail]
+		if !strings.Contains(verdicts[c.name], want) {
+			t.Errorf("%s: the topmost Authentication-Results of %s is %q, want %s", c.name, authservID, verdicts[c.name], want)
+		}
+	}
+	if testing.Verbose() {
+		t.Logf("verdicts on top: %q", verdicts)
 	}
 	b.stop()
 	// Nothing forged reached the store, and alex got exactly one reply.
@@ -658,11 +741,13 @@ func TestOutages(t *testing.T) {
 	}
 	mustContain(t, waitMail(t, w.alex, "INBOX", 1)[0], "OK: added imap@indyhall.test")
 
+	// A command that passed the MX (and its milters) before Postfix went
+	// down is delivered straight into Dovecot over LMTP while it is down.
+	judged := throughMX(t, w.alex, w.eve, thunderbird(envelope{From: w.alex, To: w.bot, Subject: "during smtp outage"}, "verify imap@indyhall.test"))
 	if err := stack.StopPostfix(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// With Postfix down, deliver straight into Dovecot over LMTP.
-	lmtp(t, w.alex, w.bot, thunderbird(envelope{From: w.alex, To: w.bot, Subject: "during smtp outage"}, "verify imap@indyhall.test"))
+	lmtp(t, w.alex, w.bot, judged)
 	waitMail(t, w.bot, "Processed", 3) // setup, first, this one: committed, reply queued
 	time.Sleep(time.Second)            // a failed attempt or two
 	if err := stack.StartPostfix(ctx); err != nil {
@@ -674,6 +759,21 @@ func TestOutages(t *testing.T) {
 	if !strings.Contains(b.log.String(), "will retry") {
 		t.Errorf("no failed send was logged while Postfix was down:\n%s", b.log.String())
 	}
+}
+
+// throughMX signs a message and passes it through Postfix and its milters
+// into parking's mailbox (which must receive nothing else), and returns it
+// as the MX handed it on: with the milters' Authentication-Results and
+// Postfix's Received, without the Return-Path and Delivered-To of the
+// delivery.
+func throughMX(t *testing.T, from, parking string, raw []byte) []byte {
+	t.Helper()
+	send(t, from, parking, raw)
+	got := waitMail(t, parking, "INBOX", 1)
+	if len(got) != 1 {
+		t.Fatalf("%s holds %d messages, want the one parked", parking, len(got))
+	}
+	return withoutLeading(got[0].Raw, "return-path", "delivered-to")
 }
 
 // lmtp delivers a message straight to Dovecot, as Postfix would.

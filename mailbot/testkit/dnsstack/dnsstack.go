@@ -5,7 +5,8 @@
 // The server runs from a private config under [Server.Dir]: it reads no
 // /etc/hosts, no /etc/resolv.conf and no /etc/dnsmasq.conf, forwards nothing,
 // and answers every name it does not hold with NXDOMAIN. It listens on UDP
-// and TCP at [Server.Addr]. It is found and stopped through its PID file,
+// and TCP at [Server.Addr]: a free port of 127.0.0.1, or with
+// [Options.Port53] port 53 of a free address of its own. It is found and stopped through its PID file,
 // never by name. A test binary killed by its timeout runs no cleanup: the
 // next Start stops the servers that dead processes left running.
 //
@@ -17,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -46,19 +48,26 @@ type Options struct {
 	// Records are served for the server's lifetime. Several records of one
 	// name make a set of several TXT records.
 	Records []TXT
+	// Port53 makes the server listen on port 53 of a loopback address
+	// of its own, a free 127.0.0.X (X in 2..254), instead of on a free port
+	// of 127.0.0.1: for resolvers that take an address but no port, such
+	// as glibc's through resolv.conf. Several such servers can run side by
+	// side, each on its own address.
+	Port53 bool
 	// Logf, if set, receives progress lines.
 	Logf func(format string, args ...any)
 
-	// pickPort returns a loopback port free for UDP and TCP; tests replace
-	// it to provoke a clash.
-	pickPort func() (int, error)
+	// pickAddr returns a loopback address ("ip:port") free for UDP and
+	// TCP; tests replace it to provoke a clash.
+	pickAddr func() (string, error)
 }
 
 // Server is one running dnsmasq. Its methods are safe for concurrent use.
 type Server struct {
 	// Dir holds the config, PID file and logs.
 	Dir string
-	// Addr is "127.0.0.1:port", for UDP and TCP queries.
+	// Addr is "127.0.0.1:port" (or "127.0.0.X:53" with Options.Port53),
+	// for UDP and TCP queries.
 	Addr string
 
 	logf func(format string, args ...any)
@@ -117,33 +126,33 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, fmt.Errorf("dnsstack: %w", err)
 	}
-	if pid, err := readPID(filepath.Join(dir, pidFile)); err == nil && isOurs(pid, dir) {
+	if pid, err := proc.ReadPID(filepath.Join(dir, pidFile)); err == nil && isOurs(pid, dir) {
 		return nil, fmt.Errorf("dnsstack: a dnsmasq of %s runs already (pid %d)", dir, pid)
 	}
 	// The log file is opened as root, before dnsmasq drops privileges.
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("dnsstack: %w", err)
 	}
-	owner, err := proc.Identity(os.Getpid())
-	if err != nil {
-		return nil, fmt.Errorf("dnsstack: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(owner+"\n"), 0o644); err != nil {
+	if err := proc.WriteOwner(filepath.Join(dir, ownerFile)); err != nil {
 		return nil, fmt.Errorf("dnsstack: %w", err)
 	}
 
 	s := &Server{Dir: dir, logf: logf}
-	pick := opts.pickPort
-	if pick == nil {
+	pick := opts.pickAddr
+	switch {
+	case pick != nil:
+	case opts.Port53:
+		pick = freeAddr53
+	default:
 		pick = freePort
 	}
 	const attempts = 5
 	for i := 1; ; i++ {
-		port, err := pick()
+		addr, err := pick()
 		if err != nil {
 			return nil, err
 		}
-		err = s.start(ctx, bin, port, records)
+		err = s.start(ctx, bin, addr, records)
 		if err == nil {
 			break
 		}
@@ -153,7 +162,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if !errors.Is(err, errAddrInUse) || i == attempts {
 			return nil, fmt.Errorf("%w\n(directory %s kept)\n%s", err, dir, s.Logs())
 		}
-		logf("dnsstack: %v; retrying with another port", err)
+		logf("dnsstack: %v; retrying with another address", err)
 	}
 	logf("dnsstack: dnsmasq up in %v on %s (%d records), dir %s",
 		time.Since(start).Round(time.Millisecond), s.Addr, len(opts.Records), dir)
@@ -162,13 +171,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 var errAddrInUse = errors.New("address already in use")
 
-// start writes the config for port, runs dnsmasq (which forks into the
+// start writes the config for addr, runs dnsmasq (which forks into the
 // background once its sockets are bound), and waits for its PID file and its
 // first answer.
-func (s *Server) start(ctx context.Context, bin string, port int, records []TXT) error {
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+func (s *Server) start(ctx context.Context, bin, addr string, records []TXT) error {
+	s.Addr = addr
 	conf := s.path(confFile)
-	if err := os.WriteFile(conf, []byte(s.config(port, records)), 0o644); err != nil {
+	config, err := s.config(addr, records)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
 		return fmt.Errorf("dnsstack: %w", err)
 	}
 	os.Remove(s.path(pidFile))
@@ -182,14 +195,14 @@ func (s *Server) start(ctx context.Context, bin string, port int, records []TXT)
 	if err := cmd.Run(); err != nil {
 		said, _ := os.ReadFile(s.path(stdoutFile))
 		if strings.Contains(string(said), "Address already in use") {
-			return fmt.Errorf("dnsstack: starting dnsmasq on port %d: %w: %v: %s", port, errAddrInUse, err, strings.TrimSpace(string(said)))
+			return fmt.Errorf("dnsstack: starting dnsmasq on %s: %w: %v: %s", addr, errAddrInUse, err, strings.TrimSpace(string(said)))
 		}
 		return fmt.Errorf("dnsstack: starting dnsmasq: %w: %s", err, strings.TrimSpace(string(said)))
 	}
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		pid, err := readPID(s.path(pidFile))
+		pid, err := proc.ReadPID(s.path(pidFile))
 		if err == nil && isOurs(pid, s.Dir) {
 			s.mu.Lock()
 			s.pid = pid
@@ -225,11 +238,15 @@ func (s *Server) start(ctx context.Context, bin string, port int, records []TXT)
 
 // config is the private dnsmasq config: loopback only, no upstream, no
 // system files, every other name NXDOMAIN, every query logged.
-func (s *Server) config(port int, records []TXT) string {
+func (s *Server) config(addr string, records []TXT) (string, error) {
+	ip, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("dnsstack: %w", err)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `# dnsstack: a private dnsmasq for tests (mailbot/dnsstack).
-port=%d
-listen-address=127.0.0.1
+	fmt.Fprintf(&b, `# dnsstack: a private dnsmasq for tests (mailbot/testkit/dnsstack).
+port=%s
+listen-address=%s
 bind-interfaces
 no-resolv
 no-poll
@@ -240,7 +257,7 @@ user=nobody
 pid-file=%s
 log-facility=%s
 log-queries
-`, port, s.path(pidFile), s.path(logFile))
+`, port, ip, s.path(pidFile), s.path(logFile))
 	for _, r := range records {
 		b.WriteString("txt-record=" + r.Name)
 		for _, chunk := range chunks(r.Text, 255) {
@@ -248,7 +265,7 @@ log-queries
 		}
 		b.WriteString("\n")
 	}
-	return b.String()
+	return b.String(), nil
 }
 
 // checkRecord refuses what the config file could not carry as it is.
@@ -292,7 +309,7 @@ func (s *Server) Stop() error {
 	if pid == 0 {
 		// A start that failed half-way may have left one, named in the
 		// PID file.
-		if p, err := readPID(s.path(pidFile)); err == nil {
+		if p, err := proc.ReadPID(s.path(pidFile)); err == nil {
 			pid = p
 		}
 	}
@@ -337,18 +354,7 @@ func StartForTest(t testing.TB, records ...TXT) *Server {
 	if err != nil {
 		t.Fatalf("DNSSTACK: dnsmasq could not start (run .ci/install-deps as root): %v", err)
 	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("%v\n%s", err, s.Logs())
-		}
-		if t.Failed() {
-			t.Logf("dnsstack: test failed: directory %s kept\n%s", s.Dir, s.Logs())
-			return
-		}
-		if err := os.RemoveAll(s.Dir); err != nil {
-			t.Errorf("dnsstack: %v", err)
-		}
-	})
+	proc.CleanupForTest(t, "dnsstack", s, s.Dir)
 	return s
 }
 
@@ -367,36 +373,44 @@ func findDnsmasq() (string, error) {
 	return p, nil
 }
 
-// freePort returns a loopback port that was free for both TCP and UDP a
-// moment ago.
-func freePort() (int, error) {
+// freePort returns a port of 127.0.0.1 that was free for both TCP and UDP
+// a moment ago, as "127.0.0.1:port".
+func freePort() (string, error) {
 	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("dnsstack: finding a free port: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port, nil
+		if addr, ok := freeForBoth("127.0.0.1:0"); ok {
+			return addr, nil
 		}
 	}
-	return 0, errors.New("dnsstack: no port free for both TCP and UDP")
+	return "", errors.New("dnsstack: no port of 127.0.0.1 free for both TCP and UDP")
 }
 
-// readPID reads a PID file.
-func readPID(path string) (int, error) {
-	b, err := os.ReadFile(path)
+// freeAddr53 returns "127.0.0.X:53" for a random X in 2..254 whose port 53
+// was free for both TCP and UDP a moment ago. Linux routes all of 127/8 to
+// the loopback interface, so every such address can be bound.
+func freeAddr53() (string, error) {
+	for range 50 {
+		if addr, ok := freeForBoth(net.JoinHostPort("127.0.0."+strconv.Itoa(2+rand.IntN(253)), "53")); ok {
+			return addr, nil
+		}
+	}
+	return "", errors.New("dnsstack: no address 127.0.0.X with port 53 free for both TCP and UDP")
+}
+
+// freeForBoth binds addr for TCP (port 0: any), then its port for UDP, and
+// returns the address if both were free.
+func freeForBoth(addr string) (string, bool) {
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return 0, err
+		return "", false
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s: no PID in %q", path, b)
+	addr = l.Addr().String()
+	u, err := net.ListenPacket("udp", addr)
+	l.Close()
+	if err != nil {
+		return "", false
 	}
-	return pid, nil
+	u.Close()
+	return addr, true
 }
 
 // isOurs tells whether pid is a live dnsmasq started from dir's config: a
@@ -439,18 +453,8 @@ func stopProcess(pid int, dir string) error {
 // reapOrphans stops the servers left running by test processes that are
 // gone (killed by a timeout, say). Their directories are kept.
 func reapOrphans(logf func(string, ...any)) {
-	dirs, _ := filepath.Glob(dirPattern)
-	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
-		if err != nil {
-			continue
-		}
-		owner := strings.TrimSpace(string(b))
-		ownerPID, _ := strconv.Atoi(strings.Fields(owner + " x")[0])
-		if id, err := proc.Identity(ownerPID); err == nil && id == owner && proc.IsLive(ownerPID) {
-			continue
-		}
-		pid, err := readPID(filepath.Join(dir, pidFile))
+	for _, dir := range proc.Orphaned(dirPattern, ownerFile) {
+		pid, err := proc.ReadPID(filepath.Join(dir, pidFile))
 		if err != nil || !isOurs(pid, dir) {
 			continue
 		}

@@ -96,10 +96,10 @@ func TestPortClashRetries(t *testing.T) {
 	s, err := Start(context.Background(), Options{
 		Records: []TXT{{"a.test", "x"}},
 		Logf:    func(f string, a ...any) { logs = append(logs, f) },
-		pickPort: func() (int, error) {
+		pickAddr: func() (string, error) {
 			calls++
 			if calls == 1 {
-				return busyPort, nil
+				return busy.Addr().String(), nil
 			}
 			return freePort()
 		},
@@ -122,9 +122,8 @@ func TestStartFailsLoudly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	port := busy.Addr().(*net.TCPAddr).Port
 	dir := t.TempDir()
-	_, err = Start(context.Background(), Options{Dir: dir, pickPort: func() (int, error) { return port, nil }})
+	_, err = Start(context.Background(), Options{Dir: dir, pickAddr: func() (string, error) { return busy.Addr().String(), nil }})
 	if err == nil || !strings.Contains(err.Error(), "Address already in use") || !strings.Contains(err.Error(), "kept") {
 		t.Fatalf("Start on a busy port: %v", err)
 	}
@@ -160,5 +159,33 @@ func TestOrphanIsStopped(t *testing.T) {
 	reapOrphans(t.Logf)
 	if !s2.Running() {
 		t.Fatal("a live test's dnsmasq was stopped")
+	}
+}
+
+// Two servers on port 53, each on an address of its own, as glibc's
+// resolver needs, run side by side and answer each from its own records.
+func TestPort53SideBySide(t *testing.T) {
+	ctx := context.Background()
+	var servers []*Server
+	for _, text := range []string{"first", "second"} {
+		s, err := Start(ctx, Options{Port53: true, Records: []TXT{{"which.test", text}}, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Stop(); os.RemoveAll(s.Dir) })
+		servers = append(servers, s)
+	}
+	for i, s := range servers {
+		host, port, _ := net.SplitHostPort(s.Addr)
+		if port != "53" || !strings.HasPrefix(host, "127.0.0.") || host == "127.0.0.1" {
+			t.Errorf("server %d listens on %s, want port 53 of an address of its own", i, s.Addr)
+		}
+		got, err := lookup(t, s.Addr, "which.test", false)
+		if want := []string{"first", "second"}[i]; err != nil || len(got) != 1 || got[0] != want {
+			t.Errorf("server %d on %s: %q, %v; want %q", i, s.Addr, got, err, want)
+		}
+	}
+	if servers[0].Addr == servers[1].Addr {
+		t.Errorf("both servers on %s", servers[0].Addr)
 	}
 }

@@ -148,7 +148,7 @@ func (s *Stack) startDovecotLocked(ctx context.Context) error {
 	pidFile := s.path(dovecotRun + "/master.pid")
 	// Dovecot refuses to start while master.pid names a live process, and a
 	// killed master's zombie counts as live until PID 1 reaps it.
-	if pid, err := readPIDFile(pidFile); err == nil && !s.isOurDovecot(pid) {
+	if pid, err := proc.ReadPID(pidFile); err == nil && !s.isOurDovecot(pid) {
 		os.Remove(pidFile)
 	}
 	logOffset := fileSize(s.path(dovecotLog))

@@ -12,8 +12,10 @@
 // the sender. Postfix accepts any envelope sender, the null sender included,
 // from loopback without AUTH or TLS. As a receiving MX, it adds only its
 // Received header: it rewrites no address and makes up no Message-ID, Date or
-// From for a message that lacks one. Dovecot adds Return-Path, Delivered-To
-// and Received.
+// From for a message that lacks one; with [Options.Milters] (the real
+// OpenDKIM and OpenDMARC of mailbot/testkit/verifier) they add their
+// Authentication-Results. Dovecot adds Return-Path, Delivered-To and
+// Received.
 //
 // Each server runs from a private config under [Stack.Dir] with its own ports,
 // sockets, queue, logs and maildirs: nothing in /etc is read or changed, and
@@ -72,6 +74,14 @@ type Options struct {
 	// delay and minimal backoff (the maximal backoff is 6 times as long).
 	// Zero means 10 s, whole seconds only.
 	RetryDelay time.Duration
+	// Milters are Postfix's smtpd_milters, in its notation
+	// ("inet:127.0.0.1:PORT"), called in this order for each message
+	// received over SMTP: mailbot/testkit/verifier's OpenDKIM and
+	// OpenDMARC, as on a provider's inbound server. While a milter does
+	// not answer, mail is refused with a temporary error
+	// (milter_default_action = tempfail), never let through unjudged.
+	// None (the benchmark's stack) means no milters.
+	Milters []string
 
 	// pickPorts returns n free loopback TCP ports; tests replace it to
 	// provoke port clashes.
@@ -96,6 +106,7 @@ type Stack struct {
 	dovecotBin string
 	postfixBin string
 	retryDelay time.Duration
+	milters    []string
 
 	mu           sync.Mutex // serializes starting and stopping
 	dovecotPID   int        // master's PID, 0 while stopped
@@ -140,6 +151,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		dovecotBin: dovecotBin,
 		postfixBin: postfixBin,
 		retryDelay: opts.RetryDelay.Truncate(time.Second),
+		milters:    opts.Milters,
 		users:      make(map[string]bool),
 	}
 	if s.retryDelay <= 0 {
@@ -314,24 +326,20 @@ func (s *Stack) Logs() string {
 // and the directory is kept.
 func StartForTest(t testing.TB) *Stack {
 	t.Helper()
+	return StartForTestWith(t, Options{})
+}
+
+// StartForTestWith is StartForTest with options (Logf is the test's).
+func StartForTestWith(t testing.TB, opts Options) *Stack {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := Start(ctx, Options{Logf: t.Logf})
+	opts.Logf = t.Logf
+	s, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("MAILSTACK: Dovecot and Postfix could not start (run .ci/install-deps as root): %v", err)
 	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Errorf("%v\n%s", err, s.Logs())
-		}
-		if t.Failed() {
-			t.Logf("mailstack: test failed: directory %s kept\n%s", s.Dir, s.Logs())
-			return
-		}
-		if err := os.RemoveAll(s.Dir); err != nil {
-			t.Errorf("mailstack: %v", err)
-		}
-	})
+	proc.CleanupForTest(t, "mailstack", s, s.Dir)
 	return s
 }
 
@@ -410,14 +418,10 @@ func (s *Stack) layout(users map[string]string) error {
 	if err := os.Chown(s.path(mailDir), mailUID, mailGID); err != nil {
 		return fmt.Errorf("mailstack: %w", err)
 	}
-	if err := chownToUser(s.path(postfixData), "postfix"); err != nil {
-		return err
-	}
-	owner, err := proc.Identity(os.Getpid())
-	if err != nil {
+	if err := proc.ChownToUser(s.path(postfixData), "postfix"); err != nil {
 		return fmt.Errorf("mailstack: %w", err)
 	}
-	if err := os.WriteFile(s.path(ownerFile), []byte(owner+"\n"), 0o644); err != nil {
+	if err := proc.WriteOwner(s.path(ownerFile)); err != nil {
 		return fmt.Errorf("mailstack: %w", err)
 	}
 	// A reused directory keeps its users, as it keeps their maildirs.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -60,6 +58,13 @@ minimal_backoff_time = {{.RetrySeconds}}s
 maximal_backoff_time = {{.MaxBackoffSeconds}}s
 in_flow_delay = 0
 smtpd_peername_lookup = no
+{{if .Milters}}
+# Milters judge each message received over SMTP, as on a provider's inbound
+# server; one that does not answer refuses the mail for now (4xx).
+smtpd_milters = {{.Milters}}
+milter_default_action = tempfail
+milter_protocol = 6
+{{end -}}
 `))
 
 // masterCFTemplate is Postfix's master.cf: Debian's services, none chrooted
@@ -97,6 +102,7 @@ func (s *Stack) writePostfixConfig(smtpPort int, lmtpAddr string) error {
 		// Postfix takes whole seconds.
 		"RetrySeconds":      int(s.retryDelay.Seconds()),
 		"MaxBackoffSeconds": 6 * int(s.retryDelay.Seconds()),
+		"Milters":           strings.Join(s.milters, ", "),
 	}
 	// Postfix commands wait until a main.cf is 2 seconds old: backdate both.
 	past := time.Now().Add(-time.Minute)
@@ -201,21 +207,4 @@ func isPostfixOf(pid int, confDir string) bool {
 		}
 	}
 	return false
-}
-
-// chownToUser gives path to a system user (Postfix's data directory belongs
-// to "postfix").
-func chownToUser(path, name string) error {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return fmt.Errorf("mailstack: %w (run .ci/install-deps as root)", err)
-	}
-	uid, err := strconv.Atoi(u.Uid)
-	if err != nil {
-		return fmt.Errorf("mailstack: user %s: %w", name, err)
-	}
-	if err := os.Chown(path, uid, -1); err != nil {
-		return fmt.Errorf("mailstack: %w", err)
-	}
-	return nil
 }

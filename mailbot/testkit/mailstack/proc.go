@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -81,19 +80,6 @@ func stopGroup(ctx context.Context, pid int, isOurs func(int) bool) error {
 	return fmt.Errorf("process group %d still runs after SIGKILL", pid)
 }
 
-// readPIDFile reads a PID file (Postfix pads its PID with spaces).
-func readPIDFile(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	return pid, nil
-}
-
 // waitPIDFile waits until path names a process that isOurs accepts: a master
 // that forks into the background writes its PID file a moment after the
 // start command returns. It waits up to 15 seconds whatever the caller's
@@ -102,7 +88,7 @@ func readPIDFile(path string) (int, error) {
 func waitPIDFile(path string, isOurs func(int) bool) (int, error) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		pid, err := readPIDFile(path)
+		pid, err := proc.ReadPID(path)
 		if err == nil && isOurs(pid) {
 			return pid, nil
 		}
@@ -159,11 +145,7 @@ func greeting(ctx context.Context, addr, prefix string) error {
 // gone: a test binary killed by its timeout runs no cleanup. Their
 // directories are kept for inspection.
 func reapOrphans(ctx context.Context, logf func(string, ...any)) {
-	dirs, _ := filepath.Glob("/tmp/mailbot-it-*")
-	for _, dir := range dirs {
-		if owner, alive := ownerOf(dir); owner == "" || alive {
-			continue
-		}
+	for _, dir := range proc.Orphaned("/tmp/mailbot-it-*", ownerFile) {
 		if n := stopServersIn(ctx, dir); n > 0 {
 			logf("mailstack: stopped %d server(s) left running by a dead process in %s", n, dir)
 		}
@@ -173,17 +155,7 @@ func reapOrphans(ctx context.Context, logf func(string, ...any)) {
 // ownerOf reads the identity of the process that started the stack in dir,
 // and whether it still runs.
 func ownerOf(dir string) (owner string, alive bool) {
-	b, err := os.ReadFile(filepath.Join(dir, ownerFile))
-	if err != nil {
-		return "", false
-	}
-	owner = strings.TrimSpace(string(b))
-	pid, err := strconv.Atoi(strings.Fields(owner + " x")[0])
-	if err != nil {
-		return owner, false
-	}
-	id, err := proc.Identity(pid)
-	return owner, err == nil && id == owner && proc.IsLive(pid)
+	return proc.Owner(filepath.Join(dir, ownerFile))
 }
 
 // server is a running master that a stack's PID file names.
@@ -206,7 +178,7 @@ func serversIn(dir string) []server {
 	}
 	var running []server
 	for _, c := range candidates {
-		if pid, err := readPIDFile(c.pidFile); err == nil && c.isOurs(pid) {
+		if pid, err := proc.ReadPID(c.pidFile); err == nil && c.isOurs(pid) {
 			running = append(running, server{pid, c.isOurs})
 		}
 	}
