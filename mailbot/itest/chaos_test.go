@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/botconfig"
 	"github.com/coworkingvisa/mailbot/storage"
 )
 
@@ -89,8 +91,11 @@ func TestChaos(t *testing.T) {
 
 	dir := t.TempDir()
 	store := filepath.Join(dir, "visa.db")
-	// No rate limit to speak of: hundreds of messages per manager.
-	cfg := writeBotConfig(t, botConfig{bot: w.bot, admin: w.admin, store: store, perHour: 100000})
+	cfg := writeBotConfig(t, botConfig{bot: w.bot, admin: w.admin, store: store, adjust: func(c *config.Config) {
+		// Hundreds of messages per manager within minutes: the hourly
+		// limit is not what this test is about.
+		c.Limits.RepliesPerSenderPerHour = 100000
+	}})
 	b := startBotConfig(t, cfg)
 	runs := []*bot{b}
 
@@ -432,56 +437,32 @@ func addUsers(t *testing.T, addrs ...string) {
 	}
 }
 
-// botConfig is what a test may set in the bot's config beyond writeConfig.
+// botConfig is the bot of one test on the shared stack.
 type botConfig struct {
 	bot, admin, store string
-	// require is auth.require: "dmarc" (the default), or "none" where a
-	// test must show that a defence holds without authentication's help.
-	require string
-	// perHour is limits.replies_per_sender_per_hour (default 60).
-	perHour int
+	// smtpAddr is where replies go: the stack's Postfix when "".
+	smtpAddr string
+	// adjust changes what the test is about; nil runs the defaults.
+	adjust func(*config.Config)
 }
 
-// writeBotConfig writes a config for the shared stack with quick retries.
+// writeBotConfig writes the config of a bot on the shared stack: the
+// defaults of config.Default() (package botconfig), then adjust.
 func writeBotConfig(t *testing.T, c botConfig) string {
 	t.Helper()
-	if c.require == "" {
-		c.require = "dmarc"
+	if c.smtpAddr == "" {
+		c.smtpAddr = stack.SMTPAddr
 	}
-	if c.perHour == 0 {
-		c.perHour = 60
+	cfg, err := botconfig.New(botconfig.Stack{Bot: c.bot, Admin: c.admin, IMAPAddr: stack.IMAPAddr, SMTPAddr: c.smtpAddr,
+		Store: c.store, AuthservID: authservID})
+	if err != nil {
+		t.Fatal(err)
 	}
-	imapHost, imapPort := splitHostPort(t, stack.IMAPAddr)
-	smtpHost, smtpPort := splitHostPort(t, stack.SMTPAddr)
-	cfg := fmt.Sprintf(`bot:
-  address: %s
-imap:
-  host: %s
-  port: %s
-  tls: none
-  username: %s
-  password_env: MAILBOT_IMAP_PASSWORD
-smtp:
-  host: %s
-  port: %s
-  tls: none
-store:
-  path: %s
-admins: [%s]
-auth:
-  require: %s
-  authserv_id: %s
-poll_interval: 2s
-limits:
-  replies_per_sender_per_hour: %d
-outbox:
-  retry_initial: 300ms
-  retry_max: 2s
-log:
-  level: debug
-`, c.bot, imapHost, imapPort, c.bot, smtpHost, smtpPort, c.store, c.admin, c.require, authservID, c.perHour)
+	if c.adjust != nil {
+		c.adjust(cfg)
+	}
 	path := filepath.Join(filepath.Dir(c.store), fmt.Sprintf("config-%d.yaml", time.Now().UnixNano()))
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+	if err := botconfig.Write(path, cfg); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -1,21 +1,26 @@
 package itest
 
 import (
-	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coworkingvisa/mailbot/mailbot/config"
 )
 
 func init() { worlds = append(worlds, "digest", "digestdown") }
 
-// digestAt is the config section that schedules the weekly digest at the
-// instant at (UTC): its weekday and time of day, to the second.
-func digestAt(at time.Time) string {
+// digestAt schedules the weekly digest at the instant at (UTC): its
+// weekday and time of day, to the second, so that the test sees it go out
+// instead of waiting for Monday 08:00.
+func digestAt(at time.Time) func(*config.Config) {
 	at = at.UTC()
-	return fmt.Sprintf("digest:\n  weekday: %s\n  time: %q\n  timezone: UTC\n",
-		strings.ToLower(at.Weekday().String()), at.Format("15:04:05"))
+	return func(c *config.Config) {
+		c.Digest.Weekday = strings.ToLower(at.Weekday().String())
+		c.Digest.Time = at.Format("15:04:05")
+		c.Digest.Timezone = "UTC"
+	}
 }
 
 // setupDigestSpace has the admin create a space in the default time zone

@@ -27,6 +27,8 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 
+	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/botconfig"
 	"github.com/coworkingvisa/mailbot/mailbot/testkit/mailstack"
 	"github.com/coworkingvisa/mailbot/mailbot/testkit/signer"
 	"github.com/coworkingvisa/mailbot/mailbot/testkit/verifier"
@@ -163,46 +165,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// writeConfig writes a config for world w's bot; smtpAddr may point at a
-// dead port to keep replies in the outbox.
-func writeConfig(t *testing.T, w world, store, smtpAddr, extra string) string {
+// writeConfig writes a config for world w's bot: the defaults, pointed at
+// the shared stack; smtpAddr may point at a dead port to keep replies in
+// the outbox. adjust, if not nil, changes what the test is about (each
+// caller says why).
+func writeConfig(t *testing.T, w world, store, smtpAddr string, adjust func(*config.Config)) string {
 	t.Helper()
-	imapHost, imapPort := splitHostPort(t, stack.IMAPAddr)
-	smtpHost, smtpPort := splitHostPort(t, smtpAddr)
-	cfg := fmt.Sprintf(`bot:
-  address: %s
-  name: Coworking Visa
-imap:
-  host: %s
-  port: %s
-  tls: none
-  username: %s
-  password_env: MAILBOT_IMAP_PASSWORD
-  mailbox: INBOX
-smtp:
-  host: %s
-  port: %s
-  tls: none
-store:
-  path: %s
-admins: [%s]
-auth:
-  require: dmarc
-  authserv_id: %s
-poll_interval: 2s
-limits:
-  replies_per_sender_per_hour: 60
-outbox:
-  retry_initial: 500ms
-  retry_max: 2s
-log:
-  level: debug
-`, w.bot, imapHost, imapPort, w.bot, smtpHost, smtpPort, store, w.admin, authservID) + extra
-	path := filepath.Join(filepath.Dir(store), fmt.Sprintf("config-%d.yaml", time.Now().UnixNano()))
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeBotConfig(t, botConfig{bot: w.bot, admin: w.admin, store: store, smtpAddr: smtpAddr, adjust: adjust})
 }
 
 func splitHostPort(t *testing.T, addr string) (string, string) {
@@ -213,23 +182,23 @@ func splitHostPort(t *testing.T, addr string) (string, string) {
 	return addr[:i], addr[i+1:]
 }
 
-// startBot runs `mailbot run --config` for world w.
+// startBot runs `mailbot run --config` for world w, with the defaults.
 func startBot(t *testing.T, w world, store, smtpAddr string) *bot {
 	t.Helper()
-	return startBotWith(t, w, store, smtpAddr, "")
+	return startBotWith(t, w, store, smtpAddr, nil)
 }
 
-// startBotWith is startBot with more top-level YAML in the config.
-func startBotWith(t *testing.T, w world, store, smtpAddr, extra string) *bot {
+// startBotWith is startBot with the config changed by adjust.
+func startBotWith(t *testing.T, w world, store, smtpAddr string, adjust func(*config.Config)) *bot {
 	t.Helper()
-	return startBotConfig(t, writeConfig(t, w, store, smtpAddr, extra))
+	return startBotConfig(t, writeConfig(t, w, store, smtpAddr, adjust))
 }
 
 // startBotConfig runs `mailbot run` with the config file cfg and waits
 // until it has logged in to IMAP, so that a bot that cannot start fails now.
 func startBotConfig(t *testing.T, cfg string) *bot {
 	t.Helper()
-	b := runBinary(t, append(os.Environ(), "MAILBOT_IMAP_PASSWORD="+password), "run", "--config", cfg)
+	b := runBinary(t, append(os.Environ(), botconfig.PasswordEnv+"="+password), "run", "--config", cfg)
 	b.config = cfg
 	deadline := time.After(30 * time.Second)
 	for !strings.Contains(b.log.String(), "imap connected") {

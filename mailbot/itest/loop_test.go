@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coworkingvisa/mailbot/mailbot/config"
 )
 
 // The loop tests run real automatic responders against the bot: Dovecot's
@@ -23,7 +25,11 @@ import (
 func startLoopBot(t *testing.T, w world) *bot {
 	t.Helper()
 	store := filepath.Join(t.TempDir(), "visa.db")
-	return startBotConfig(t, writeBotConfig(t, botConfig{bot: w.bot, admin: w.admin, store: store, require: "none"}))
+	return startBotConfig(t, writeBotConfig(t, botConfig{bot: w.bot, admin: w.admin, store: store, adjust: func(c *config.Config) {
+		// See above: no authentication, so that only the defences
+		// against automatic mail stand.
+		c.Auth.Require = "none"
+	}}))
 }
 
 // loopQuiet is how long the tests watch for a ping-pong after the last

@@ -13,6 +13,9 @@ import (
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
+
+	mbconfig "github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/botconfig"
 )
 
 // TestSecretsNeverLogged runs the real binary with passwords from the
@@ -42,40 +45,34 @@ func TestSecretsNeverLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := append(os.Environ(), "MAILBOT_IMAP_PASSWORD="+imapSecret, "MAILBOT_SMTP_PASSWORD="+smtpSecret)
-	imapHost, imapPort := splitHostPort(t, stack.IMAPAddr)
-	config := func(name, imapAuth, smtpAddr, smtpAuth, extra string) string {
-		smtpHost, smtpPort := splitHostPort(t, smtpAddr)
-		cfg := fmt.Sprintf(`bot:
-  address: %s
-imap:
-  host: %s
-  port: %s
-  tls: none
-  username: %s
-  %s
-smtp:
-  host: %s
-  port: %s
-  tls: none
-  %s
-store:
-  path: %s
-admins: [%s]
-auth:
-  require: dmarc
-  authserv_id: %s
-poll_interval: 2s
-outbox:
-  retry_initial: 300ms
-  retry_max: 1s
-log:
-  level: debug
-%s`, w.bot, imapHost, imapPort, w.bot, imapAuth, smtpHost, smtpPort, smtpAuth, store, w.admin, authservID, extra)
+	// config writes a config file for the secret test's bot: the defaults
+	// (package botconfig), with replies to smtpAddr, changed by set (the
+	// password sources this test is about), its text changed by edit.
+	config := func(name, smtpAddr string, set func(*mbconfig.Config), edit func(string) string) string {
+		c, err := botconfig.New(botconfig.Stack{Bot: w.bot, Admin: w.admin, IMAPAddr: stack.IMAPAddr, SMTPAddr: smtpAddr,
+			Store: store, AuthservID: authservID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set(c)
+		text, err := botconfig.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			text = edit(text)
+		}
 		path := filepath.Join(dir, name+".yaml")
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		return path
+	}
+	smtpLogin := func(c *mbconfig.Config) {
+		c.SMTP.Username, c.SMTP.PasswordEnv = w.bot, "MAILBOT_SMTP_PASSWORD"
+	}
+	imapFile := func(c *mbconfig.Config) {
+		c.IMAP.PasswordEnv, c.IMAP.PasswordFile = "", secretFile
 	}
 	checked := 0
 	noSecrets := func(what, out string) {
@@ -92,8 +89,7 @@ log:
 	// login (from the environment) to a server that is not there, so the
 	// reply stays queued for run 2.
 	dead := deadAddr(t)
-	good := config("good", "password_env: MAILBOT_IMAP_PASSWORD", dead,
-		"username: "+w.bot+"\n  password_env: MAILBOT_SMTP_PASSWORD", "")
+	good := config("good", dead, smtpLogin, nil)
 	b := runBinary(t, env, "run", "--config", good)
 	b.waitLog("imap connected", 30*time.Second)
 	send(t, w.admin, w.bot, thunderbird(envelope{From: w.admin, To: w.bot, Subject: "hello"}, "list spaces"))
@@ -104,8 +100,7 @@ log:
 
 	// 2. A wrong IMAP password from a file, and an SMTP login that the
 	// server refuses (535): both fail, and both failures are logged.
-	bad := config("bad", "password_file: "+secretFile, refusingSMTP(t),
-		"username: "+w.bot+"\n  password_env: MAILBOT_SMTP_PASSWORD", "")
+	bad := config("bad", refusingSMTP(t), func(c *mbconfig.Config) { imapFile(c); smtpLogin(c) }, nil)
 	b = runBinary(t, env, "run", "--config", bad)
 	b.waitLog("imap connection failed", 30*time.Second)
 	b.waitLog("outbox: send failed", 30*time.Second)
@@ -117,8 +112,10 @@ log:
 	noSecrets("the log of failed logins", b.log.String())
 
 	// 3. check-config of a valid config with all three sources.
-	inline := config("inline", "password_file: "+secretFile, stack.SMTPAddr,
-		"username: "+w.bot+"\n  password: "+inlineSecret, "")
+	inline := config("inline", stack.SMTPAddr, func(c *mbconfig.Config) {
+		imapFile(c)
+		c.SMTP.Username, c.SMTP.InlinePassword = w.bot, inlineSecret
+	}, nil)
 	out, code := runOnce(env, "check-config", "--config", inline)
 	if code != 0 || !strings.Contains(out, "config is valid") {
 		t.Errorf("check-config of a valid config: exit %d:\n%s", code, out)
@@ -134,10 +131,17 @@ log:
 	// inline password, and a password pasted where the name of its
 	// environment variable goes.
 	for _, c := range []struct{ name, cfg string }{
-		{"an invalid value beside an inline password", config("invalid", "password: "+inlineSecret, stack.SMTPAddr,
-			"username: "+w.bot+"\n  password_env: MAILBOT_SMTP_PASSWORD", "poll_interval: 1ms\n")},
-		{"a password in password_env", config("pasted", "password_env: "+pastedSecret, stack.SMTPAddr, "", "")},
-		{"a YAML error on the password line", config("yaml", "password: \""+inlineSecret, stack.SMTPAddr, "", "")},
+		{"an invalid value beside an inline password", config("invalid", stack.SMTPAddr, func(c *mbconfig.Config) {
+			c.IMAP.PasswordEnv, c.IMAP.InlinePassword = "", inlineSecret
+			smtpLogin(c)
+			c.PollInterval = time.Millisecond
+		}, nil)},
+		{"a password in password_env", config("pasted", stack.SMTPAddr, func(c *mbconfig.Config) { c.IMAP.PasswordEnv = pastedSecret }, nil)},
+		{"a YAML error on the password line", config("yaml", stack.SMTPAddr, func(c *mbconfig.Config) {
+			c.IMAP.PasswordEnv, c.IMAP.InlinePassword = "", inlineSecret
+		}, func(text string) string {
+			return strings.Replace(text, "password: "+inlineSecret, "password: \""+inlineSecret, 1)
+		})},
 	} {
 		for _, cmd := range []string{"check-config", "run"} {
 			out, code := runOnce(env, cmd, "--config", c.cfg)
