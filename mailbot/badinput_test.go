@@ -53,6 +53,9 @@ type badCase struct {
 	// members are addresses that must be on the indyhall roster afterwards;
 	// every other address must not be (and none starting with "bad").
 	members []string
+	// check, if set, is the case's own assertion on the store and the
+	// raw reply ("" when set aside).
+	check func(t *testing.T, db *storage.DB, reply string)
 }
 
 const badSubject = "bad input"
@@ -102,6 +105,49 @@ func badNested(depth int, body string) string {
 
 func badLines(n int, line string) string {
 	return strings.Repeat(line+"\n", n)
+}
+
+// badRosterCSV is an import file of n rows of about 100 bytes each.
+func badRosterCSV(n int) string {
+	var b strings.Builder
+	b.WriteString("email,name,status,until\n")
+	for i := range n {
+		fmt.Fprintf(&b, "amp%05d@indyhall.test,%s,active,\n", i, strings.Repeat("N", 70))
+	}
+	return b.String()
+}
+
+// badWithCSV is a message with body and one CSV attachment.
+func badWithCSV(id, body, csv string) []byte {
+	return []byte(badHeader(id, "Content-Type: multipart/mixed; boundary=\"C\"") + "\r\n--C\r\nContent-Type: text/plain\r\n\r\n" +
+		strings.ReplaceAll(body, "\n", "\r\n") + "\r\n--C\r\nContent-Type: text/csv; name=\"roster.csv\"\r\n" +
+		"Content-Disposition: attachment; filename=\"roster.csv\"\r\n\r\n" + strings.ReplaceAll(csv, "\n", "\r\n") + "\r\n--C--\r\n")
+}
+
+// amplification cases: a small message must not make a huge reply, nor
+// fill the store.
+func amplificationCases() []badCase {
+	oneFile := func(t *testing.T, db *storage.DB, reply string) {
+		if n := strings.Count(reply, "Content-Disposition: attachment"); n != 1 {
+			t.Errorf("%d roster files in one reply, want 1", n)
+		}
+	}
+	pendingOnce := func(t *testing.T, db *storage.DB, reply string) {
+		db.View(func(tx *storage.Tx) error {
+			pending, _ := tx.PendingOf(badSender)
+			files, size := tx.PendingFileStats()
+			if len(pending) != 1 || files != 1 || size > 2<<20 {
+				t.Errorf("%d pending changes, %d files of %d bytes; want one of each, the file once", len(pending), files, size)
+			}
+			return nil
+		})
+	}
+	return []badCase{
+		{name: "50 list members lines in a small mail", raw: badText("amp1", badLines(50, "list members")),
+			want: []string{"OK: indyhall has 0 members"}, check: oneFile},
+		{name: "50 import members replace lines with one large CSV", raw: badWithCSV("amp2", badLines(50, "import members replace"), badRosterCSV(15000)),
+			want: []string{"would replace the roster of indyhall", "ERROR: "}, check: pendingOnce},
+	}
 }
 
 func badCases() []badCase {
@@ -340,7 +386,7 @@ func badUTF16LE(s string) string {
 }
 
 func TestBadInput(t *testing.T) {
-	cases := badCases()
+	cases := append(badCases(), amplificationCases()...)
 	if len(cases) < 50 {
 		t.Fatalf("only %d bad inputs; the table promises at least 50", len(cases))
 	}
@@ -395,6 +441,13 @@ func TestBadInput(t *testing.T) {
 				}
 			}
 			checkBadRoster(t, db, c.members)
+			if c.check != nil {
+				reply := ""
+				if len(replies) > 0 {
+					reply = replies[0]
+				}
+				c.check(t, db, reply)
+			}
 		})
 	}
 }

@@ -43,6 +43,9 @@ var (
 	stack  *mailstack.Stack
 	binary string
 	keys   *signer.Signer // the test domains' DKIM keys
+	// milters is the receiving MX's real verifier; its DNS server
+	// publishes the test domains' keys.
+	milters *verifier.Verifier
 )
 
 // domains are the test domains whose mail is signed: their keys and DMARC
@@ -106,6 +109,7 @@ func testMain(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	v, err := verifier.Start(ctx, verifier.Options{Records: keys.Records()})
+	milters = v
 	if err != nil {
 		// Loud, never a skip: CI must see that the real servers are missing.
 		fmt.Fprintln(os.Stderr, "ITEST: OpenDKIM and OpenDMARC could not start (run .ci/install-deps as root):", err)
