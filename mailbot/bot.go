@@ -118,18 +118,14 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (d inbox.Disposition) {
 	return b.commit(in)
 }
 
-// admit reads the message and decides whether it may be acted on at all:
-// it must be readable, not automatic, hold each once-only field once, not
-// impersonate anyone, and come from an authenticated sender. When not, d
-// says what to do with it and ok is false.
+// admit decides from the header whether the message may be acted on at
+// all: it must be readable, not automatic, hold each once-only field once,
+// not impersonate anyone, and come from an authenticated sender. When not,
+// d says what to do with it and ok is false. The body is not read here:
+// reading it (MIME, charsets, HTML as a browser would show it) costs far
+// more than the header, and is spent only on mail the bot will act on.
 func (b *Bot) admit(ctx context.Context, raw []byte, key string) (in incoming, d inbox.Disposition, ok bool) {
-	msg, err := message.Parse(raw, b.set.Message)
-	tooLarge := errors.Is(err, message.ErrTooLarge)
-	if tooLarge {
-		// Read only the header: enough to authenticate the sender and
-		// tell them why nothing was done.
-		msg, err = message.Parse(headerOf(raw), b.set.Message)
-	}
+	msg, err := message.Parse(headerOf(raw), b.set.Message)
 	if err != nil {
 		return in, b.setAside("unreadable message: "+err.Error(), nil), false
 	}
@@ -155,8 +151,36 @@ func (b *Bot) admit(ctx context.Context, raw []byte, key string) (in incoming, d
 	if sender.Address == b.set.BotAddress {
 		return in, b.setAside("mail from the bot's own address", msg), false
 	}
-	return incoming{raw: raw, msg: msg, tooLarge: tooLarge, sender: sender.Address,
+	return incoming{raw: raw, msg: msg, tooLarge: len(raw) > b.maxBytes(), sender: sender.Address,
 		keys: handledKeys(sender.Address, msg, raw)}, d, true
+}
+
+// readBody reads the whole message once the sender may be answered. A
+// message over the size limit keeps its header only: enough to tell the
+// sender why nothing was done.
+func (b *Bot) readBody(in *incoming) {
+	if in.tooLarge {
+		return
+	}
+	msg, err := message.Parse(in.raw, b.set.Message)
+	if errors.Is(err, message.ErrTooLarge) {
+		in.tooLarge = true
+		return
+	}
+	if err != nil {
+		// The header parsed a moment ago; keep it, with no body.
+		b.log.Warn("message body unreadable", "message_id", in.msg.MessageID, "error", err)
+		return
+	}
+	in.msg = msg
+}
+
+// maxBytes is the size limit of a message the bot reads.
+func (b *Bot) maxBytes() int {
+	if n := b.set.Message.MaxBytes; n > 0 {
+		return n
+	}
+	return message.DefaultMaxBytes
 }
 
 // errOverBudget ends a transaction that must not write: a stranger over
@@ -170,11 +194,15 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 	now := b.now()
 	var role role
 	var done bool
+	var over bool
 	err := b.db.View(func(tx *storage.Tx) (err error) {
 		if done, err = handledAny(tx, in.keys); done || err != nil {
 			return err
 		}
-		role, err = b.roleOf(tx, in.sender)
+		if role, err = b.roleOf(tx, in.sender); err != nil || role.known() {
+			return err
+		}
+		over, err = b.limiter.StrangerOverBudget(tx, in.sender, now)
 		return err
 	})
 	if err != nil {
@@ -184,9 +212,13 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 		b.log.Info("message already handled", "message_id", in.msg.MessageID, "from", in.sender)
 		return inbox.Disposition{Action: inbox.Handled}
 	}
+	if over {
+		return b.setAside("a stranger over the daily or hourly budget of answers: not answered", in.msg)
+	}
 	if role.known() && !b.breakerAllows() {
 		return inbox.Disposition{Action: inbox.Leave, Reason: "circuit breaker: too many replies this minute; the message waits"}
 	}
+	b.readBody(&in)
 
 	var answered bool
 	var outcome string

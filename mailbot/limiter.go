@@ -72,16 +72,7 @@ func (l *Limiter) Admit(tx *storage.Tx, sender string, known bool, now time.Time
 	if known {
 		return l.admitKnown(tx, sender, now)
 	}
-	domain := sender[strings.LastIndexByte(sender, '@')+1:]
-	budgets := []struct {
-		key    string
-		window time.Duration
-		limit  int
-	}{
-		{strangerKey + sender, 24 * time.Hour, 1},
-		{strangerDomainKey + domain, 24 * time.Hour, l.lim.StrangerRepliesPerDomainPerDay},
-		{strangersKey, time.Hour, l.lim.StrangerRepliesPerHour},
-	}
+	budgets := l.strangerBudgets(sender)
 	windows := make([]storage.RateWindow, len(budgets))
 	for i, bg := range budgets {
 		w, err := tx.RateWindow(bg.key)
@@ -103,6 +94,43 @@ func (l *Limiter) Admit(tx *storage.Tx, sender string, known bool, now time.Time
 		}
 	}
 	return Answer, nil
+}
+
+// StrangerOverBudget reports, writing nothing, whether a stranger's message
+// would be over one of the budgets now: such mail is set aside before its
+// body is read at all.
+func (l *Limiter) StrangerOverBudget(tx *storage.Tx, sender string, now time.Time) (bool, error) {
+	for _, bg := range l.strangerBudgets(sender) {
+		w, err := tx.RateWindow(bg.key)
+		if err != nil {
+			return false, err
+		}
+		if now.Sub(w.Start) < bg.window && !now.Before(w.Start) && w.Count >= bg.limit {
+			return true, nil
+		}
+		if bg.limit <= 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// budget is one of the strangers' answer budgets.
+type budget struct {
+	key    string
+	window time.Duration
+	limit  int
+}
+
+// strangerBudgets are the budgets a stranger's answer counts against:
+// theirs, their domain's and all strangers'.
+func (l *Limiter) strangerBudgets(sender string) []budget {
+	domain := sender[strings.LastIndexByte(sender, '@')+1:]
+	return []budget{
+		{strangerKey + sender, 24 * time.Hour, 1},
+		{strangerDomainKey + domain, 24 * time.Hour, l.lim.StrangerRepliesPerDomainPerDay},
+		{strangersKey, time.Hour, l.lim.StrangerRepliesPerHour},
+	}
 }
 
 // admitKnown applies the hourly limit of one admin or manager: when it is

@@ -32,6 +32,9 @@ import (
 // the caller can answer it with a clear refusal instead of reading it.
 var ErrTooLarge = errors.New("message: too large")
 
+// DefaultMaxBytes is Limits.MaxBytes when it is zero.
+const DefaultMaxBytes = 10 << 20
+
 // Limits bound the work done for one message, which may be hostile. A zero
 // field takes its default.
 type Limits struct {
@@ -49,7 +52,7 @@ func (l Limits) withDefaults() Limits {
 			*v = d
 		}
 	}
-	def(&l.MaxBytes, 10<<20)
+	def(&l.MaxBytes, DefaultMaxBytes)
 	def(&l.MaxLines, 500)
 	def(&l.MaxLineLength, 1000)
 	def(&l.MaxParts, 100)
