@@ -465,8 +465,8 @@ func ExpandCredentials(path string, env func(string) string) (string, error) {
 	}
 	dir := env(CredentialsVar)
 	if dir == "" {
-		return "", fmt.Errorf("%q: $%s is not set: systemd sets it for a service with LoadCredential=; "+
-			"elsewhere set it to the directory holding the secrets", path, CredentialsVar)
+		return "", fmt.Errorf("$%s is not set: systemd sets it for a service with LoadCredential=; "+
+			"elsewhere set it to the directory holding the secrets", CredentialsVar)
 	}
 	if rest == "" {
 		return dir, nil
