@@ -10,8 +10,9 @@
 // each naming its key, so a user fixes a file in one pass.
 //
 // Passwords come from an environment variable (password_env) or a file
-// (password_file, for Docker secrets and systemd credentials), so that the
-// YAML itself can be shared; a literal password is accepted with a warning.
+// (password_file, for Docker secrets and systemd credentials: a path may
+// begin with $CREDENTIALS_DIRECTORY), so that the YAML itself can be shared;
+// a literal password is accepted with a warning.
 package config
 
 import (
@@ -292,7 +293,8 @@ func Load(path string) (*Config, error) {
 // Parse reads a configuration from YAML, fills in defaults, resolves the
 // passwords and validates the result. env looks up environment variables
 // (os.Getenv if nil); password files are read from the file system, relative
-// to the working directory.
+// to the working directory, after a leading $CREDENTIALS_DIRECTORY is
+// expanded (ExpandCredentials).
 //
 // Default ports follow the TLS mode: IMAP 993 (implicit) or 143; SMTP 465
 // (implicit), 587 (starttls) or 25 (none).
@@ -417,18 +419,59 @@ func (s *Server) resolvePassword(key string, env func(string) string) error {
 			return fmt.Errorf("%s.password_env: environment variable %s is not set or empty", key, s.PasswordEnv)
 		}
 	case s.PasswordFile != "":
-		b, err := os.ReadFile(s.PasswordFile)
+		path, err := ExpandCredentials(s.PasswordFile, env)
+		if err != nil {
+			return fmt.Errorf("%s.password_file: %w", key, err)
+		}
+		b, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("%s.password_file: %w", key, err)
 		}
 		s.Password = strings.TrimRight(string(b), "\r\n")
 		if s.Password == "" {
-			return fmt.Errorf("%s.password_file: %s is empty", key, s.PasswordFile)
+			return fmt.Errorf("%s.password_file: %s is empty", key, path)
 		}
 	case s.InlinePassword != "":
 		s.Password = s.InlinePassword
 	}
 	return nil
+}
+
+// CredentialsVar is the environment variable in which systemd hands a
+// service the directory of its credentials (LoadCredential=, see
+// systemd.exec(5)). A *_file key may begin with it, so that one config file
+// names the secrets wherever the service manager puts them.
+const CredentialsVar = "CREDENTIALS_DIRECTORY"
+
+// ExpandCredentials returns the path of a *_file key (imap.password_file,
+// smtp.password_file, …) with a leading $CREDENTIALS_DIRECTORY or
+// ${CREDENTIALS_DIRECTORY} replaced by that variable's value, as env gives
+// it. That variable, at the start of the path and followed by "/" or
+// nothing, is the only one expanded: a secret's path never depends on
+// anything else in the environment. A path that begins with any other "$"
+// is refused, as a variable that would not be expanded; a "$" further on
+// is part of a file name. Callers prefix errors with the key.
+func ExpandCredentials(path string, env func(string) string) (string, error) {
+	if !strings.HasPrefix(path, "$") {
+		return path, nil
+	}
+	rest, ok := strings.CutPrefix(path, "${"+CredentialsVar+"}")
+	if !ok {
+		rest, ok = strings.CutPrefix(path, "$"+CredentialsVar)
+	}
+	if !ok || rest != "" && rest[0] != '/' {
+		return "", fmt.Errorf("%q: only $%s is expanded, at the start of the path (as $%s/NAME)",
+			path, CredentialsVar, CredentialsVar)
+	}
+	dir := env(CredentialsVar)
+	if dir == "" {
+		return "", fmt.Errorf("$%s is not set: systemd sets it for a service with LoadCredential=; "+
+			"elsewhere set it to the directory holding the secrets", CredentialsVar)
+	}
+	if rest == "" {
+		return dir, nil
+	}
+	return strings.TrimRight(dir, "/") + rest, nil
 }
 
 // isEnvName reports whether s can be the name of an environment variable.

@@ -620,3 +620,88 @@ func collectKeys(n *yaml.Node, prefix string, into map[string]bool) {
 		collectKeys(n.Content[i+1], key+".", into)
 	}
 }
+
+func TestExpandCredentials(t *testing.T) {
+	env := func(dir string) func(string) string {
+		return func(name string) string {
+			return map[string]string{
+				CredentialsVar: dir,
+				"HOME":         "/root",
+				"CREDENTIALS":  "/elsewhere",
+			}[name]
+		}
+	}
+	tests := []struct {
+		path, dir string
+		want      string
+		err       string
+	}{
+		{"$CREDENTIALS_DIRECTORY/imap-password", "/run/credentials/mailbot.service", "/run/credentials/mailbot.service/imap-password", ""},
+		{"${CREDENTIALS_DIRECTORY}/imap-password", "/run/credentials/mailbot.service", "/run/credentials/mailbot.service/imap-password", ""},
+		{"$CREDENTIALS_DIRECTORY/sub/dir/pw", "/run/secrets/", "/run/secrets/sub/dir/pw", ""},
+		{"$CREDENTIALS_DIRECTORY", "/run/secrets", "/run/secrets", ""},
+		// Not at the start, or no variable at all: the path as written.
+		{"/etc/mailbot/imap-password", "/run/secrets", "/etc/mailbot/imap-password", ""},
+		{"/srv/$CREDENTIALS_DIRECTORY/pw", "/run/secrets", "/srv/$CREDENTIALS_DIRECTORY/pw", ""},
+		{"relative/pw", "", "relative/pw", ""},
+		// Only that variable, and only as a whole word.
+		{"$HOME/pw", "/run/secrets", "", `only $CREDENTIALS_DIRECTORY is expanded`},
+		{"${HOME}/pw", "/run/secrets", "", `only $CREDENTIALS_DIRECTORY is expanded`},
+		{"$CREDENTIALS/pw", "/run/secrets", "", `only $CREDENTIALS_DIRECTORY is expanded`},
+		{"$CREDENTIALS_DIRECTORY_OLD/pw", "/run/secrets", "", `only $CREDENTIALS_DIRECTORY is expanded`},
+		{"${CREDENTIALS_DIRECTORY}pw", "/run/secrets", "", `only $CREDENTIALS_DIRECTORY is expanded`},
+		{"$CREDENTIALS_DIRECTORY/pw", "", "", "$CREDENTIALS_DIRECTORY is not set"},
+	}
+	for _, tt := range tests {
+		got, err := ExpandCredentials(tt.path, env(tt.dir))
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ExpandCredentials(%q) = %q, %v; want an error with %q", tt.path, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("ExpandCredentials(%q) with %s=%q = %q, %v; want %q", tt.path, CredentialsVar, tt.dir, got, err, tt.want)
+		}
+	}
+}
+
+// TestPasswordFileFromCredentials reads both passwords from the directory
+// systemd hands the service, the way the unit in packaging/ sets it up.
+func TestPasswordFileFromCredentials(t *testing.T) {
+	dir := t.TempDir()
+	for name, secret := range map[string]string{"imap-password": "imap-cred\n", "smtp-password": "smtp-cred"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(secret), 0o400); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := yamlWith(t, map[string]any{
+		"imap.password_env": deleted{}, "imap.password_file": "$CREDENTIALS_DIRECTORY/imap-password",
+		"smtp.password_env": deleted{}, "smtp.password_file": "${CREDENTIALS_DIRECTORY}/smtp-password",
+	})
+	c, err := Parse(data, func(name string) string {
+		if name == CredentialsVar {
+			return dir
+		}
+		return testEnv(name)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IMAP.Password != "imap-cred" || c.SMTP.Password != "smtp-cred" {
+		t.Errorf("passwords %q, %q; want imap-cred, smtp-cred", c.IMAP.Password, c.SMTP.Password)
+	}
+	// The config keeps the path as written: check-config shows it so.
+	if out := c.Redacted(); !strings.Contains(out, "$CREDENTIALS_DIRECTORY/imap-password") {
+		t.Errorf("Redacted does not show the path as written:\n%s", out)
+	}
+
+	// Outside the service the variable is unset: the error names the key
+	// and says what sets it.
+	_, err = Parse(data, testEnv)
+	for _, want := range []string{"imap.password_file:", "smtp.password_file:", "LoadCredential="} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse without %s = %v, want an error with %q", CredentialsVar, err, want)
+		}
+	}
+}
