@@ -103,7 +103,7 @@ func inboxReached(status func() inbox.Status, started time.Time, limit time.Dura
 		if silent <= limit {
 			return true, ""
 		}
-		why := fmt.Sprintf("not reached for %v (limit %v, health.inbox_stale_after)", silent.Round(time.Second), limit)
+		why := fmt.Sprintf("not reached for %v (limit %v, health.inbox_stale_after)", roughly(silent), limit)
 		if !st.Connected {
 			why += "; not connected"
 		}
@@ -132,12 +132,21 @@ func repliesGoOut(waiting *outboxView, limit time.Duration) health.Check {
 			return true, ""
 		}
 		why := fmt.Sprintf("the oldest reply has waited %v (limit %v, health.outbox_stale_after); %d replies waiting",
-			age.Round(time.Second), limit, w.Depth[outbox.KindReply])
+			roughly(age), limit, w.Depth[outbox.KindReply])
 		if e := w.OldestError[outbox.KindReply]; e != "" {
 			why += "; last error: " + e
 		}
 		return false, why
 	}
+}
+
+// roughly rounds a duration for a person: to the second, or to a tenth of
+// one under a minute (so that 3.2s past a 3s limit does not read "3s").
+func roughly(d time.Duration) time.Duration {
+	if d < time.Minute {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }
 
 // outboxView reads outbox.Stats at most once a second: a scrape reads
