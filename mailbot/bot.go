@@ -28,6 +28,7 @@ import (
 	"github.com/coworkingvisa/mailbot/commands"
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
+	"github.com/coworkingvisa/mailbot/mailbot/metrics"
 	"github.com/coworkingvisa/mailbot/mailbot/trust"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
@@ -60,6 +61,8 @@ type Settings struct {
 	// RejectedMailbox receives forged and automatic mail, and mail set
 	// aside unanswered.
 	RejectedMailbox string
+	// Metrics counts what becomes of each message; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Bot handles command emails. It is safe for concurrent use.
@@ -111,6 +114,7 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (d inbox.Disposition) {
 	if until, waiting := b.failures.waiting(key, b.now()); waiting {
 		return inbox.Disposition{Action: inbox.Leave, Reason: "waits until " + until.Format(time.RFC3339)}
 	}
+	defer func(start time.Time) { b.set.Metrics.HandlingTime(time.Since(start)) }(time.Now())
 	in, d, ok := b.admit(ctx, raw, key)
 	if !ok {
 		return d
@@ -127,16 +131,16 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (d inbox.Disposition) {
 func (b *Bot) admit(ctx context.Context, raw []byte, key string) (in incoming, d inbox.Disposition, ok bool) {
 	msg, err := message.Parse(headerOf(raw), b.set.Message)
 	if err != nil {
-		return in, b.setAside("unreadable message: "+err.Error(), nil), false
+		return in, b.setAside(metrics.Unreadable, "unreadable message: "+err.Error(), nil), false
 	}
 	if reason, auto := trust.Automatic(msg.Header, b.set.BotAddress); auto {
-		return in, b.setAside("automatic mail ("+reason+"): not answered", msg), false
+		return in, b.setAside(metrics.Automatic, "automatic mail ("+reason+"): not answered", msg), false
 	}
 	if repeated := trust.RepeatedFields(msg.Header, headerOf(raw)); repeated != nil {
-		return in, b.setAside("header fields that may occur once occur more often: "+strings.Join(repeated, ", "), msg), false
+		return in, b.setAside(metrics.RepeatedFields, "header fields that may occur once occur more often: "+strings.Join(repeated, ", "), msg), false
 	}
 	if reason, bad := trust.Impersonation(msg.Header); bad {
-		return in, b.setAside("impersonation: "+reason, msg), false
+		return in, b.setAside(metrics.Impersonation, "impersonation: "+reason, msg), false
 	}
 	sender, err := trust.AuthenticateMessage(ctx, msg.Header, raw, b.set.Trust)
 	if errors.Is(err, trust.ErrDKIMTemporary) {
@@ -146,10 +150,10 @@ func (b *Bot) admit(ctx context.Context, raw []byte, key string) (in incoming, d
 		return in, b.dnsFailed(key, msg, err), false
 	}
 	if err != nil {
-		return in, b.setAside("sender not authenticated: "+err.Error(), msg), false
+		return in, b.setAside(metrics.Unauthenticated, "sender not authenticated: "+err.Error(), msg), false
 	}
 	if sender.Address == b.set.BotAddress {
-		return in, b.setAside("mail from the bot's own address", msg), false
+		return in, b.setAside(metrics.OwnAddress, "mail from the bot's own address", msg), false
 	}
 	return incoming{raw: raw, msg: msg, tooLarge: len(raw) > b.maxBytes(), sender: sender.Address,
 		keys: handledKeys(sender.Address, msg, raw)}, d, true
@@ -210,20 +214,23 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 	}
 	if done {
 		b.log.Info("message already handled", "message_id", in.msg.MessageID, "from", in.sender)
+		b.set.Metrics.Message(metrics.Handled, metrics.Duplicate)
 		return inbox.Disposition{Action: inbox.Handled}
 	}
 	if over {
 		return b.setAside("a stranger over the daily or hourly budget of answers: not answered", in.msg)
 	}
 	if role.known() && !b.breakerAllows() {
+		b.set.Metrics.Message(metrics.Deferred, metrics.Breaker)
 		return inbox.Disposition{Action: inbox.Leave, Reason: "circuit breaker: too many replies this minute; the message waits"}
 	}
 	b.readBody(&in)
 
 	var answered bool
 	var outcome string
+	var counted tally
 	err = b.db.Update(func(tx *storage.Tx) error {
-		answered, outcome = false, ""
+		answered, outcome, counted = false, "", tally{reason: metrics.RateLimited}
 		if done, err := handledAny(tx, in.keys); done || err != nil {
 			return err
 		}
@@ -242,7 +249,7 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 			}
 			answered, outcome = true, "rate limited: not acted on, notice sent"
 		default:
-			answered, outcome, err = b.act(tx, in, role, now)
+			answered, outcome, err = b.act(tx, in, role, now, &counted)
 			if err != nil {
 				return err
 			}
@@ -256,13 +263,14 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 	})
 	switch {
 	case errors.Is(err, errOverBudget):
-		return b.setAside("a stranger over the daily or hourly budget of answers: not answered", in.msg)
+		return b.setAside(metrics.StrangerBudget, "a stranger over the daily or hourly budget of answers: not answered", in.msg)
 	case err != nil:
 		return b.failed(in.keys[0], fmt.Errorf("handle message %s: %w", in.msg.MessageID, err))
 	}
 	b.failures.clear(in.keys[0])
 	b.failures.clear(rawKey(in.raw))
 	b.log.Info("message handled", "message_id", in.msg.MessageID, "from", in.sender, "role", role.name(), "outcome", outcome)
+	b.count(counted)
 	if answered {
 		if role.known() {
 			b.limiter.CountReply(now)
@@ -274,8 +282,9 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 
 // act reads what the sender wrote and meant, carries it out and queues the
 // answer, inside the message's transaction. It reports whether an answer
-// was queued, and the outcome for the handled record.
-func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time) (answered bool, outcome string, err error) {
+// was queued, and the outcome for the handled record; done gets the same
+// for the metrics.
+func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *tally) (answered bool, outcome string, err error) {
 	var report commands.Report
 	switch refusal, err := b.refusal(in, now); {
 	case err != nil:
@@ -286,7 +295,7 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time) (answer
 			return false, "", err
 		}
 		report.Results = []commands.Result{{Command: label, Status: commands.Error, Text: refusal}}
-		outcome = "refused: " + refusal
+		outcome, done.reason = "refused: "+refusal, metrics.Refused
 	default:
 		script := b.read(in.msg)
 		unread, err := b.unread(in.msg)
@@ -297,6 +306,7 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time) (answer
 			// "Thanks!" to a transcript, or an auto-responder that marks
 			// nothing: answering with the help text would only start a
 			// conversation between robots.
+			done.reason = metrics.NoCommands
 			return false, "no commands in a reply to the bot: not answered", nil
 		}
 		actor := commands.Actor{Address: in.sender, Admin: role.admin}
@@ -304,6 +314,8 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time) (answer
 		if report, err = commands.Execute(tx, actor, env, script); err != nil {
 			return false, "", err
 		}
+		done.reason = metrics.Replied
+		done.commands(script, report)
 		report.Results = append(unread, report.Results...)
 		outcome = fmt.Sprintf("replied: %d commands, %d lines ignored", len(report.Results), len(report.Ignored))
 	}
@@ -392,8 +404,10 @@ func (b *Bot) unread(msg *message.Message) ([]commands.Result, error) {
 	return out, nil
 }
 
-// setAside logs why a message gets no effect and no reply.
-func (b *Bot) setAside(reason string, msg *message.Message) inbox.Disposition {
+// setAside logs why a message gets no effect and no reply; why is the
+// same for the metrics.
+func (b *Bot) setAside(why metrics.Reason, reason string, msg *message.Message) inbox.Disposition {
+	b.set.Metrics.Message(metrics.SetAside, why)
 	attrs := []any{"reason", reason}
 	if msg != nil {
 		attrs = append(attrs, "message_id", msg.MessageID, "from", msg.Header.Get("From"), "subject", msg.Subject)
@@ -408,8 +422,10 @@ func (b *Bot) failed(key string, err error) inbox.Disposition {
 	n, quarantine := b.failures.internal(key)
 	b.log.Error("message handling failed", "attempt", n, "error", err)
 	if !quarantine {
+		b.set.Metrics.Message(metrics.Deferred, metrics.InternalError)
 		return inbox.Disposition{Action: inbox.Leave, Reason: err.Error()}
 	}
+	b.set.Metrics.Message(metrics.Quarantined, metrics.InternalError)
 	return b.quarantine(n, err)
 }
 
@@ -421,8 +437,10 @@ func (b *Bot) dnsFailed(key string, msg *message.Message, err error) inbox.Dispo
 	if !quarantine {
 		b.log.Warn("DKIM key look-up failed; the message waits", "message_id", msg.MessageID,
 			"attempt", n, "next", next.Format(time.RFC3339), "error", err)
+		b.set.Metrics.Message(metrics.Deferred, metrics.DNSUnavailable)
 		return inbox.Disposition{Action: inbox.Leave, Reason: "DKIM look-up failed: " + err.Error()}
 	}
+	b.set.Metrics.Message(metrics.Quarantined, metrics.DNSUnavailable)
 	return b.quarantine(n, fmt.Errorf("the DKIM key look-up kept failing: %w", err))
 }
 

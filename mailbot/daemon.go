@@ -15,11 +15,14 @@ import (
 	"github.com/coworkingvisa/mailbot/mailbot/config"
 	"github.com/coworkingvisa/mailbot/mailbot/control"
 	"github.com/coworkingvisa/mailbot/mailbot/digest"
+	"github.com/coworkingvisa/mailbot/mailbot/health"
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
+	"github.com/coworkingvisa/mailbot/mailbot/metrics"
 	"github.com/coworkingvisa/mailbot/mailbot/outbox"
 	"github.com/coworkingvisa/mailbot/mailbot/smtpsend"
 	"github.com/coworkingvisa/mailbot/mailbot/trust"
+	"github.com/coworkingvisa/mailbot/mailbot/web"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
 )
@@ -98,6 +101,14 @@ type Daemon struct {
 	// storePath locates the control socket next to the store, through
 	// which operator commands reach the running daemon.
 	storePath string
+
+	// Metrics, Health and Web are what an operator watches (observe.go):
+	// other parts add health checks and routes to them in Open. Web
+	// listens on httpListen, when set.
+	Metrics    *metrics.Metrics
+	Health     *health.Checks
+	Web        *web.Server
+	httpListen string
 }
 
 // Open opens the store and builds the daemon from cfg without starting it.
@@ -111,6 +122,7 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		db.Close()
 		return nil, err
 	}
+	m := metrics.New()
 	n := max(cfg.SMTP.Connections, 1)
 	senders := make([]outbox.Sender, n)
 	for i := range senders {
@@ -125,9 +137,12 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		Backoff:  outbox.Backoff{Initial: cfg.Outbox.RetryInitial, Max: cfg.Outbox.RetryMax, GiveUpAfter: cfg.Outbox.GiveUpAfter},
 		Classify: classify,
 		OnHeld:   func(it storage.OutboxItem) { bot.NotifyHeld(it) },
+		Metrics:  m,
 		Log:      log,
 	})
-	bot = NewBot(SettingsFrom(cfg), db, tmpl, log, nil, out.Kick)
+	set := SettingsFrom(cfg)
+	set.Metrics = m
+	bot = NewBot(set, db, tmpl, log, nil, out.Kick)
 	var tlsConfig *tls.Config
 	if cfg.IMAP.InsecureSkipVerify {
 		tlsConfig = &tls.Config{InsecureSkipVerify: true, ServerName: cfg.IMAP.Host}
@@ -144,9 +159,12 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		db.Close()
 		return nil, err
 	}
+	dset.Metrics = m
 	sched := digest.New(db, tmpl, dset, log, nil, out.Kick)
-	return &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log, storePath: cfg.Store.Path,
-		keep: cfg.Limits.MaxMessageAge + 24*time.Hour}, nil
+	d := &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log, storePath: cfg.Store.Path,
+		keep: cfg.Limits.MaxMessageAge + 24*time.Hour, Metrics: m}
+	d.observe(cfg)
+	return d, nil
 }
 
 // Run serves until ctx is done: the message in hand is finished, the sends
@@ -159,12 +177,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.DB.Close()
 		return fmt.Errorf("mailbot: %w", err)
 	}
+	serveWeb, err := d.listenWeb()
+	if err != nil {
+		ctl.Close()
+		d.DB.Close()
+		return fmt.Errorf("mailbot: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	serveControl := func(ctx context.Context) error {
 		return control.Serve(ctx, ctl, control.NewHandler(d.DB, control.Hooks{Digest: d.Digest.SendNow, Kick: d.Outbox.Kick}))
 	}
 	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run, serveControl, d.maintain}
+	if serveWeb != nil {
+		parts = append(parts, serveWeb)
+	}
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
 	for i, run := range parts {

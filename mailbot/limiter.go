@@ -198,6 +198,7 @@ func (b *Bot) breakerAllows() bool {
 	open, justOpened := b.limiter.BreakerOpen(b.now())
 	if justOpened {
 		b.log.Error("circuit breaker open: pausing until the minute is over", "replies", b.set.Limits.RepliesPerMinute)
+		b.set.Metrics.BreakerTripped()
 		b.notifyAdmins("breaker", struct{ Limit int }{b.set.Limits.RepliesPerMinute})
 	}
 	return !open

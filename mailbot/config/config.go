@@ -52,7 +52,16 @@ type Config struct {
 	Digest       Digest        `yaml:"digest"`
 	Outbox       Outbox        `yaml:"outbox"`
 	Templates    Templates     `yaml:"templates"`
-	Log          Log           `yaml:"log"`
+	// Log is the logging: section. Its former name, log:, is still read
+	// (see file), with a warning.
+	Log Log `yaml:"logging"`
+	// HTTP is the optional web listener: /healthz, /metrics.
+	HTTP HTTP `yaml:"http"`
+	// Health says when /healthz calls the bot unhealthy.
+	Health Health `yaml:"health"`
+
+	// deprecated lists the former key names the file used, for Warnings.
+	deprecated []string
 }
 
 // Bot is the bot's own identity, used as the From of every reply.
@@ -210,8 +219,40 @@ type Templates struct {
 
 // Log configures the daemon's log.
 type Log struct {
-	Level  string `yaml:"level"`  // debug, info, warn or error
-	Format string `yaml:"format"` // text or json
+	Level string `yaml:"level"` // debug, info, warn or error
+	// Format is text (logfmt) or json (one JSON object a line, for log
+	// shippers).
+	Format string `yaml:"format"`
+}
+
+// HTTP is the bot's own web listener, off unless Listen is set.
+type HTTP struct {
+	// Listen is the host:port to serve on; "" serves nothing, so that
+	// several bots on one machine never fight over a port.
+	Listen string `yaml:"listen"`
+	// MetricsPublic serves /metrics and /healthz to any peer; by default
+	// only to loopback peers not behind a proxy, since they tell how busy
+	// the network is and when its mail servers fail.
+	MetricsPublic bool `yaml:"metrics_public"`
+}
+
+// Health holds the limits past which /healthz answers 503.
+type Health struct {
+	// InboxStaleAfter: the inbox not reached for longer than this (no
+	// answer from the IMAP server, and not waiting on a live connection)
+	// is unhealthy.
+	InboxStaleAfter time.Duration `yaml:"inbox_stale_after"`
+	// OutboxStaleAfter: a reply waiting in the outbox for longer than this
+	// is unhealthy.
+	OutboxStaleAfter time.Duration `yaml:"outbox_stale_after"`
+}
+
+// file is the YAML document: the Config, and the sections it still reads
+// under a former name.
+type file struct {
+	*Config `yaml:",inline"`
+	// OldLog is log:, the former name of logging:.
+	OldLog *Log `yaml:"log"`
 }
 
 // Schedule is Digest in parsed form, for the scheduler.
@@ -273,6 +314,10 @@ func Default() *Config {
 			GiveUpAfter:  4 * 24 * time.Hour,
 		},
 		Log: Log{Level: "info", Format: "text"},
+		// An IMAP server away for 5 minutes (the watcher retries within a
+		// minute) or a reply kept from someone waiting for 15 is what an
+		// operator should hear about; a restart or a short blip is not.
+		Health: Health{InboxStaleAfter: 5 * time.Minute, OutboxStaleAfter: 15 * time.Minute},
 	}
 }
 
@@ -303,9 +348,10 @@ func Parse(data []byte, env func(string) string) (*Config, error) {
 		env = os.Getenv
 	}
 	c := Default()
+	f := file{Config: c, OldLog: &Log{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
+	if err := dec.Decode(&f); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("the configuration is empty")
 		}
@@ -320,6 +366,9 @@ func Parse(data []byte, env func(string) string) (*Config, error) {
 		return nil, err // cannot happen: the same bytes decoded above
 	}
 	if err := errors.Join(nullValues(&doc)...); err != nil {
+		return nil, err
+	}
+	if err := f.oldNames(&doc); err != nil {
 		return nil, err
 	}
 
@@ -337,6 +386,34 @@ func Parse(data []byte, env func(string) string) (*Config, error) {
 	return c, nil
 }
 
+// oldNames carries the sections written under a former name over to
+// their present one, and notes each for Warnings. A file may use one name
+// or the other, not both: which one would win is not obvious to a reader.
+func (f *file) oldNames(doc *yaml.Node) error {
+	top := map[string]bool{}
+	if len(doc.Content) > 0 && doc.Content[0].Kind == yaml.MappingNode {
+		for i := 0; i < len(doc.Content[0].Content); i += 2 {
+			top[doc.Content[0].Content[i].Value] = true
+		}
+	}
+	if !top["log"] {
+		return nil
+	}
+	if top["logging"] {
+		return errors.New("log: the former name of logging; both are set: keep only logging")
+	}
+	if f.OldLog != nil {
+		if f.OldLog.Level != "" {
+			f.Log.Level = f.OldLog.Level
+		}
+		if f.OldLog.Format != "" {
+			f.Log.Format = f.OldLog.Format
+		}
+	}
+	f.deprecated = append(f.deprecated, "log")
+	return nil
+}
+
 // nullValues reports keys written without a value ("processed_mailbox:"),
 // which YAML reads as "not set" and so as the default: rarely what the writer
 // meant. A section left empty, all its keys commented out, is fine.
@@ -344,7 +421,7 @@ func nullValues(doc *yaml.Node) []error {
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 		return nil
 	}
-	sections := map[string]bool{}
+	sections := map[string]bool{"log": true} // the former name of logging
 	for f := range reflect.TypeFor[Config]().Fields() {
 		if f.Type.Kind() == reflect.Struct {
 			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -385,7 +462,7 @@ func (c *Config) normalize() {
 	}
 	for _, p := range []*string{
 		&c.IMAP.TLS, &c.SMTP.TLS, &c.Auth.Require,
-		&c.Digest.Weekday, &c.Log.Level, &c.Log.Format,
+		&c.Digest.Weekday, &c.Log.Level, &c.Log.Format, &c.HTTP.Listen,
 	} {
 		*p = strings.ToLower(strings.TrimSpace(*p))
 	}
@@ -603,11 +680,29 @@ func (c *Config) Validate() error {
 		p.add("outbox.give_up_after", "must be at least outbox.retry_max (%v), got %v", c.Outbox.RetryMax, c.Outbox.GiveUpAfter)
 	}
 
+	logKey := "logging"
+	if slices.Contains(c.deprecated, "log") {
+		logKey = "log"
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
-		p.add("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+		p.add(logKey+".level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
-		p.add("log.format", "must be text or json, got %q", c.Log.Format)
+		p.add(logKey+".format", "must be text or json, got %q", c.Log.Format)
+	}
+
+	if c.HTTP.Listen != "" {
+		host, port, err := net.SplitHostPort(c.HTTP.Listen)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || n < 1 || n > 65535 || strings.ContainsFunc(host, func(r rune) bool { return r <= ' ' || r == '/' }) {
+			p.add("http.listen", "must be host:port, such as 127.0.0.1:8080, [::1]:8080 or :8080 (all addresses), or \"\" for none; got %q", c.HTTP.Listen)
+		}
+	}
+	if c.Health.InboxStaleAfter < time.Second {
+		p.add("health.inbox_stale_after", "must be at least 1s, got %v", c.Health.InboxStaleAfter)
+	}
+	if c.Health.OutboxStaleAfter < time.Second {
+		p.add("health.outbox_stale_after", "must be at least 1s, got %v", c.Health.OutboxStaleAfter)
 	}
 	return errors.Join(p...)
 }
@@ -715,6 +810,15 @@ func (c *Config) Warnings() []string {
 	}
 	if len(c.Admins) == 0 {
 		w = append(w, "admins: none listed: nobody can add spaces or managers")
+	}
+	if slices.Contains(c.deprecated, "log") {
+		w = append(w, "log: a former name: rename the section to logging (log will stop working in a later version)")
+	}
+	if c.HTTP.MetricsPublic && c.HTTP.Listen != "" {
+		if host, _, _ := net.SplitHostPort(c.HTTP.Listen); !isLoopback(host) {
+			w = append(w, "http.metrics_public: /metrics and /healthz are served to anyone who reaches "+c.HTTP.Listen+
+				"; keep them behind a firewall or an authenticating proxy")
+		}
 	}
 	return w
 }

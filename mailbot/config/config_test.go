@@ -114,8 +114,12 @@ func TestParseDefaults(t *testing.T) {
 		{"limits.stranger_replies_per_domain_per_day", c.Limits.StrangerRepliesPerDomainPerDay, 20},
 		{"limits.stranger_replies_per_hour", c.Limits.StrangerRepliesPerHour, 100},
 		{"outbox.give_up_after", c.Outbox.GiveUpAfter, 96 * time.Hour},
-		{"log.level", c.Log.Level, "info"},
-		{"log.format", c.Log.Format, "text"},
+		{"logging.level", c.Log.Level, "info"},
+		{"logging.format", c.Log.Format, "text"},
+		{"http.listen", c.HTTP.Listen, ""},
+		{"http.metrics_public", c.HTTP.MetricsPublic, false},
+		{"health.inbox_stale_after", c.Health.InboxStaleAfter, 5 * time.Minute},
+		{"health.outbox_stale_after", c.Health.OutboxStaleAfter, 15 * time.Minute},
 		{"resolved imap password", c.IMAP.Password, "imap-secret"},
 		{"resolved smtp password", c.SMTP.Password, "smtp-secret"},
 	}
@@ -167,8 +171,20 @@ func TestParseValid(t *testing.T) {
 			func(c *Config) bool { return c.IMAP.IdleRestart == 10*time.Minute }},
 		{"weekday in capitals", map[string]any{"digest.weekday": "Friday", "digest.timezone": "Europe/Paris"},
 			func(c *Config) bool { return c.Digest.Weekday == "friday" }},
-		{"json log", map[string]any{"log.format": "json", "log.level": "DEBUG"},
+		{"json log", map[string]any{"logging.format": "json", "logging.level": "DEBUG"},
 			func(c *Config) bool { return c.Log.Format == "json" && c.Log.Level == "debug" }},
+		{"json log under the former name", map[string]any{"log.format": "JSON"},
+			func(c *Config) bool { return c.Log.Format == "json" && c.Log.Level == "info" }},
+		{"http on loopback", map[string]any{"http.listen": "127.0.0.1:8080"},
+			func(c *Config) bool { return c.HTTP.Listen == "127.0.0.1:8080" && !c.HTTP.MetricsPublic }},
+		{"http on every address", map[string]any{"http.listen": ":8080"},
+			func(c *Config) bool { return c.HTTP.Listen == ":8080" }},
+		{"http on IPv6 loopback", map[string]any{"http.listen": "[::1]:8080"},
+			func(c *Config) bool { return c.HTTP.Listen == "[::1]:8080" }},
+		{"health limits", map[string]any{"health.inbox_stale_after": "90s", "health.outbox_stale_after": "1h"},
+			func(c *Config) bool {
+				return c.Health.InboxStaleAfter == 90*time.Second && c.Health.OutboxStaleAfter == time.Hour
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,8 +248,16 @@ func TestParseErrors(t *testing.T) {
 		{"no attempts", map[string]any{"limits.max_attempts": 0}, "limits.max_attempts: must be at least 1"},
 		{"negative stranger budget", map[string]any{"limits.stranger_replies_per_hour": -1}, "limits.stranger_replies_per_hour: must be 0"},
 		{"bad alias", map[string]any{"bot.aliases": []any{"not an address"}}, "bot.aliases[0]: must be a plain email address"},
-		{"log level", map[string]any{"log.level": "verbose"}, "log.level: must be debug, info, warn or error"},
-		{"log format", map[string]any{"log.format": "xml"}, "log.format: must be text or json"},
+		{"log level", map[string]any{"logging.level": "verbose"}, "logging.level: must be debug, info, warn or error"},
+		{"log format", map[string]any{"logging.format": "xml"}, "logging.format: must be text or json"},
+		{"log format under the former name", map[string]any{"log.format": "xml"}, "log.format: must be text or json"},
+		{"log and logging both", map[string]any{"log.format": "json", "logging.level": "debug"},
+			"log: the former name of logging; both are set"},
+		{"http listen without a port", map[string]any{"http.listen": "127.0.0.1"}, "http.listen: must be host:port"},
+		{"http listen port 0", map[string]any{"http.listen": "127.0.0.1:0"}, "http.listen: must be host:port"},
+		{"http listen as a URL", map[string]any{"http.listen": "http://127.0.0.1:8080"}, "http.listen: must be host:port"},
+		{"inbox limit zero", map[string]any{"health.inbox_stale_after": "0s"}, "health.inbox_stale_after: must be at least 1s"},
+		{"outbox limit too short", map[string]any{"health.outbox_stale_after": "10ms"}, "health.outbox_stale_after: must be at least 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,7 +315,7 @@ auth: {require: none}
 
 func TestParseEmptySection(t *testing.T) {
 	// A section whose keys are all commented out keeps its defaults.
-	c := mustParse(t, append(yamlWith(t, nil), "outbox:\n  # retry_max: 2h\nlog:\n"...))
+	c := mustParse(t, append(yamlWith(t, nil), "outbox:\n  # retry_max: 2h\nlogging:\n"...))
 	if c.Outbox.RetryMax != Default().Outbox.RetryMax || c.Log.Level != "info" {
 		t.Errorf("empty sections lost their defaults: outbox.retry_max %v, log.level %q", c.Outbox.RetryMax, c.Log.Level)
 	}
@@ -443,6 +467,10 @@ func TestWarnings(t *testing.T) {
 		{"auth none", map[string]any{"auth.require": "none"}, []string{"auth.require: none"}},
 		{"self-signed test server", map[string]any{"smtp.insecure_skip_verify": true}, []string{"smtp.insecure_skip_verify"}},
 		{"no admins", map[string]any{"admins": []any{}}, []string{"admins: none listed"}},
+		{"the former name of logging", map[string]any{"log.level": "debug"}, []string{"log: a former name: rename the section to logging"}},
+		{"metrics public on loopback", map[string]any{"http.listen": "127.0.0.1:8080", "http.metrics_public": true}, nil},
+		{"metrics public to the network", map[string]any{"http.listen": ":8080", "http.metrics_public": true},
+			[]string{"http.metrics_public: /metrics and /healthz are served to anyone"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -534,6 +562,7 @@ func TestExampleConfig(t *testing.T) {
 		{"store.path", c.Store.Path, "/var/lib/mailbot/visa.db"},
 		{"admins", strings.Join(c.Admins, ","), "admin@example.org"},
 		{"auth.authserv_id", c.Auth.AuthservID, "mx.example.org"},
+		{"http.listen", c.HTTP.Listen, "127.0.0.1:8080"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -543,7 +572,7 @@ func TestExampleConfig(t *testing.T) {
 
 	// Everything else in the example is a default: the example and a
 	// file holding only the required keys must come out the same.
-	if got, want := c.Redacted(), mustParse(t, yamlWith(t, nil)).Redacted(); got != want {
+	if got, want := c.Redacted(), mustParse(t, yamlWith(t, map[string]any{"http.listen": "127.0.0.1:8080"})).Redacted(); got != want {
 		t.Errorf("the example's values differ from the defaults:\nexample:\n%s\ndefaults:\n%s", got, want)
 	}
 }

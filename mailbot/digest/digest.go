@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/metrics"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
 )
@@ -37,6 +38,8 @@ type Settings struct {
 	// DefaultTZ is the zone of spaces that name none, and of the network
 	// digest.
 	DefaultTZ *time.Location
+	// Metrics counts the digests queued; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // SettingsFrom takes the digest settings out of a loaded configuration.
@@ -248,6 +251,7 @@ func (s *Scheduler) sendSpace(id string) (int, error) {
 	}
 	if n > 0 {
 		s.log.Info("digest queued", "space", id, "period", key, "messages", n)
+		s.set.Metrics.DigestsQueued(metrics.SpaceDigest, n)
 		s.wake()
 	}
 	return n, nil
@@ -294,6 +298,7 @@ func (s *Scheduler) sendNetwork() (int, error) {
 	}
 	if n > 0 {
 		s.log.Info("network digest queued", "period", key, "messages", n)
+		s.set.Metrics.DigestsQueued(metrics.NetworkDigest, n)
 		s.wake()
 	}
 	return n, nil

@@ -179,6 +179,8 @@ type Watcher struct {
 	// State carried across connections, used only by Run's goroutine.
 	lastUIDValidity  uint32
 	warnedNoKeywords bool
+
+	status statusBox // what Status reports
 }
 
 // New returns a Watcher for cfg that hands messages to h. Configuration
@@ -225,6 +227,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 	backoff := w.backoffMin
 	for failures := 1; ; failures++ {
 		healthy, err := w.session(ctx, &cfg, log)
+		w.status.update(func(s *Status) {
+			s.Connected, s.Waiting = false, false
+			if err != nil {
+				s.LastError = err.Error()
+			}
+		})
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -257,13 +265,17 @@ func (w *Watcher) session(ctx context.Context, cfg *Config, log *slog.Logger) (h
 	if err := s.open(ctx); err != nil {
 		return false, err
 	}
+	w.status.update(func(st *Status) { st.Connected = true })
 	if err := s.round(ctx); err != nil {
 		return false, err
 	}
 	w.readyOnce.Do(func() { close(w.ready) })
 
 	for ctx.Err() == nil {
-		if err := s.wait(ctx); err != nil {
+		w.status.update(func(st *Status) { st.Waiting = true })
+		err := s.wait(ctx)
+		w.status.update(func(st *Status) { st.Waiting = false })
+		if err != nil {
 			return true, err
 		}
 		if ctx.Err() != nil {

@@ -54,6 +54,7 @@ func (s *session) guard(ctx context.Context, what string, f func() error) error 
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
+	s.w.status.answered()
 	return nil
 }
 
@@ -195,6 +196,7 @@ func (s *session) round(ctx context.Context) error {
 		}
 		uids = slices.DeleteFunc(uids, func(u imap.UID) bool { return handed[u] })
 		if len(uids) == 0 {
+			s.w.status.update(func(st *Status) { st.LastSweep, st.LastError = time.Now(), "" })
 			return nil
 		}
 		for batch := range slices.Chunk(uids, s.cfg.BatchSize) {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coworkingvisa/mailbot/mailbot/metrics"
 	"github.com/coworkingvisa/mailbot/storage"
 )
 
@@ -59,7 +60,9 @@ type Config struct {
 	// to tell the admins. Either may be nil.
 	OnHeld    func(storage.OutboxItem)
 	OnDropped func(it storage.OutboxItem, err error)
-	Log       *slog.Logger
+	// Metrics counts sends, failures, drops and holds; nil counts nothing.
+	Metrics *metrics.Metrics
+	Log     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -303,6 +306,7 @@ func (q *Queue) Recover() error {
 	for _, it := range held {
 		q.cfg.Log.Error("outbox: message held: the process died while sending it, several times in a row",
 			"id", it.ID, "to", it.To, "kind", it.Kind, "answers", it.Answers, "crashes", it.Crashes)
+		q.cfg.Metrics.Held(it.Kind)
 		if q.cfg.OnHeld != nil {
 			q.cfg.OnHeld(it)
 		}
@@ -375,12 +379,14 @@ func (q *Queue) deliver(s Sender, it storage.OutboxItem) outcome {
 	switch {
 	case sendErr == nil:
 		q.cfg.Log.Info("outbox: sent", attrs...)
+		q.cfg.Metrics.Sent(it.Kind)
 		out.sent = true
 	case dropped:
-		why := "refused for good"
+		why, drop := "refused for good", metrics.Rejected
 		if out.failure != Permanent {
-			why = fmt.Sprintf("given up after %d attempts", it.Attempts)
+			why, drop = fmt.Sprintf("given up after %d attempts", it.Attempts), metrics.Expired
 		}
+		q.cfg.Metrics.Dropped(it.Kind, drop)
 		q.cfg.Log.Error("outbox: message dropped, "+why, append(attrs, "error", sendErr)...)
 		if q.cfg.OnDropped != nil {
 			q.cfg.OnDropped(it, sendErr)
@@ -388,6 +394,7 @@ func (q *Queue) deliver(s Sender, it storage.OutboxItem) outcome {
 	default:
 		q.cfg.Log.Warn("outbox: send failed, will retry", append(attrs, "attempts", it.Attempts,
 			"next", it.NextAttempt.Format(time.RFC3339), "error", sendErr)...)
+		q.cfg.Metrics.SendFailed(it.Kind)
 	}
 	return out
 }
