@@ -218,7 +218,7 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 		return inbox.Disposition{Action: inbox.Handled}
 	}
 	if over {
-		return b.setAside("a stranger over the daily or hourly budget of answers: not answered", in.msg)
+		return b.setAside(metrics.StrangerBudget, "a stranger over the daily or hourly budget of answers: not answered", in.msg)
 	}
 	if role.known() && !b.breakerAllows() {
 		b.set.Metrics.Message(metrics.Deferred, metrics.Breaker)
