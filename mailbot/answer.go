@@ -169,6 +169,43 @@ func (b *Bot) NotifyHeld(it storage.OutboxItem) {
 	}{it.ID, it.Crashes, it.Kind, strings.Join(it.To, ", "), it.Answers})
 }
 
+// dropNoticeDelay is how long the bot gathers replies dropped for good
+// before it tells the admins of all of them in one notice.
+const dropNoticeDelay = time.Minute
+
+// droppedReply is one line of the admins' notice about dropped replies.
+type droppedReply struct {
+	Kind, To, Answers, Error string
+}
+
+// NotifyDropped tells the admins of a message the outbox dropped for good
+// (refused with a 5xx, or given up on; outbox.Config.OnDropped): the replies
+// dropped within dropNoticeDelay go out in one notice. A dropped notice
+// is not reported, so that an admin address that refuses mail cannot start
+// a loop of notices about notices.
+func (b *Bot) NotifyDropped(it storage.OutboxItem, err error) {
+	if it.Kind == outbox.KindNotice {
+		return
+	}
+	b.dropMu.Lock()
+	defer b.dropMu.Unlock()
+	b.dropped = append(b.dropped, droppedReply{Kind: it.Kind, To: strings.Join(it.To, ", "), Answers: it.Answers, Error: err.Error()})
+	if len(b.dropped) == 1 {
+		time.AfterFunc(dropNoticeDelay, b.flushDropped)
+	}
+}
+
+// flushDropped sends the gathered dropped replies as one notice.
+func (b *Bot) flushDropped() {
+	b.dropMu.Lock()
+	list := b.dropped
+	b.dropped = nil
+	b.dropMu.Unlock()
+	if len(list) > 0 {
+		b.notifyAdmins("dropped", struct{ Replies []droppedReply }{list})
+	}
+}
+
 // answersBot reports whether msg replies to a message of the bot's (its
 // In-Reply-To or References name a Message-ID the bot made).
 func (b *Bot) answersBot(msg *message.Message) bool {

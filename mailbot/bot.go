@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/commands"
@@ -75,6 +76,9 @@ type Bot struct {
 	kick     func() // tells the outbox something was queued
 	limiter  *Limiter
 	failures *failures
+
+	dropMu  sync.Mutex     // guards dropped
+	dropped []droppedReply // replies dropped for good, for the next notice
 }
 
 // NewBot makes a bot over an open store. kick is called after something

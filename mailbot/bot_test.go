@@ -2,6 +2,7 @@ package mailbot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -328,5 +329,33 @@ func TestReplyToBotWithoutCommandsIsNotAnswered(t *testing.T) {
 	b.Handle(context.Background(), mail("alex@indyhall.test", "t2@x", "hello", "How does this work?"))
 	if r := queued(t, db); len(r) != 1 || !strings.Contains(r[0], "How to use") {
 		t.Errorf("no help for a new message without commands: %q", r)
+	}
+}
+
+// Replies dropped for good reach the admins in one notice; a dropped
+// notice is not reported (an admin address that refuses mail cannot start
+// a loop of notices).
+func TestDroppedRepliesAreReported(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	refused := errors.New("550 5.1.1 no such user")
+	b.NotifyDropped(storage.OutboxItem{Kind: "reply", To: []string{"gone@indyhall.test"}, Answers: "cmd1@indyhall.test"}, refused)
+	b.NotifyDropped(storage.OutboxItem{Kind: "digest", To: []string{"old@betahaus.test"}}, refused)
+	b.NotifyDropped(storage.OutboxItem{Kind: "notice", To: []string{"admin@visa.test"}}, refused)
+	b.flushDropped()
+	r := queued(t, db)
+	if len(r) != 1 {
+		t.Fatalf("%d notices, want 1", len(r))
+	}
+	plain := replyText(t, r[0])
+	if !strings.Contains(r[0], "To: <admin@visa.test>") || !strings.Contains(r[0], "Subject: [Visa] replies could not be delivered") {
+		t.Errorf("not a notice to the admin:\n%.600s", r[0])
+	}
+	for _, want := range []string{"reply to gone@indyhall.test, answering the message cmd1@indyhall.test: 550 5.1.1", "digest to old@betahaus.test"} {
+		if !strings.Contains(oneSpaced(plain), want) {
+			t.Errorf("the notice lacks %q:\n%s", want, plain)
+		}
+	}
+	if strings.Contains(plain, "admin@visa.test:") {
+		t.Errorf("a dropped notice was reported:\n%s", plain)
 	}
 }

@@ -123,22 +123,28 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	m := metrics.New()
-	n := max(cfg.SMTP.Connections, 1)
-	senders := make([]outbox.Sender, n)
-	for i := range senders {
-		senders[i] = smtpsend.New(smtpsend.Config{
+	newSender := func() outbox.Sender {
+		return smtpsend.New(smtpsend.Config{
 			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password,
 			InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
 		})
 	}
+	senders := make([]outbox.Sender, max(cfg.SMTP.Connections, 1))
+	for i := range senders {
+		senders[i] = newSender()
+	}
 	var bot *Bot
 	out := outbox.New(db, senders, outbox.Config{
-		Backoff:  outbox.Backoff{Initial: cfg.Outbox.RetryInitial, Max: cfg.Outbox.RetryMax, GiveUpAfter: cfg.Outbox.GiveUpAfter},
-		Classify: classify,
-		OnHeld:   func(it storage.OutboxItem) { bot.NotifyHeld(it) },
-		Metrics:  m,
-		Log:      log,
+		Backoff: outbox.Backoff{Initial: cfg.Outbox.RetryInitial, Max: cfg.Outbox.RetryMax, GiveUpAfter: cfg.Outbox.GiveUpAfter},
+		// More connections beside stalled sends, up to the most a polite
+		// client opens (the validation's bound of smtp.connections).
+		Extra:          newSender,
+		MaxConnections: config.MaxConnections,
+		Classify:       classify,
+		OnHeld:         func(it storage.OutboxItem) { bot.NotifyHeld(it) },
+		Metrics:        m,
+		Log:            log,
 	})
 	set := SettingsFrom(cfg)
 	set.Metrics = m

@@ -266,8 +266,9 @@ type Schedule struct {
 // maxIdleRestart: some servers drop an idle client after about 10 minutes.
 const maxIdleRestart = 10 * time.Minute
 
-// maxConnections keeps the bot a polite client of its submission server.
-const maxConnections = 16
+// MaxConnections keeps the bot a polite client of its submission server:
+// the most SMTP connections it opens at once, stalled sends included.
+const MaxConnections = 16
 
 // Default returns a Config holding every default; YAML is decoded over it,
 // so a key that is absent keeps its default and a key that is present, even
@@ -600,8 +601,8 @@ func (c *Config) Validate() error {
 	p.positive("imap.command_timeout", c.IMAP.CommandTimeout)
 
 	c.SMTP.validate(&p, "smtp", false)
-	if c.SMTP.Connections < 1 || c.SMTP.Connections > maxConnections {
-		p.add("smtp.connections", "must be 1-%d, got %d", maxConnections, c.SMTP.Connections)
+	if c.SMTP.Connections < 1 || c.SMTP.Connections > MaxConnections {
+		p.add("smtp.connections", "must be 1-%d, got %d", MaxConnections, c.SMTP.Connections)
 	}
 
 	if c.Store.Path == "" {

@@ -38,7 +38,12 @@ func TestMetricsAndStats(t *testing.T) {
 
 	fresh := add(t, db, "retried, then sent", now.Add(-time.Minute))
 	add(t, db, "refused", now)
-	add(t, db, "too old", now.Add(-5*24*time.Hour))
+	old := add(t, db, "too old", now.Add(-5*24*time.Hour))
+	db.Update(func(tx *storage.Tx) error { // tried for days already
+		it, _, _ := tx.OutboxItem(old)
+		it.Attempts = 20
+		return tx.PutOutboxItem(it)
+	})
 	s := &fakeSender{fail: []error{errors.New("451 later"), errPermanent, errors.New("451 later")}}
 	q := New(db, []Sender{s}, Config{
 		Backoff:  Backoff{Initial: time.Minute, Max: time.Hour, GiveUpAfter: 4 * 24 * time.Hour},

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/mailbot/metrics"
@@ -36,9 +36,11 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultProbe       = 30 * time.Second
-	DefaultMaxCrashes  = 3
-	DefaultSendTimeout = 2 * time.Minute
+	DefaultProbe          = 30 * time.Second
+	DefaultMaxCrashes     = 3
+	DefaultSendTimeout    = 2 * time.Minute
+	DefaultSlowAfter      = 15 * time.Second
+	DefaultMaxConnections = 16
 )
 
 // Config tunes a Queue. Zero fields take the defaults above.
@@ -53,6 +55,14 @@ type Config struct {
 	MaxCrashes int
 	// SendTimeout bounds one send, also one finished during shutdown.
 	SendTimeout time.Duration
+	// SlowAfter: a send running longer than this is stalled; it makes room
+	// for one more connection (see Run).
+	SlowAfter time.Duration
+	// Extra makes one more sender, for room beside stalled sends; nil
+	// means only the senders given to New are used.
+	Extra func() Sender
+	// MaxConnections bounds the senders open at once, extra ones included.
+	MaxConnections int
 	// Classify tells what a send error means; nil treats all as Temporary.
 	Classify func(error) Failure
 	// OnHeld is called after an item was held, OnDropped after one was
@@ -87,6 +97,12 @@ func New(db *storage.DB, senders []Sender, cfg Config) *Queue {
 	if cfg.SendTimeout <= 0 {
 		cfg.SendTimeout = DefaultSendTimeout
 	}
+	if cfg.SlowAfter <= 0 {
+		cfg.SlowAfter = DefaultSlowAfter
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
 	if cfg.Classify == nil {
 		cfg.Classify = func(error) Failure { return Temporary }
 	}
@@ -112,45 +128,49 @@ type outcome struct {
 	id      uint64
 	sent    bool
 	failure Failure // when not sent
+	sender  Sender  // the sender it used, back to the pool
+}
+
+// running is a send in hand.
+type running struct {
+	rcpt, domain string    // the recipient and its domain
+	start        time.Time // when it was handed to a sender
 }
 
 // Run sends due messages until ctx is done, then finishes the sends in
 // hand and closes the senders. It first takes care of the sends the
 // process died in (see Recover).
+//
+// Sends to different recipients do not wait on each other. Each send has a
+// sender (an SMTP connection) of its own; the Config's senders are the
+// usual pool. One recipient has one send in hand at most, so replies to
+// one person go out in order. A send running longer than SlowAfter counts
+// as stalled (a recipient whose server does not answer, checked by the
+// submission server while it waits): it frees room for one more
+// connection, from Extra, so that the front desk is never behind a stalled
+// stranger; and no other message to the stalled recipient's domain is
+// started until it ends.
 func (q *Queue) Run(ctx context.Context) error {
 	if err := q.Recover(); err != nil {
 		q.cfg.Log.Error("outbox: recovering sends in flight", "error", err)
 	}
-	jobs := make(chan storage.OutboxItem)
-	finished := make(chan outcome, len(q.senders))
-	var wg sync.WaitGroup
-	for _, s := range q.senders {
-		wg.Add(1)
-		go func(s Sender) {
-			defer wg.Done()
-			defer s.Close()
-			for it := range jobs {
-				finished <- q.deliver(s, it)
-			}
-		}(s)
-	}
-	inFlight := map[uint64]bool{}
+	p := &pool{idle: append([]Sender(nil), q.senders...), base: len(q.senders), extra: q.cfg.Extra}
+	finished := make(chan outcome)
+	inFlight := map[uint64]running{}
 	defer func() {
-		close(jobs)
 		for range inFlight {
-			<-finished
+			p.put((<-finished).sender)
 		}
-		wg.Wait()
+		p.closeAll()
 	}()
 
 	// The server is presumed down while messages wait on an earlier
 	// failure: the first of them is tried at once, as a probe.
 	var down bool
 	var lastTry time.Time
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	done := func(o outcome) {
 		delete(inFlight, o.id)
+		p.put(o.sender)
 		switch {
 		case o.sent && down:
 			down = false
@@ -163,38 +183,71 @@ func (q *Queue) Run(ctx context.Context) error {
 			down, lastTry = true, q.cfg.Now()
 		}
 	}
-	first := true
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var pending []storage.OutboxItem // due, not yet handed to a sender
+	var s scanned
+	rescan, first := true, true
 	for {
 		now := q.cfg.Now()
-		s, err := q.scan(inFlight, now)
-		if err != nil {
-			q.cfg.Log.Error("outbox: reading the queue", "error", err)
-			s.next = now.Add(5 * time.Second)
-		}
-		if first {
-			down, first = s.waiting != nil, false
-		}
-		due := s.due
-		if down && s.waiting != nil && len(inFlight) == 0 && !now.Before(lastTry.Add(q.cfg.Probe)) {
-			due = append(due, *s.waiting) // a probe
-			lastTry = now
-		}
-		for len(due) > 0 {
-			select {
-			case jobs <- due[0]:
-				inFlight[due[0].ID] = true
-				due = due[1:]
-			case o := <-finished:
-				done(o)
-			case <-ctx.Done():
-				return nil
+		if rescan || len(pending) == 0 {
+			var err error
+			ids := make(map[uint64]bool, len(inFlight))
+			for id := range inFlight {
+				ids[id] = true
+			}
+			if s, err = q.scan(ids, now); err != nil {
+				q.cfg.Log.Error("outbox: reading the queue", "error", err)
+				s.next = now.Add(5 * time.Second)
+			}
+			pending, rescan = s.due, false
+			if first {
+				down, first = s.waiting != nil, false
+			}
+			if down && s.waiting != nil && len(inFlight) == 0 && !now.Before(lastTry.Add(q.cfg.Probe)) {
+				pending = append(pending, *s.waiting) // a probe
+				lastTry = now
 			}
 		}
+
+		// Hand out what there is room for, skipping the domains of
+		// stalled sends.
+		stalled, stalledDomains, nextStall := q.stalls(inFlight, now)
+		room := min(p.base+stalled, max(q.cfg.MaxConnections, p.base))
+		busy := make(map[string]bool, len(inFlight))
+		for _, r := range inFlight {
+			busy[r.rcpt] = true
+		}
+		var left []storage.OutboxItem
+		for _, it := range pending {
+			rcpt, d := recipientOf(it)
+			if len(inFlight) >= room || stalledDomains[d] || busy[rcpt] {
+				left = append(left, it)
+				continue
+			}
+			sender := p.get()
+			if sender == nil {
+				left = append(left, it)
+				continue
+			}
+			inFlight[it.ID] = running{rcpt: rcpt, domain: d, start: now}
+			busy[rcpt] = true
+			go func(it storage.OutboxItem) {
+				o := q.deliver(sender, it)
+				o.sender = sender
+				finished <- o
+			}(it)
+		}
+		pending = left
+
 		wake := s.next
 		if down && s.waiting != nil {
 			if probe := lastTry.Add(q.cfg.Probe); wake.IsZero() || probe.Before(wake) {
 				wake = probe
 			}
+		}
+		if !nextStall.IsZero() && (wake.IsZero() || nextStall.Before(wake)) {
+			wake = nextStall
 		}
 		wait := time.Hour
 		if !wake.IsZero() {
@@ -205,11 +258,83 @@ func (q *Queue) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-q.kick:
+			rescan = true
 		case o := <-finished:
 			done(o)
 		case <-timer.C:
+			rescan = true
 		}
 	}
+}
+
+// stalls counts the sends in hand that run longer than SlowAfter, names
+// their recipient domains, and says when the next one will count as
+// stalled.
+func (q *Queue) stalls(inFlight map[uint64]running, now time.Time) (n int, domains map[string]bool, next time.Time) {
+	domains = map[string]bool{}
+	for _, r := range inFlight {
+		at := r.start.Add(q.cfg.SlowAfter)
+		if !now.Before(at) {
+			n++
+			domains[r.domain] = true
+		} else if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	return n, domains, next
+}
+
+// recipientOf is an item's first recipient and its domain, lowercased.
+func recipientOf(it storage.OutboxItem) (rcpt, domain string) {
+	if len(it.To) == 0 {
+		return "", ""
+	}
+	rcpt = strings.ToLower(it.To[0])
+	return rcpt, rcpt[strings.LastIndexByte(rcpt, '@')+1:]
+}
+
+// pool keeps the senders that are not sending. Up to base of them are
+// kept open between sends; extra ones, made while sends are stalled, are
+// closed once they are idle again.
+type pool struct {
+	idle  []Sender
+	base  int           // the configured connections
+	open  int           // extra senders open now
+	extra func() Sender // makes one more; nil: none
+}
+
+// get returns an idle sender, or a new extra one, or nil.
+func (p *pool) get() Sender {
+	if n := len(p.idle); n > 0 {
+		s := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		return s
+	}
+	if p.extra == nil {
+		return nil
+	}
+	p.open++
+	return p.extra()
+}
+
+// put takes a sender back; an extra one beyond the base is closed.
+func (p *pool) put(s Sender) {
+	if s == nil {
+		return
+	}
+	if len(p.idle) >= p.base && p.open > 0 {
+		p.open--
+		s.Close()
+		return
+	}
+	p.idle = append(p.idle, s)
+}
+
+func (p *pool) closeAll() {
+	for _, s := range p.idle {
+		s.Close()
+	}
+	p.idle = nil
 }
 
 // scanned is one look at the queue.
@@ -360,7 +485,7 @@ func (q *Queue) deliver(s Sender, it storage.OutboxItem) outcome {
 		case out.failure == Permanent:
 			dropped = true
 			return tx.DeleteOutboxItem(it.ID)
-		case q.cfg.Backoff.GiveUpAfter > 0 && now.Sub(it.Created) > q.cfg.Backoff.GiveUpAfter:
+		case q.givesUp(it, now):
 			dropped = true
 			return tx.DeleteOutboxItem(it.ID)
 		}
@@ -397,6 +522,26 @@ func (q *Queue) deliver(s Sender, it storage.OutboxItem) outcome {
 		q.cfg.Metrics.SendFailed(it.Kind)
 	}
 	return out
+}
+
+// minAttemptsBeforeGiveUp: a message is never given up on before this many
+// attempts, however old it looks, so that a clock that jumps forward by days
+// does not drop the replies waiting on a first transient failure.
+const minAttemptsBeforeGiveUp = 5
+
+// givesUp reports whether a message that failed again is too old to try
+// any more. A creation time in the future (the clock was ahead when it was
+// queued, and was set back since) counts as now.
+func (q *Queue) givesUp(it storage.OutboxItem, now time.Time) bool {
+	if q.cfg.Backoff.GiveUpAfter <= 0 || it.Attempts < minAttemptsBeforeGiveUp {
+		return false
+	}
+	created := it.Created
+	if created.After(now) {
+		q.cfg.Log.Warn("outbox: a message was queued in the future; the clock was set back", "id", it.ID, "created", created.Format(time.RFC3339))
+		created = now
+	}
+	return now.Sub(created) > q.cfg.Backoff.GiveUpAfter
 }
 
 // Flush recovers, then makes one attempt at every message due now with the

@@ -3,7 +3,9 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -177,7 +179,13 @@ func TestDropsPermanentAndExpired(t *testing.T) {
 	db := newDB(t)
 	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	add(t, db, "a", now)
-	add(t, db, "b", now.Add(-5*24*time.Hour))
+	old := add(t, db, "b", now.Add(-5*24*time.Hour))
+	// The old one has been tried for days already.
+	db.Update(func(tx *storage.Tx) error {
+		it, _, _ := tx.OutboxItem(old)
+		it.Attempts = 20
+		return tx.PutOutboxItem(it)
+	})
 	s := &fakeSender{fail: []error{errPermanent, errors.New("451 later")}}
 	var dropped []error
 	q := New(db, []Sender{s}, Config{
@@ -191,6 +199,24 @@ func TestDropsPermanentAndExpired(t *testing.T) {
 	db.View(func(tx *storage.Tx) error { return tx.Outbox(func(storage.OutboxItem) bool { n++; return true }) })
 	if n != 0 || len(dropped) != 2 {
 		t.Errorf("%d items left, %d dropped; a permanent refusal and an expired item must be dropped", n, len(dropped))
+	}
+}
+
+// A clock that jumps days ahead does not drop a reply on its first
+// transient failure: it is given up on only after several attempts.
+func TestClockJumpDoesNotDropAtOnce(t *testing.T) {
+	db := newDB(t)
+	queued := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	id := add(t, db, "a", queued)
+	jumped := queued.Add(30 * 24 * time.Hour)
+	q := New(db, []Sender{&fakeSender{fail: []error{errors.New("451 later")}}}, Config{
+		Backoff:  Backoff{Initial: time.Minute, Max: time.Hour, GiveUpAfter: 4 * 24 * time.Hour},
+		Classify: classify,
+		Now:      func() time.Time { return jumped },
+	})
+	q.Flush(context.Background())
+	if it, ok := item(t, db, id); !ok || it.Attempts != 1 {
+		t.Fatalf("after a clock jump and one failure: %+v, %v; want kept for another try", it, ok)
 	}
 }
 
@@ -322,4 +348,94 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// blockingSender holds every send to a recipient of slowDomain until
+// release is closed; it counts what it started and sent.
+type blockingSender struct {
+	slowDomain string
+	release    chan struct{}
+	mu         *sync.Mutex
+	started    map[string]int // by recipient
+	sent       map[string]int
+}
+
+func (b blockingSender) Send(ctx context.Context, from string, to []string, raw []byte) error {
+	b.mu.Lock()
+	b.started[to[0]]++
+	b.mu.Unlock()
+	if strings.HasSuffix(to[0], "@"+b.slowDomain) {
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b.mu.Lock()
+	b.sent[to[0]]++
+	b.mu.Unlock()
+	return nil
+}
+
+func (b blockingSender) Close() error { return nil }
+
+// Two recipients whose servers stall do not hold up the front desk: the
+// replies to others go out beside them, on extra connections, and no
+// second message to a stalled domain is started meanwhile.
+func TestStalledRecipientsDoNotBlockOthers(t *testing.T) {
+	db := newDB(t)
+	mu := &sync.Mutex{}
+	bs := blockingSender{slowDomain: "slow.test", release: make(chan struct{}), mu: mu,
+		started: map[string]int{}, sent: map[string]int{}}
+	addTo := func(to string) {
+		db.Update(func(tx *storage.Tx) error {
+			_, err := Add(tx, reply.Message{From: "visa@visa.test", To: to, Subject: "Re: x", Text: "t", Date: time.Now()}, KindReply, 0)
+			return err
+		})
+	}
+	for _, to := range []string{"a@slow.test", "b@slow.test", "c@slow.test"} {
+		addTo(to)
+	}
+	q := New(db, []Sender{bs, bs}, Config{
+		// A send counts as stalled after 100 ms instead of 15 s, so that
+		// the test runs in a second.
+		SlowAfter: 100 * time.Millisecond,
+		Extra:     func() Sender { return bs },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- q.Run(ctx) }()
+	waitFor(t, "the first slow send", func() bool { mu.Lock(); defer mu.Unlock(); return bs.started["a@slow.test"] == 1 })
+	time.Sleep(200 * time.Millisecond) // past SlowAfter: the stall shows
+	for i := range 10 {
+		addTo(fmt.Sprintf("desk%d@fast.test", i))
+	}
+	q.Kick()
+	waitFor(t, "ten replies to the fast domain beside the stalled one", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for to, c := range bs.sent {
+			if strings.HasSuffix(to, "@fast.test") {
+				n += c
+			}
+		}
+		return n == 10
+	})
+	// Before the stall shows, the two connections may both have taken a
+	// slow recipient; once it shows, the third waits.
+	mu.Lock()
+	slowStarted := bs.started["a@slow.test"] + bs.started["b@slow.test"] + bs.started["c@slow.test"]
+	mu.Unlock()
+	if slowStarted > 2 {
+		t.Errorf("%d sends to the stalled domain started, want at most the 2 from before the stall showed", slowStarted)
+	}
+	close(bs.release)
+	waitFor(t, "the slow replies once the server answers", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return bs.sent["a@slow.test"]+bs.sent["b@slow.test"]+bs.sent["c@slow.test"] == 3
+	})
+	cancel()
+	<-done
 }
