@@ -126,25 +126,11 @@ func (b *Bot) notifyAdmins(name string, data any) {
 	if len(b.set.Admins) == 0 {
 		return
 	}
-	now := b.now()
 	err := b.db.Update(func(tx *storage.Tx) error {
-		subject, err := b.tmpl.Phrase(name+".subject", data)
-		if err != nil {
-			return err
-		}
-		line, err := b.tmpl.Phrase(name+".text", data)
-		if err != nil {
-			return err
-		}
-		text, html, err := b.tmpl.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: line})
-		if err != nil {
-			return err
-		}
 		for _, admin := range b.set.Admins {
-			m := reply.Message{
-				From: b.set.BotAddress, FromName: b.set.BotName, To: admin,
-				Subject: "[" + b.set.BotName + "] " + subject, Text: text, HTML: html,
-				Date: now, AutoSubmitted: "auto-generated",
+			m, err := b.adminNotice(name, data, admin)
+			if err != nil {
+				return err
 			}
 			if _, err := outbox.Add(tx, m, outbox.KindNotice, 0); err != nil {
 				return err
@@ -157,6 +143,28 @@ func (b *Bot) notifyAdmins(name string, data any) {
 		return
 	}
 	b.kick()
+}
+
+// adminNotice is the notice name (its phrases name.subject and name.text
+// rendered with data) to one admin.
+func (b *Bot) adminNotice(name string, data any, admin string) (reply.Message, error) {
+	subject, err := b.tmpl.Phrase(name+".subject", data)
+	if err != nil {
+		return reply.Message{}, err
+	}
+	line, err := b.tmpl.Phrase(name+".text", data)
+	if err != nil {
+		return reply.Message{}, err
+	}
+	text, html, err := b.tmpl.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: line})
+	if err != nil {
+		return reply.Message{}, err
+	}
+	return reply.Message{
+		From: b.set.BotAddress, FromName: b.set.BotName, To: admin,
+		Subject: "[" + b.set.BotName + "] " + subject, Text: text, HTML: html,
+		Date: b.now(), AutoSubmitted: "auto-generated",
+	}, nil
 }
 
 // NotifyHeld tells the admins that the outbox holds a message whose sending

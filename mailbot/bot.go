@@ -79,6 +79,13 @@ type Bot struct {
 
 	dropMu  sync.Mutex     // guards dropped
 	dropped []droppedReply // replies dropped for good, for the next notice
+
+	store storeState // intake paused while the store cannot be written
+	// direct sends a notice without the store (which may be what fails);
+	// nil sends none. The daemon sets it (SetDirect).
+	direct func(to string, raw []byte) error
+	// resumed is called when intake resumes (SetResumed).
+	resumed func()
 }
 
 // NewBot makes a bot over an open store. kick is called after something
@@ -91,7 +98,7 @@ func NewBot(set Settings, db *storage.DB, tmpl *templates.Set, log *slog.Logger,
 		kick = func() {}
 	}
 	return &Bot{set: set, db: db, tmpl: tmpl, log: log, now: now, kick: kick,
-		limiter: NewLimiter(set.Limits), failures: newFailures(set.MaxAttempts)}
+		limiter: NewLimiter(set.Limits), failures: newFailures(set.MaxAttempts), resumed: func() {}}
 }
 
 // incoming is a message that passed admission: an authenticated sender,
@@ -117,6 +124,9 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) (d inbox.Disposition) {
 	}()
 	if until, waiting := b.failures.waiting(key, b.now()); waiting {
 		return inbox.Disposition{Action: inbox.Leave, Reason: "waits until " + until.Format(time.RFC3339)}
+	}
+	if b.intakePaused() {
+		return inbox.Disposition{Action: inbox.Leave, Reason: "the store cannot be written: intake paused"}
 	}
 	defer func(start time.Time) { b.set.Metrics.HandlingTime(time.Since(start)) }(time.Now())
 	in, d, ok := b.admit(ctx, raw, key)
@@ -268,6 +278,9 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 	switch {
 	case errors.Is(err, errOverBudget):
 		return b.setAside(metrics.StrangerBudget, "a stranger over the daily or hourly budget of answers: not answered", in.msg)
+	case err != nil && storeUnwritable(err):
+		b.pauseIntake(err)
+		return inbox.Disposition{Action: inbox.Leave, Reason: "the store cannot be written: intake paused"}
 	case err != nil:
 		return b.failed(in.keys[0], fmt.Errorf("handle message %s: %w", in.msg.MessageID, err))
 	}

@@ -149,6 +149,15 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	set := SettingsFrom(cfg)
 	set.Metrics = m
 	bot = NewBot(set, db, tmpl, log, nil, out.Kick)
+	// A notice that must not need the store (it may be the store that
+	// fails) goes out over a connection of its own.
+	bot.SetDirect(func(to string, raw []byte) error {
+		s := newSender()
+		defer s.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), outbox.DefaultSendTimeout)
+		defer cancel()
+		return s.Send(ctx, cfg.Bot.Address, []string{to}, raw)
+	})
 	var tlsConfig *tls.Config
 	if cfg.IMAP.InsecureSkipVerify {
 		tlsConfig = &tls.Config{InsecureSkipVerify: true, ServerName: cfg.IMAP.Host}
@@ -167,6 +176,9 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	dset.Metrics = m
 	sched := digest.New(db, tmpl, dset, log, nil, out.Kick)
+	// When the store can be written again after a full disk, the waiting
+	// mail is read at once, not at the next poll.
+	bot.SetResumed(w.Poke)
 	d := &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log, storePath: cfg.Store.Path,
 		keep: cfg.Limits.MaxMessageAge + 24*time.Hour, Metrics: m}
 	d.observe(cfg)

@@ -29,6 +29,7 @@ func (d *Daemon) observe(cfg *config.Config) {
 	d.Health.Add("store", d.storeOpen)
 	d.Health.Add("inbox", inboxReached(d.Watcher.Status, started, cfg.Health.InboxStaleAfter))
 	d.Health.Add("outbox", repliesGoOut(waiting, cfg.Health.OutboxStaleAfter))
+	d.Health.Add("store writes", d.Bot.StoreWritable)
 
 	m := d.Metrics
 	m.Gauge("mailbot_imap_connected", func() float64 {
@@ -58,6 +59,12 @@ func (d *Daemon) observe(cfg *config.Config) {
 			return 0
 		}, "kind", kind)
 	}
+	m.Gauge("mailbot_store_writable", func() float64 {
+		if ok, _ := d.Bot.StoreWritable(); ok {
+			return 1
+		}
+		return 0
+	})
 	m.Gauge("mailbot_outbox_held_messages", func() float64 {
 		w, _ := waiting.get()
 		return float64(w.Held)

@@ -129,6 +129,17 @@ func (db *DB) migrate() error {
 	})
 }
 
+// ErrClosed is returned by the methods of a DB that was closed.
+var ErrClosed = bolt.ErrDatabaseNotOpen
+
+// Probe writes a small record and commits it: whether the store can be
+// written now (a full disk, a read-only file system fail it).
+func (db *DB) Probe(now time.Time) error {
+	return db.Update(func(tx *Tx) error {
+		return tx.bucket(bucketMeta).Put([]byte("probe"), []byte(now.UTC().Format(time.RFC3339Nano)))
+	})
+}
+
 // Close closes the file.
 func (db *DB) Close() error { return db.bolt.Close() }
 

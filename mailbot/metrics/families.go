@@ -27,6 +27,7 @@ func families() []family {
 		{"mailbot_outbox_oldest_age_seconds", "gauge",
 			"Age of the oldest message waiting in the outbox, by kind; 0 when none waits."},
 		{"mailbot_outbox_held_messages", "gauge", "Messages held in the outbox until an operator releases them."},
+		{"mailbot_store_writable", "gauge", "1 while the store can be written; 0 while intake is paused because it cannot (a full disk, a read-only file system)."},
 		{"mailbot_digests_queued_total", "counter", "Weekly digest messages put in the outbox, by audience (space, network)."},
 		{"mailbot_imap_connected", "gauge", "1 while logged in to the IMAP server with the mailbox selected, else 0."},
 		{"mailbot_imap_last_reached_timestamp_seconds", "gauge",

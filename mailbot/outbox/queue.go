@@ -129,7 +129,14 @@ type outcome struct {
 	sent    bool
 	failure Failure // when not sent
 	sender  Sender  // the sender it used, back to the pool
+	// storeFailed: the store could not record the attempt or its
+	// outcome (a full disk): the queue waits before it tries again.
+	storeFailed bool
 }
+
+// storeRetry is how long the queue waits after the store failed to
+// record a send, so that a full disk does not make it spin.
+const storeRetry = 5 * time.Second
 
 // running is a send in hand.
 type running struct {
@@ -167,10 +174,13 @@ func (q *Queue) Run(ctx context.Context) error {
 	// The server is presumed down while messages wait on an earlier
 	// failure: the first of them is tried at once, as a probe.
 	var down bool
-	var lastTry time.Time
+	var lastTry, storeBack time.Time
 	done := func(o outcome) {
 		delete(inFlight, o.id)
 		p.put(o.sender)
+		if o.storeFailed {
+			storeBack = q.cfg.Now().Add(storeRetry)
+		}
 		switch {
 		case o.sent && down:
 			down = false
@@ -221,7 +231,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		var left []storage.OutboxItem
 		for _, it := range pending {
 			rcpt, d := recipientOf(it)
-			if len(inFlight) >= room || stalledDomains[d] || busy[rcpt] {
+			if now.Before(storeBack) || len(inFlight) >= room || stalledDomains[d] || busy[rcpt] {
 				left = append(left, it)
 				continue
 			}
@@ -248,6 +258,9 @@ func (q *Queue) Run(ctx context.Context) error {
 		}
 		if !nextStall.IsZero() && (wake.IsZero() || nextStall.Before(wake)) {
 			wake = nextStall
+		}
+		if now.Before(storeBack) && len(pending) > 0 {
+			wake = storeBack
 		}
 		wait := time.Hour
 		if !wake.IsZero() {
@@ -461,6 +474,7 @@ func (q *Queue) deliver(s Sender, it storage.OutboxItem) outcome {
 	})
 	if err != nil {
 		q.cfg.Log.Error("outbox: recording an attempt", "id", it.ID, "error", err)
+		out.storeFailed = true
 		return out
 	}
 	if raw == nil {
@@ -495,6 +509,7 @@ func (q *Queue) deliver(s Sender, it storage.OutboxItem) outcome {
 	})
 	if err != nil {
 		q.cfg.Log.Error("outbox: recording the outcome of a send", "id", it.ID, "error", err)
+		out.storeFailed = true
 		return out
 	}
 	attrs := []any{"id", it.ID, "to", it.To, "kind", it.Kind, "message_id", it.MessageID}
