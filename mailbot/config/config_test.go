@@ -116,6 +116,10 @@ func TestParseDefaults(t *testing.T) {
 		{"outbox.give_up_after", c.Outbox.GiveUpAfter, 96 * time.Hour},
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "text"},
+		{"imap.auth", c.IMAP.Auth, "password"},
+		{"smtp.auth", c.SMTP.Auth, "password"},
+		{"oauth2.tenant", c.OAuth2.Tenant, "common"},
+		{"oauth2.notify_admins_after", c.OAuth2.NotifyAdminsAfter, 30 * time.Minute},
 		{"resolved imap password", c.IMAP.Password, "imap-secret"},
 		{"resolved smtp password", c.SMTP.Password, "smtp-secret"},
 	}
