@@ -110,9 +110,11 @@ func explainRetrieve(re *oauth2.RetrieveError) *Error {
 	return what(ProviderRefused, "check the oauth2 section, then "+loginAgain)
 }
 
-// explainRefusal says what a server's refusal of a fresh token means.
+// explainRefusal says what a server's refusal of a token means. The next
+// try gets a fresh token (a revoked or stale one is refused too); a fresh
+// one refused points at the account, the scopes or the mailbox's settings.
 func explainRefusal(server string, err error) *Error {
-	return &Error{ServerRefused, err, fmt.Sprintf("%s login: %s: check that the login was made as %s.username, "+
-		"that oauth2.scopes cover %s, and that the mailbox may use %s with OAuth2",
+	return &Error{ServerRefused, err, fmt.Sprintf("%s login: %s: the next try gets a fresh token; if fresh tokens are refused too, "+
+		"check that the login was made as %s.username, that oauth2.scopes cover %s, and that the mailbox may use %s with OAuth2",
 		server, oneLine(err.Error(), 300), server, strings.ToUpper(server), strings.ToUpper(server))}
 }
