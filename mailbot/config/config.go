@@ -690,7 +690,7 @@ func (s *Server) validate(p *problems, key string, needLogin bool) {
 		}
 	}
 	switch s.Auth {
-	case "password":
+	case "password", "": // "": a Config built in code without Default
 	case "oauth2":
 		if sources > 0 {
 			p.add(key+".password_env", "not used with %s.auth: oauth2, which logs in with an access token: remove the password keys", key)

@@ -18,7 +18,6 @@ package oauth
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -106,7 +105,10 @@ func (s *TokenSource) AccessToken(ctx context.Context) (string, error) {
 	}
 	if err != nil {
 		e := explainFetch(err)
-		s.setFault(partToken, e)
+		if ctx.Err() == nil {
+			// (A fetch cut short by shutdown says nothing of the login.)
+			s.setFault(partToken, e)
+		}
 		return "", e
 	}
 	s.mu.Lock()
@@ -269,12 +271,4 @@ func (s *TokenSource) state() (since time.Time, reason string, changed <-chan st
 		reason = s.reasonLocked()
 	}
 	return s.since, reason, s.changed
-}
-
-// String names the source for logs, without secrets.
-func (s *TokenSource) String() string {
-	if s.refresher == nil {
-		return "oauth2.token_command"
-	}
-	return fmt.Sprintf("oauth2 login of %s", s.refresher.account)
 }

@@ -405,9 +405,3 @@ func random() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
-// Lifetime returns the lifetime of the access tokens issued, in whole
-// seconds as the token endpoint says it.
-func (p *Provider) Lifetime() time.Duration {
-	return time.Duration(int(p.opts.Lifetime.Seconds())) * time.Second
-}
