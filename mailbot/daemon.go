@@ -19,6 +19,7 @@ import (
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
 	"github.com/coworkingvisa/mailbot/mailbot/metrics"
+	"github.com/coworkingvisa/mailbot/mailbot/oauth"
 	"github.com/coworkingvisa/mailbot/mailbot/outbox"
 	"github.com/coworkingvisa/mailbot/mailbot/smtpsend"
 	"github.com/coworkingvisa/mailbot/mailbot/trust"
@@ -109,6 +110,12 @@ type Daemon struct {
 	Health     *health.Checks
 	Web        *web.Server
 	httpListen string
+	// OAuth is the source of the access tokens where imap or smtp logs in
+	// with OAuth2, nil otherwise. OAuth.Healthy tells whether those logins
+	// work, for health checks.
+	OAuth      *oauth.TokenSource
+	oauthAlert func(oauth.Alert)
+	oauthAfter time.Duration
 }
 
 // Open opens the store and builds the daemon from cfg without starting it.
@@ -122,13 +129,22 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		db.Close()
 		return nil, err
 	}
+	// One OAuth2 login serves imap and smtp, where they use it.
+	var tokens *oauth.TokenSource
+	if cfg.UsesOAuth2() {
+		tokens = oauth.New(cfg, db, log)
+	}
 	m := metrics.New()
 	newSender := func() outbox.Sender {
-		return smtpsend.New(smtpsend.Config{
+		sc := smtpsend.Config{
 			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, TLS: cfg.SMTP.TLS,
 			Username: cfg.SMTP.Username, Password: cfg.SMTP.Password,
 			InsecureSkipVerify: cfg.SMTP.InsecureSkipVerify,
-		})
+		}
+		if cfg.SMTP.Auth == "oauth2" {
+			sc.OAuth2 = tokens.For("smtp")
+		}
+		return smtpsend.New(sc)
 	}
 	senders := make([]outbox.Sender, max(cfg.SMTP.Connections, 1))
 	for i := range senders {
@@ -143,6 +159,7 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		MaxConnections: config.MaxConnections,
 		Classify:       classify,
 		OnHeld:         func(it storage.OutboxItem) { bot.NotifyHeld(it) },
+		OnDropped:      func(it storage.OutboxItem, err error) { bot.NotifyDropped(it, err) },
 		Metrics:        m,
 		Log:            log,
 	})
@@ -162,13 +179,17 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if cfg.IMAP.InsecureSkipVerify {
 		tlsConfig = &tls.Config{InsecureSkipVerify: true, ServerName: cfg.IMAP.Host}
 	}
-	w := inbox.New(inbox.Config{
+	ic := inbox.Config{
 		Addr: net.JoinHostPort(cfg.IMAP.Host, strconv.Itoa(cfg.IMAP.Port)), TLS: cfg.IMAP.TLS, TLSConfig: tlsConfig,
 		Username: cfg.IMAP.Username, Password: cfg.IMAP.Password,
 		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox,
 		PollInterval: cfg.PollInterval, IdleRestart: cfg.IMAP.IdleRestart, CommandTimeout: cfg.IMAP.CommandTimeout,
 		Logger: log,
-	}, inboxHandler{bot})
+	}
+	if cfg.IMAP.Auth == "oauth2" {
+		ic.OAuth2 = tokens.For("imap")
+	}
+	w := inbox.New(ic, inboxHandler{bot})
 	dset, err := digest.SettingsFrom(cfg)
 	if err != nil {
 		db.Close()
@@ -181,7 +202,16 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	bot.SetResumed(w.Poke)
 	d := &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log, storePath: cfg.Store.Path,
 		keep: cfg.Limits.MaxMessageAge + 24*time.Hour, Metrics: m}
+	if tokens != nil {
+		account, smtpToo := cfg.OAuth2Account(), cfg.SMTP.Auth == "oauth2"
+		d.OAuth, d.oauthAfter = tokens, cfg.OAuth2.NotifyAdminsAfter
+		d.oauthAlert = func(a oauth.Alert) { bot.NotifyOAuth(account, smtpToo, a) }
+	}
 	d.observe(cfg)
+	if tokens != nil {
+		d.Health.Add("oauth2", tokens.Healthy)
+		tokens.OnFetch(m.TokenRefreshed)
+	}
 	return d, nil
 }
 
@@ -203,12 +233,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	hooks := control.Hooks{Digest: d.Digest.SendNow, Kick: d.Outbox.Kick}
+	if d.OAuth != nil {
+		hooks.OAuthLogin = d.oauthLogin
+	}
 	serveControl := func(ctx context.Context) error {
-		return control.Serve(ctx, ctl, control.NewHandler(d.DB, control.Hooks{Digest: d.Digest.SendNow, Kick: d.Outbox.Kick}))
+		return control.Serve(ctx, ctl, control.NewHandler(d.DB, hooks))
 	}
 	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run, serveControl, d.maintain}
 	if serveWeb != nil {
 		parts = append(parts, serveWeb)
+	}
+	if d.OAuth != nil {
+		parts = append(parts, d.watchOAuth)
 	}
 	errs := make([]error, len(parts))
 	var wg sync.WaitGroup
@@ -233,6 +270,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if closeErr != nil {
 		return fmt.Errorf("mailbot: close store: %w", closeErr)
 	}
+	return nil
+}
+
+// watchOAuth tells the admins when the OAuth2 logins have failed for
+// oauth2.notify_admins_after, and when they work again.
+func (d *Daemon) watchOAuth(ctx context.Context) error {
+	d.OAuth.Watch(ctx, d.oauthAfter, d.oauthAlert)
+	return nil
+}
+
+// oauthLogin takes a new OAuth2 login from the control socket and logs in
+// with it now.
+func (d *Daemon) oauthLogin(refreshToken string) error {
+	if err := d.OAuth.Login(refreshToken); err != nil {
+		return err
+	}
+	d.Watcher.Poke()
+	d.Outbox.Kick()
 	return nil
 }
 

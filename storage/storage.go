@@ -54,11 +54,14 @@ var (
 	// What took members off a space's roster (removals, deactivations,
 	// renames), for the rolling day of confirmations; pruned as it ages.
 	bucketRemovals = []byte("removals") // space \x00 time (8 bytes, Unix ns) seq (8 bytes) -> RemovalCount
+	// The refresh tokens of the bot's own OAuth2 logins (auth: oauth2),
+	// one per client and account (see OAuthKey).
+	bucketOAuth = []byte("oauth2") // client id \x00 account (lowercase) -> OAuthToken
 
 	allBuckets = [][]byte{bucketMeta, bucketSpaces, bucketManagers, bucketManagerSpaces,
 		bucketMembers, bucketMemberIndex, bucketAudit, bucketAuditMember, bucketVerifications, bucketHandled,
 		bucketOutbox, bucketOutboxRaw, bucketRates, bucketPending, bucketPeriods, bucketHandledAt,
-		bucketPendingFiles, bucketPendingFileRefs, bucketRemovals}
+		bucketPendingFiles, bucketPendingFileRefs, bucketRemovals, bucketOAuth}
 )
 
 // ErrLocked is returned by Open when another process holds the file.

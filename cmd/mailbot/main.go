@@ -55,6 +55,10 @@ Usage:
   mailbot digest --config FILE --now [--space ID] [--dry-run]
                                    build the weekly digests now (one space, or all and the network
                                    digest) and send them, or print them with --dry-run
+  mailbot oauth login --config FILE [--flow device|browser] [--listen 127.0.0.1:PORT]
+                                   sign the bot in to its mailbox with OAuth2 (imap or smtp auth: oauth2):
+                                   prints a URL (and a code) to open in a browser, then stores the
+                                   refresh token, through the running daemon or in the store
   mailbot help                     this text and the command language
 
 `
@@ -92,6 +96,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdImport(ctx, rest, stdin, stdout, stderr)
 	case "digest":
 		err = cmdDigest(ctx, rest, stdout, stderr)
+	case "oauth":
+		err = cmdOAuth(ctx, rest, stdout, stderr)
 	case "outbox":
 		err = cmdOutbox(ctx, rest, stdout, stderr)
 	case "backup":

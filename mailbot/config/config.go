@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"net/mail"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -60,6 +61,10 @@ type Config struct {
 	// Health says when /healthz calls the bot unhealthy.
 	Health Health `yaml:"health"`
 
+	// OAuth2 is the bot's own OAuth2 login, for imap and smtp with
+	// auth: oauth2.
+	OAuth2 OAuth2 `yaml:"oauth2"`
+
 	// deprecated lists the former key names the file used, for Warnings.
 	deprecated []string
 }
@@ -84,7 +89,11 @@ type Server struct {
 	Port int `yaml:"port"`
 	// TLS is "implicit" (the default), "starttls" or "none"; "none" is
 	// allowed only for a loopback host.
-	TLS      string `yaml:"tls"`
+	TLS string `yaml:"tls"`
+	// Auth is how the bot logs in: "password" (the default) or "oauth2",
+	// an access token from the oauth2 section (SASL OAUTHBEARER or
+	// XOAUTH2, whichever the server offers).
+	Auth     string `yaml:"auth"`
 	Username string `yaml:"username"`
 	// PasswordEnv names the environment variable that holds the password.
 	PasswordEnv string `yaml:"password_env,omitempty"`
@@ -255,6 +264,51 @@ type file struct {
 	OldLog *Log `yaml:"log"`
 }
 
+// OAuth2 is the bot's own OAuth2 client, for the servers whose auth is
+// oauth2. Either the provider's token endpoint gets access tokens with a
+// refresh token that `mailbot oauth login` stored in the store, or
+// TokenCommand prints one.
+type OAuth2 struct {
+	// Provider is "google", "microsoft" or "custom"; it sets the
+	// endpoints and the default scopes.
+	Provider string `yaml:"provider"`
+	// ClientID is the OAuth2 client (the app registered with the provider).
+	ClientID string `yaml:"client_id"`
+	// ClientSecretEnv and ClientSecretFile name where the client secret
+	// is: required for Google's clients, none for Microsoft's public
+	// clients.
+	ClientSecretEnv  string `yaml:"client_secret_env,omitempty"`
+	ClientSecretFile string `yaml:"client_secret_file,omitempty"`
+	// ClientSecret is the resolved secret; it is never written out.
+	ClientSecret string `yaml:"-"`
+	// Tenant is Microsoft's directory: "common", "organizations", or the
+	// tenant's id or domain.
+	Tenant string `yaml:"tenant"`
+	// AuthURL, DeviceAuthURL and TokenURL are the endpoints of a custom
+	// provider: the browser login, the device login, the token endpoint.
+	AuthURL       string `yaml:"auth_url"`
+	DeviceAuthURL string `yaml:"device_auth_url"`
+	TokenURL      string `yaml:"token_url"`
+	// Scopes default by provider (filled in by Parse).
+	Scopes []string `yaml:"scopes"`
+	// TokenCommand is a shell command that prints an access token, for
+	// operators whose tokens come from a helper of their own; the
+	// provider keys are then not used.
+	TokenCommand string `yaml:"token_command"`
+	// NotifyAdminsAfter: when the bot has not been able to log in with
+	// OAuth2 for this long, the admins are told by mail (once, and once
+	// more when it works again).
+	NotifyAdminsAfter time.Duration `yaml:"notify_admins_after"`
+}
+
+// Providers' default scopes: what IMAP and SMTP need, and for Microsoft
+// offline_access, without which no refresh token is issued.
+var defaultScopes = map[string][]string{
+	"google": {"https://mail.google.com/"},
+	"microsoft": {"https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send",
+		"offline_access"},
+}
+
 // Schedule is Digest in parsed form, for the scheduler.
 type Schedule struct {
 	Weekday              time.Weekday
@@ -278,7 +332,7 @@ func Default() *Config {
 	return &Config{
 		Bot: Bot{Name: "Coworking Visa"},
 		IMAP: IMAP{
-			Server:            Server{TLS: "implicit"},
+			Server:            Server{TLS: "implicit", Auth: "password"},
 			Mailbox:           "INBOX",
 			ProcessedMailbox:  "Processed",
 			RejectedMailbox:   "Rejected",
@@ -286,7 +340,7 @@ func Default() *Config {
 			IdleRestart:       5 * time.Minute,
 			CommandTimeout:    60 * time.Second,
 		},
-		SMTP:         SMTP{Server: Server{TLS: "implicit"}, Connections: 2},
+		SMTP:         SMTP{Server: Server{TLS: "implicit", Auth: "password"}, Connections: 2},
 		Auth:         Auth{Require: "dmarc", DNSTimeout: 5 * time.Second},
 		PollInterval: 60 * time.Second,
 		Limits: Limits{
@@ -319,6 +373,10 @@ func Default() *Config {
 		// minute) or a reply kept from someone waiting for 15 is what an
 		// operator should hear about; a restart or a short blip is not.
 		Health: Health{InboxStaleAfter: 5 * time.Minute, OutboxStaleAfter: 15 * time.Minute},
+		OAuth2: OAuth2{
+			Tenant:            "common",
+			NotifyAdminsAfter: 30 * time.Minute,
+		},
 	}
 }
 
@@ -345,6 +403,26 @@ func Load(path string) (*Config, error) {
 // Default ports follow the TLS mode: IMAP 993 (implicit) or 143; SMTP 465
 // (implicit), 587 (starttls) or 25 (none).
 func Parse(data []byte, env func(string) string) (*Config, error) {
+	return parse(data, env, true)
+}
+
+// LoadSkippingPasswords is Load without reading the IMAP and SMTP
+// passwords, which stay empty: for `mailbot oauth login`, which needs the
+// OAuth2 keys and the store but neither server's password (often readable
+// by the service alone).
+func LoadSkippingPasswords(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := parse(data, os.Getenv, false)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func parse(data []byte, env func(string) string, passwords bool) (*Config, error) {
 	if env == nil {
 		env = os.Getenv
 	}
@@ -376,11 +454,14 @@ func Parse(data []byte, env func(string) string) (*Config, error) {
 	c.normalize()
 	c.IMAP.defaultPort(993, 143, 143)
 	c.SMTP.defaultPort(465, 587, 25)
-	err := errors.Join(
-		c.IMAP.resolvePassword("imap", env),
-		c.SMTP.resolvePassword("smtp", env),
-		c.Validate(),
-	)
+	var errs []error
+	if passwords {
+		errs = append(errs, c.IMAP.resolvePassword("imap", env), c.SMTP.resolvePassword("smtp", env))
+	}
+	if c.UsesOAuth2() {
+		errs = append(errs, c.OAuth2.resolveSecret(env))
+	}
+	err := errors.Join(append(errs, c.Validate())...)
 	if err != nil {
 		return nil, err
 	}
@@ -464,8 +545,12 @@ func (c *Config) normalize() {
 	for _, p := range []*string{
 		&c.IMAP.TLS, &c.SMTP.TLS, &c.Auth.Require,
 		&c.Digest.Weekday, &c.Log.Level, &c.Log.Format, &c.HTTP.Listen,
+		&c.IMAP.Auth, &c.SMTP.Auth, &c.OAuth2.Provider,
 	} {
 		*p = strings.ToLower(strings.TrimSpace(*p))
+	}
+	if len(c.OAuth2.Scopes) == 0 && c.OAuth2.TokenCommand == "" {
+		c.OAuth2.Scopes = slices.Clone(defaultScopes[c.OAuth2.Provider])
 	}
 }
 
@@ -681,6 +766,13 @@ func (c *Config) Validate() error {
 		p.add("outbox.give_up_after", "must be at least outbox.retry_max (%v), got %v", c.Outbox.RetryMax, c.Outbox.GiveUpAfter)
 	}
 
+	if c.UsesOAuth2() {
+		c.OAuth2.validate(&p)
+		if c.IMAP.Auth == "oauth2" && c.SMTP.Auth == "oauth2" && !strings.EqualFold(c.IMAP.Username, c.SMTP.Username) {
+			p.add("smtp.username", "must be imap.username (%s) when both log in with oauth2: one OAuth2 login serves one account", c.IMAP.Username)
+		}
+	}
+
 	logKey := "logging"
 	if slices.Contains(c.deprecated, "log") {
 		logKey = "log"
@@ -737,6 +829,19 @@ func (s *Server) validate(p *problems, key string, needLogin bool) {
 			sources++
 		}
 	}
+	switch s.Auth {
+	case "password", "": // "": a Config built in code without Default
+	case "oauth2":
+		if sources > 0 {
+			p.add(key+".password_env", "not used with %s.auth: oauth2, which logs in with an access token: remove the password keys", key)
+		}
+		if s.Username == "" {
+			p.add(key+".username", "required with %s.auth: oauth2: the account the access token is for", key)
+		}
+		return
+	default:
+		p.add(key+".auth", "must be password or oauth2, got %q", s.Auth)
+	}
 	if sources > 1 {
 		p.add(key+".password_env", "set only one of password_env, password_file and password")
 	}
@@ -749,6 +854,112 @@ func (s *Server) validate(p *problems, key string, needLogin bool) {
 	}
 	if s.Username != "" && !hasPassword {
 		p.add(key+".password_env", "required when %s.username is set (or password_file)", key)
+	}
+}
+
+// UsesOAuth2 reports whether imap or smtp logs in with OAuth2.
+func (c *Config) UsesOAuth2() bool { return c.IMAP.Auth == "oauth2" || c.SMTP.Auth == "oauth2" }
+
+// OAuth2Account is the account the OAuth2 login is for: the username of
+// the server that uses it (the same for both, as Validate checks).
+func (c *Config) OAuth2Account() string {
+	if c.IMAP.Auth == "oauth2" {
+		return c.IMAP.Username
+	}
+	return c.SMTP.Username
+}
+
+// resolveSecret fills ClientSecret from the source the YAML names.
+func (o *OAuth2) resolveSecret(env func(string) string) error {
+	switch {
+	case o.ClientSecretEnv != "":
+		if !isEnvName(o.ClientSecretEnv) {
+			return errors.New("oauth2.client_secret_env: must name an environment variable (letters, digits, _), " +
+				"not hold the secret itself")
+		}
+		o.ClientSecret = env(o.ClientSecretEnv)
+		if o.ClientSecret == "" {
+			return fmt.Errorf("oauth2.client_secret_env: environment variable %s is not set or empty", o.ClientSecretEnv)
+		}
+	case o.ClientSecretFile != "":
+		b, err := os.ReadFile(o.ClientSecretFile)
+		if err != nil {
+			return fmt.Errorf("oauth2.client_secret_file: %w", err)
+		}
+		o.ClientSecret = strings.TrimRight(string(b), "\r\n")
+		if o.ClientSecret == "" {
+			return fmt.Errorf("oauth2.client_secret_file: %s is empty", o.ClientSecretFile)
+		}
+	}
+	return nil
+}
+
+// validate checks the oauth2 section of a config that uses it.
+func (o *OAuth2) validate(p *problems) {
+	if o.NotifyAdminsAfter <= 0 {
+		p.add("oauth2.notify_admins_after", "must be more than 0, got %v", o.NotifyAdminsAfter)
+	}
+	if o.ClientSecretEnv != "" && o.ClientSecretFile != "" {
+		p.add("oauth2.client_secret_env", "set only one of client_secret_env and client_secret_file")
+	}
+	if o.TokenCommand != "" {
+		if o.Provider != "" || o.ClientID != "" {
+			p.add("oauth2.token_command", "set either token_command, or provider and client_id, not both")
+		}
+		return
+	}
+	urls := []struct {
+		key, url string
+	}{{"oauth2.auth_url", o.AuthURL}, {"oauth2.device_auth_url", o.DeviceAuthURL}, {"oauth2.token_url", o.TokenURL}}
+	switch o.Provider {
+	case "google", "microsoft":
+		for _, u := range urls {
+			if u.url != "" {
+				p.add(u.key, "only with provider: custom (%s has its own)", o.Provider)
+			}
+		}
+	case "custom":
+		if o.TokenURL == "" {
+			p.add("oauth2.token_url", "required with provider: custom")
+		}
+		if o.AuthURL == "" && o.DeviceAuthURL == "" {
+			p.add("oauth2.auth_url", "required with provider: custom (or device_auth_url): mailbot oauth login needs one")
+		}
+		for _, u := range urls {
+			if u.url != "" {
+				p.endpoint(u.key, u.url)
+			}
+		}
+	case "":
+		p.add("oauth2.provider", "required when imap.auth or smtp.auth is oauth2: google, microsoft or custom (or set oauth2.token_command)")
+	default:
+		p.add("oauth2.provider", "must be google, microsoft or custom, got %q", o.Provider)
+	}
+	if o.ClientID == "" && o.Provider != "" {
+		p.add("oauth2.client_id", "required: the id of the app registered with %s", o.Provider)
+	}
+	if o.Provider == "google" && o.ClientSecretEnv == "" && o.ClientSecretFile == "" && o.ClientSecret == "" {
+		p.add("oauth2.client_secret_env", "required with provider: google (or client_secret_file): Google's token endpoint wants the client's secret")
+	}
+	if o.Provider == "microsoft" && (o.Tenant == "" || strings.ContainsFunc(o.Tenant, func(r rune) bool { return r <= ' ' || r == '/' || r == '?' || r == '#' })) {
+		p.add("oauth2.tenant", "must be common, organizations, or your tenant's id or domain, got %q", o.Tenant)
+	}
+	for i, s := range o.Scopes {
+		if s == "" || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' }) {
+			p.add(fmt.Sprintf("oauth2.scopes[%d]", i), "must be one scope without spaces, got %q", s)
+		}
+	}
+}
+
+// endpoint wants an https URL, or http to a loopback host (a test's own
+// provider): tokens and secrets cross it.
+func (p *problems) endpoint(key, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http":
+		p.add(key, "must be an https URL, got %q", raw)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		p.add(key, "must be https (http only for a loopback host), got %q", raw)
 	}
 }
 
@@ -820,6 +1031,9 @@ func (c *Config) Warnings() []string {
 			w = append(w, "http.metrics_public: /metrics and /healthz are served to anyone who reaches "+c.HTTP.Listen+
 				"; keep them behind a firewall or an authenticating proxy")
 		}
+	}
+	if !c.UsesOAuth2() && (c.OAuth2.Provider != "" || c.OAuth2.ClientID != "" || c.OAuth2.TokenCommand != "") {
+		w = append(w, "oauth2: set, but neither imap.auth nor smtp.auth is oauth2, so it is not used")
 	}
 	return w
 }

@@ -120,6 +120,10 @@ func TestParseDefaults(t *testing.T) {
 		{"http.metrics_public", c.HTTP.MetricsPublic, false},
 		{"health.inbox_stale_after", c.Health.InboxStaleAfter, 5 * time.Minute},
 		{"health.outbox_stale_after", c.Health.OutboxStaleAfter, 15 * time.Minute},
+		{"imap.auth", c.IMAP.Auth, "password"},
+		{"smtp.auth", c.SMTP.Auth, "password"},
+		{"oauth2.tenant", c.OAuth2.Tenant, "common"},
+		{"oauth2.notify_admins_after", c.OAuth2.NotifyAdminsAfter, 30 * time.Minute},
 		{"resolved imap password", c.IMAP.Password, "imap-secret"},
 		{"resolved smtp password", c.SMTP.Password, "smtp-secret"},
 	}

@@ -208,6 +208,26 @@ func (c *Client) Outbox(ctx context.Context) ([]storage.OutboxItem, error) {
 	return items, nil
 }
 
+// OAuthLoginRequest is the body of POST /oauth2/login.
+type OAuthLoginRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// OAuthLogin hands the daemon the refresh token of a new OAuth2 login: it
+// stores it and logs in with it at once.
+func (c *Client) OAuthLogin(ctx context.Context, refreshToken string) error {
+	body, err := json.Marshal(OAuthLoginRequest{RefreshToken: refreshToken})
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/oauth2/login", nil, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
 // Release has the daemon put a held message back in the queue; see the
 // function Release.
 func (c *Client) Release(ctx context.Context, id uint64) error {

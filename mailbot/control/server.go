@@ -47,6 +47,9 @@ type Hooks struct {
 	Digest DigestFunc
 	// Kick tells the outbox a message is due again (POST /outbox/release).
 	Kick func()
+	// OAuthLogin takes the refresh token of a new `mailbot oauth login`
+	// (POST /oauth2/login); nil when the daemon does not use OAuth2.
+	OAuthLogin func(refreshToken string) error
 }
 
 // NewHandler serves the control endpoints on db.
@@ -76,6 +79,23 @@ func NewHandler(db *storage.DB, hooks Hooks) http.Handler {
 			io.WriteString(w, buf.String())
 		})
 	}
+	mux.HandleFunc("POST /oauth2/login", func(w http.ResponseWriter, r *http.Request) {
+		if hooks.OAuthLogin == nil {
+			writeError(w, fmt.Errorf("%w: the running daemon does not log in with OAuth2 (imap.auth and smtp.auth are password): "+
+				"restart it with the new configuration first", ErrInvalid))
+			return
+		}
+		var req OAuthLoginRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil || req.RefreshToken == "" {
+			writeError(w, fmt.Errorf("%w: a JSON body with a refresh_token", ErrInvalid))
+			return
+		}
+		if err := hooks.OAuthLogin(req.RefreshToken); err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"stored": true})
+	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "pid": os.Getpid()})
 	})

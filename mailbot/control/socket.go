@@ -15,6 +15,7 @@
 //	GET  /backup                                  a consistent copy of the store
 //	GET  /export?space=ID&format=csv|json&status=active|inactive
 //	POST /import?space=ID&replace=0|1&charset=NAME (body: the CSV)
+//	POST /oauth2/login                            (body: {"refresh_token": …}) a new OAuth2 login
 //	GET  /health
 package control
 

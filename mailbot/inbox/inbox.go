@@ -45,6 +45,10 @@ type Config struct {
 	// TLSConfig is optional; its ServerName defaults to the host of Addr.
 	TLSConfig          *tls.Config
 	Username, Password string
+	// OAuth2, when set, logs in as Username with an access token from it
+	// (SASL OAUTHBEARER or XOAUTH2, whichever the server offers) instead
+	// of the Password.
+	OAuth2 TokenSource
 	// Mailbox is the watched mailbox, "INBOX" by default.
 	Mailbox string
 	// ProcessedMailbox receives handled mail after it is marked; "" leaves
@@ -66,6 +70,21 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// TokenSource gives the access tokens of OAuth2 logins; package oauth has
+// the bot's (oauth.Login).
+type TokenSource interface {
+	// AccessToken returns a token to log in with now.
+	AccessToken(ctx context.Context) (string, error)
+	// LoginDone reports how a login with token went: nil when the server
+	// took it, else the server's refusal.
+	LoginDone(token string, err error)
+}
+
+// errOAuth2 marks a failed OAuth2 login. The token source logs each change
+// of the logins' state once, so the watcher does not repeat it at every
+// retry.
+var errOAuth2 = errors.New("oauth2 login")
+
 // maxIdleRestart is the longest IDLE we allow: servers may log out clients
 // idle for 30 minutes (RFC 3501 §5.4) and some do so after about 10.
 const maxIdleRestart = 10 * time.Minute
@@ -84,6 +103,9 @@ func (c *Config) withDefaults() (Config, error) {
 	case "implicit", "starttls", "none":
 	default:
 		return cfg, fmt.Errorf("inbox: unknown TLS mode %q (want implicit, starttls or none)", cfg.TLS)
+	}
+	if cfg.OAuth2 != nil && cfg.Username == "" {
+		return cfg, errors.New("inbox: an OAuth2 login needs the user name")
 	}
 	if cfg.Mailbox == "" {
 		cfg.Mailbox = "INBOX"
@@ -242,13 +264,20 @@ func (w *Watcher) Run(ctx context.Context) error {
 		// Equal jitter: half fixed, half random, so that several bots
 		// restarted together do not reconnect in lockstep.
 		delay := backoff/2 + rand.N(backoff/2+1)
-		log.Warn("imap connection failed", "error", err, "failures", failures, "retry_in", delay)
+		level := slog.LevelWarn
+		if errors.Is(err, errOAuth2) {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "imap connection failed", "error", err, "failures", failures, "retry_in", delay)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
+		case <-w.poke:
+			// Something was fixed (a new OAuth2 login): try now.
+			t.Stop()
 		}
 		backoff = min(2*backoff, w.backoffMax)
 	}

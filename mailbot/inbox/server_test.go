@@ -51,6 +51,7 @@ type serverOptions struct {
 	noKeywords bool        // PERMANENTFLAGS without \*
 	stripIdle  bool        // the proxy hides IDLE from CAPABILITY lines
 	tls        string      // "", "implicit" or "starttls"
+	oauth      *oauthAuth  // the server takes OAuth2 logins (see oauth_test.go)
 }
 
 // testServer is an imapmemserver on 127.0.0.1 behind a proxy that the test
@@ -83,6 +84,9 @@ func newTestServer(t *testing.T, opts serverOptions) *testServer {
 
 	srvOpts := &imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			if opts.oauth != nil {
+				return &oauthSession{testSession: &testSession{srv: ts}, auth: opts.oauth}, nil, nil
+			}
 			return &testSession{srv: ts}, nil, nil
 		},
 		Caps:         opts.caps,

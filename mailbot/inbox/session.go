@@ -14,6 +14,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/coworkingvisa/mailbot/mailbot/sasl"
 )
 
 // session is one IMAP connection with the watched mailbox selected.
@@ -126,7 +128,11 @@ func (s *session) open(ctx context.Context) error {
 	if err := s.guard(ctx, "greeting", s.c.WaitGreeting); err != nil {
 		return err
 	}
-	if err := s.guard(ctx, "LOGIN", func() error {
+	if s.cfg.OAuth2 != nil {
+		if err := s.authenticate(ctx); err != nil {
+			return err
+		}
+	} else if err := s.guard(ctx, "LOGIN", func() error {
 		return s.c.Login(s.cfg.Username, s.cfg.Password).Wait()
 	}); err != nil {
 		return err
@@ -166,6 +172,46 @@ func (s *session) open(ctx context.Context) error {
 	s.log.Info("imap connected", "uidvalidity", data.UIDValidity, "messages", data.NumMessages,
 		"idle", s.caps.Has(imap.CapIdle), "move", s.caps.Has(imap.CapMove), "uidplus", s.caps.Has(imap.CapUIDPlus))
 	return nil
+}
+
+// authenticate logs in with an OAuth2 access token: AUTHENTICATE (RFC 3501
+// section 6.2.2) with the mechanism the server offers. Its outcome goes to
+// the token source, which gets a new token after a refusal. A refused
+// exchange leaves the connection unusable (the clients of package sasl
+// abandon it rather than let go-imap answer the server's error challenge
+// with "=", which Dovecot rejects), so the session ends and the watcher dials
+// again.
+func (s *session) authenticate(ctx context.Context) error {
+	var caps imap.CapSet
+	if err := s.guard(ctx, "CAPABILITY", func() (err error) {
+		caps, err = s.c.Capability().Wait()
+		return err
+	}); err != nil {
+		return err
+	}
+	token, err := s.cfg.OAuth2.AccessToken(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errOAuth2, err)
+	}
+	client, err := sasl.Choose(caps.AuthMechanisms(), s.cfg.Username, token)
+	if err != nil {
+		s.cfg.OAuth2.LoginDone(token, err)
+		return fmt.Errorf("%w: %w", errOAuth2, err)
+	}
+	mech, _, _ := client.Start()
+	err = s.guard(ctx, "AUTHENTICATE "+mech, func() error { return s.c.Authenticate(client) })
+	var refused *sasl.RefusedError
+	var imapErr *imap.Error
+	switch {
+	case err == nil:
+		s.cfg.OAuth2.LoginDone(token, nil)
+	case errors.As(err, &refused) || errors.As(err, &imapErr) && imapErr.Code != imap.ResponseCodeUnavailable:
+		// (UNAVAILABLE, RFC 5530: the server could not check the
+		// token now, which says nothing against it.)
+		s.cfg.OAuth2.LoginDone(token, err)
+		return fmt.Errorf("%w: %w", errOAuth2, err)
+	}
+	return err
 }
 
 // keywordsAllowed tells whether our keyword can be stored permanently: \* in

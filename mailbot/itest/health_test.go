@@ -72,7 +72,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 
 	waitFor("healthy at start", "/healthz", 30*time.Second, func(code int, body string) bool {
-		return code == http.StatusOK && body == "ok\nstore: ok\ninbox: ok\noutbox: ok\n"
+		return code == http.StatusOK && body == "ok\nstore: ok\ninbox: ok\noutbox: ok\nstore writes: ok\n"
 	})
 
 	setup(t, w) // the admin's two add space and two add manager lines, among others

@@ -45,6 +45,10 @@ type Config struct {
 	// Username enables AUTH (PLAIN, else LOGIN); leave it empty for a relay
 	// that needs none. Credentials are sent only over TLS or to a loopback host.
 	Username, Password string
+	// OAuth2, when set, logs in as Username with an access token from it
+	// (SASL OAUTHBEARER or XOAUTH2, whichever the server offers) instead
+	// of the Password.
+	OAuth2 TokenSource
 	// InsecureSkipVerify accepts any server certificate: for test servers
 	// with self-signed certificates only.
 	InsecureSkipVerify bool
@@ -259,7 +263,15 @@ func (s *Sender) dial(ctx context.Context) error {
 	if s.cfg.HeloName != "" {
 		opts = append(opts, mail.WithHELO(s.cfg.HeloName))
 	}
-	if s.cfg.Username != "" {
+	var oauth *oauth2Auth
+	if s.cfg.OAuth2 != nil {
+		token, err := s.cfg.OAuth2.AccessToken(ctx)
+		if err != nil {
+			return fmt.Errorf("smtp connect to %s: oauth2: %w", addr, err)
+		}
+		oauth = &oauth2Auth{user: s.cfg.Username, token: token, host: s.cfg.Host}
+		opts = append(opts, mail.WithSMTPAuthCustom(oauth))
+	} else if s.cfg.Username != "" {
 		// go-mail's PLAIN and LOGIN refuse to send credentials in clear
 		// except to "localhost", 127.0.0.1 and ::1; the -NOENC variants
 		// drop that check, so use them only where we checked it ourselves.
@@ -275,6 +287,9 @@ func (s *Sender) dial(ctx context.Context) error {
 		return fmt.Errorf("smtp connect to %s: %w", addr, err)
 	}
 	client, err := mc.DialToSMTPClientWithContext(ctx)
+	if oauth != nil {
+		oauth.report(s.cfg.OAuth2, err)
+	}
 	if err != nil {
 		s.drop() // go-mail leaves the connection open when EHLO, STARTTLS or AUTH fails
 		return fmt.Errorf("smtp connect to %s: %w", addr, err)

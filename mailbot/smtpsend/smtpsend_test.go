@@ -48,6 +48,7 @@ type backend struct {
 	password string        // if set, AUTH PLAIN is required with user "visa"
 	inData   chan struct{} // if set, Data signals here, then waits for release
 	release  chan struct{}
+	oauth    *oauthBackend // if set, AUTH is by OAuth2 (see oauth2_test.go)
 }
 
 func (b *backend) NewSession(c *gosmtp.Conn) (gosmtp.Session, error) {
@@ -99,9 +100,17 @@ type session struct {
 	cur  received
 }
 
-func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+func (s *session) AuthMechanisms() []string {
+	if s.b.oauth != nil {
+		return s.b.oauth.mechs
+	}
+	return []string{sasl.Plain}
+}
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.b.oauth != nil {
+		return s.b.oauth.server(s, mech)
+	}
 	return sasl.NewPlainServer(func(identity, username, password string) error {
 		if username != "visa" || password != s.b.password {
 			return gosmtp.ErrAuthFailed
@@ -112,7 +121,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (s *session) Mail(from string, _ *gosmtp.MailOptions) error {
-	if s.b.password != "" && s.user == "" {
+	if (s.b.password != "" || s.b.oauth != nil) && s.user == "" {
 		return gosmtp.ErrAuthRequired
 	}
 	if err := s.b.fail("MAIL"); err != nil {

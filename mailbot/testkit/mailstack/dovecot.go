@@ -27,7 +27,7 @@ auth_verbose = yes
 # Plaintext on loopback; no TLS.
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{{if .OAuth2}} xoauth2 oauthbearer{{end}}
 
 # Virtual users: the full address is the login name; maildirs belong to
 # Debian's "mail" account (uid/gid 8), as Dovecot refuses root.
@@ -37,7 +37,20 @@ first_valid_gid = 1
 passdb {
   driver = passwd-file
   args = scheme=PLAIN {{.Dir}}/dovecot/passwd
+{{- if .OAuth2}}
+  mechanisms = plain login
+{{- end}}
 }
+{{- if .OAuth2}}
+
+# OAuth2 (Options.OAuth2IntrospectionURL): access tokens are checked at the
+# test's introspection endpoint; the settings are in oauth2.conf.
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {{.Dir}}/dovecot/oauth2.conf
+}
+{{- end}}
 userdb {
   driver = passwd-file
   args = {{.Dir}}/dovecot/passwd
@@ -84,6 +97,18 @@ service lmtp {
     port = {{.LMTPPort}}
   }
 }
+{{- if .Submission}}
+
+# Postfix's submission port asks this socket about SMTP AUTH
+# (Options.Submission); smtpd runs as postfix.
+service auth {
+  unix_listener {{.Dir}}/dovecot/run/auth-postfix {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+{{- end}}
 {{- if .Sieve}}
 
 # Sieve (Pigeonhole, Debian's dovecot-sieve) at LMTP delivery, switched on by
@@ -114,9 +139,25 @@ func (s *Stack) writeDovecotConfig(imapPort, lmtpPort int) error {
 		// then names.
 		"Sieve":          s.sieve,
 		"SubmissionHost": s.SMTPAddr,
+		"OAuth2":         s.oauth2URL != "",
+		"Submission":     s.submission,
 	})
 	if err != nil {
 		return fmt.Errorf("mailstack: dovecot config: %w", err)
+	}
+	if s.oauth2URL != "" {
+		// Dovecot's oauth2 passdb (doc.dovecot.org, "OAuth2"): RFC 7662
+		// introspection by POST, every token checked, the user named by
+		// "email", valid while "active" is true.
+		conf := "introspection_mode = post\n" +
+			"introspection_url = " + s.oauth2URL + "\n" +
+			"force_introspection = yes\n" +
+			"username_attribute = email\n" +
+			"active_attribute = active\n" +
+			"active_value = true\n"
+		if err := os.WriteFile(s.path(dovecotOAuth2), []byte(conf), 0o644); err != nil {
+			return fmt.Errorf("mailstack: %w", err)
+		}
 	}
 	if err := os.WriteFile(s.path(dovecotConf), b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("mailstack: %w", err)

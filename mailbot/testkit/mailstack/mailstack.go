@@ -82,6 +82,18 @@ type Options struct {
 	// (milter_default_action = tempfail), never let through unjudged.
 	// None (the benchmark's stack) means no milters.
 	Milters []string
+	// OAuth2IntrospectionURL, if set, makes Dovecot take OAuth2 logins too
+	// (SASL XOAUTH2 and OAUTHBEARER, beside PLAIN and LOGIN with
+	// passwords), on IMAP and on the submission port: its oauth2 passdb
+	// asks this token introspection endpoint (RFC 7662, POST, as
+	// mailbot/testkit/idp serves it) about each access token, and takes
+	// the user from its "email".
+	OAuth2IntrospectionURL string
+	// Submission adds a Postfix submission listener, Stack.SubmissionAddr,
+	// that requires SMTP AUTH (RFC 4954), checked by Dovecot's auth
+	// service (smtpd_sasl_type = dovecot): passwords of the passwd-file,
+	// and OAuth2 tokens with OAuth2IntrospectionURL. No milters run there.
+	Submission bool
 
 	// pickPorts returns n free loopback TCP ports; tests replace it to
 	// provoke port clashes.
@@ -101,12 +113,17 @@ type Stack struct {
 	// LMTPAddr is Dovecot's LMTP listener, "127.0.0.1:port", which Postfix
 	// delivers to; tests may deliver to it directly.
 	LMTPAddr string
+	// SubmissionAddr is Postfix's submission listener, "127.0.0.1:port",
+	// with Options.Submission: plaintext, SMTP AUTH required; "" without.
+	SubmissionAddr string
 
 	logf       func(format string, args ...any)
 	dovecotBin string
 	postfixBin string
 	retryDelay time.Duration
 	milters    []string
+	oauth2URL  string // Options.OAuth2IntrospectionURL
+	submission bool   // Options.Submission
 
 	mu           sync.Mutex // serializes starting and stopping
 	dovecotPID   int        // master's PID, 0 while stopped
@@ -152,6 +169,8 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		postfixBin: postfixBin,
 		retryDelay: opts.RetryDelay.Truncate(time.Second),
 		milters:    opts.Milters,
+		oauth2URL:  opts.OAuth2IntrospectionURL,
+		submission: opts.Submission,
 		users:      make(map[string]bool),
 	}
 	if s.retryDelay <= 0 {
@@ -210,11 +229,18 @@ func (s *Stack) startAll(ctx context.Context, pick func(int) ([]int, error)) err
 	s.logf("mailstack: dovecot up in %v", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	for i := 1; ; i++ {
-		ports, err := pick(1)
+		n := 1
+		if s.submission {
+			n = 2
+		}
+		ports, err := pick(n)
 		if err != nil {
 			return err
 		}
 		s.SMTPAddr = loopback(ports[0])
+		if s.submission {
+			s.SubmissionAddr = loopback(ports[1])
+		}
 		if err := s.writePostfixConfig(ports[0], s.LMTPAddr); err != nil {
 			return err
 		}
@@ -348,6 +374,8 @@ const (
 	ownerFile     = "owner"
 	dovecotConf   = "dovecot/dovecot.conf"
 	dovecotPasswd = "dovecot/passwd"
+	dovecotOAuth2 = "dovecot/oauth2.conf"      // the oauth2 passdb's settings
+	dovecotAuthPF = "dovecot/run/auth-postfix" // the auth socket Postfix asks
 	dovecotLog    = "dovecot/dovecot.log"
 	dovecotStdout = "dovecot/stdout.log"
 	dovecotRun    = "dovecot/run" // base_dir: sockets and master.pid

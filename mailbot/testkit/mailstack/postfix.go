@@ -73,6 +73,15 @@ milter_protocol = 6
 var masterCFTemplate = template.Must(template.New("master.cf").Parse(`# Written by mailstack.
 # service type  private unpriv  chroot  wakeup  maxproc command
 {{.SMTPAddr}} inet n - n - - smtpd
+{{- if .SubmissionAddr}}
+{{.SubmissionAddr}} inet n - n - - smtpd
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_sasl_type=dovecot
+  -o smtpd_sasl_path={{.AuthSocket}}
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_milters=
+{{- end}}
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -103,6 +112,8 @@ func (s *Stack) writePostfixConfig(smtpPort int, lmtpAddr string) error {
 		"RetrySeconds":      int(s.retryDelay.Seconds()),
 		"MaxBackoffSeconds": 6 * int(s.retryDelay.Seconds()),
 		"Milters":           strings.Join(s.milters, ", "),
+		"SubmissionAddr":    s.SubmissionAddr,
+		"AuthSocket":        s.path(dovecotAuthPF),
 	}
 	// Postfix commands wait until a main.cf is 2 seconds old: backdate both.
 	past := time.Now().Add(-time.Minute)
