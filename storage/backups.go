@@ -27,7 +27,9 @@ type BackupRecord struct {
 // BackupLogPath is the log of the backups of the store at storePath.
 func BackupLogPath(storePath string) string { return storePath + ".backups" }
 
-// RecordBackup appends rec to the backup log of the store at storePath.
+// RecordBackup appends rec to the backup log of the store at storePath. A
+// log that root creates takes the store file's owner, so that the daemon,
+// running as that user, can read it.
 func RecordBackup(storePath string, rec BackupRecord) error {
 	line, err := json.Marshal(rec)
 	if err != nil {
@@ -36,6 +38,11 @@ func RecordBackup(storePath string, rec BackupRecord) error {
 	f, err := os.OpenFile(BackupLogPath(storePath), os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("record backup: %w", err)
+	}
+	if fi, serr := os.Stat(storePath); serr == nil && os.Geteuid() == 0 {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			f.Chown(int(st.Uid), int(st.Gid))
+		}
 	}
 	_, err = f.Write(append(line, '\n'))
 	if cerr := f.Close(); err == nil {

@@ -97,14 +97,21 @@ func readStamp(storePath string) (stampRecord, bool) {
 	return stampRecord{ID: f[0], Generation: gen}, true
 }
 
-// checkStamp refuses a store that is not the one the stamp recorded: another
-// store, or an older generation of it.
-func checkStamp(storePath string, id Identity, gen uint64) error {
+// CheckStamp says whether the daemon would run on the store at storePath,
+// whose identity and generation are id and gen (read with Verify or
+// Describe): nil, or an ErrReplaced StoreError when it is not the store the
+// stamp beside it recorded: another store, an older generation of it, or
+// a copy made before the store had an identity (a zero id).
+func CheckStamp(storePath string, id Identity, gen uint64) error {
 	st, ok := readStamp(storePath)
 	if !ok {
 		return nil
 	}
 	switch {
+	case id.ID == "":
+		return &StoreError{Path: storePath, Kind: ErrReplaced, Detail: fmt.Sprintf(
+			"it has no identity record, but %s records store %s: an older copy, made before this version, was put in place of the live file",
+			StampPath(storePath), st.ID)}
 	case st.ID != id.ID:
 		return &StoreError{Path: storePath, Kind: ErrReplaced, Detail: fmt.Sprintf(
 			"it is store %s, created %s, but %s records store %s: another store was copied over it",

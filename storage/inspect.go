@@ -171,6 +171,21 @@ func inspectFile(path string, exclusive bool) (fileHeader, error) {
 	return h, err
 }
 
+// InUse reports whether a process holds the store file at path open (a
+// daemon, a "mailbot process"): bbolt locks the file while it is open.
+func InUse(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return true, nil
+	}
+	return false, err
+}
+
 // inspect reads f's header pages and walks every page reachable from them.
 func inspect(f *os.File) (fileHeader, error) {
 	fi, err := f.Stat()
@@ -182,7 +197,7 @@ func inspect(f *os.File) (fileHeader, error) {
 		return fileHeader{}, &StoreError{Kind: kind, Detail: fmt.Sprintf(format, args...)}
 	}
 	if size == 0 {
-		return bad(ErrEmpty, "0 bytes")
+		return bad(ErrEmpty, "0 bytes; a new store is made only where there is no file")
 	}
 	first := make([]byte, 4096)
 	n, err := f.ReadAt(first, 0)

@@ -155,10 +155,10 @@ func openBolt(path string, readOnly bool) (b *bolt.DB, err error) {
 // last used at its path, then migrates it and starts its stamp.
 func (db *DB) start() error {
 	var gen, schema uint64
-	var ours, found bool
+	var ours bool
 	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
 		gen = uint64(tx.ID())
-		db.id, schema, ours, found, err = readIdentity(tx)
+		db.id, schema, ours, _, err = readIdentity(tx)
 		return err
 	})
 	switch {
@@ -168,16 +168,10 @@ func (db *DB) start() error {
 		return &StoreError{Path: db.path, Kind: ErrForeign, Detail: "a bbolt database without the mailbot's meta record (another program's file?)"}
 	case schema > SchemaVersion:
 		return fmt.Errorf("open store %s: schema version %d is newer than this program's %d", db.path, schema, SchemaVersion)
-	case found:
-		err = checkStamp(db.path, db.id, gen)
 	default:
-		// A store older than the identity record: only a copy made before
-		// the upgrade can meet a stamp.
-		if st, ok := readStamp(db.path); ok {
-			err = &StoreError{Path: db.path, Kind: ErrReplaced, Detail: fmt.Sprintf(
-				"it has no identity record, but %s records store %s: an older copy, made before this version, was put in place of the live file",
-				StampPath(db.path), st.ID)}
-		}
+		// A store older than the identity record has none yet: only a
+		// copy made before the upgrade can meet a stamp.
+		err = CheckStamp(db.path, db.id, gen)
 	}
 	if err != nil {
 		return err
