@@ -214,8 +214,8 @@ func cmdProcess(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 	case inbox.Leave:
 		log.Error("message not handled; the MTA should retry", "reason", out.Reason)
 		return exitTempFail, nil
-	case inbox.SetAside:
-		log.Warn("message set aside", "reason", out.Reason)
+	case inbox.SetAside, inbox.Quarantine:
+		log.Warn("message set aside", "action", out.Action, "reason", out.Reason)
 	}
 	if sendErr != nil {
 		log.Warn("reply queued but not sent yet", "error", sendErr)
