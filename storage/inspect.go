@@ -266,7 +266,7 @@ func inspect(f *os.File) (fileHeader, error) {
 			return bad(ErrDamaged, "%v", err)
 		}
 	}
-	if err := w.page(h.root, 0); err != nil {
+	if _, err := w.page(h.root, 0, nil, nil); err != nil {
 		return bad(ErrDamaged, "%v", err)
 	}
 	return h, nil
@@ -345,68 +345,94 @@ func (w *walker) freelistPage(id uint64) error {
 }
 
 // page checks a branch or leaf page of the tree and everything below it.
-func (w *walker) page(id uint64, depth int) error {
+// Its keys must lie in [lo, hi) (nil: no bound) and be in order, as bbolt's
+// own walk at open demands: it panics on a key out of order, and then the
+// goroutine it walks in reads on after the transaction is closed. It
+// returns the greatest key below it.
+func (w *walker) page(id uint64, depth int, lo, hi []byte) ([]byte, error) {
 	if depth > maxDepth {
-		return fmt.Errorf("the tree is deeper than %d pages at page %d", maxDepth, id)
+		return nil, fmt.Errorf("the tree is deeper than %d pages at page %d", maxDepth, id)
 	}
 	p, err := w.read(id, flagBranch|flagLeaf)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return w.nodes(p, id, depth)
+	return w.nodes(p, id, depth, lo, hi)
 }
 
 // nodes checks the elements of page p (a page of the file, or an inline
 // bucket's page held in a value) and descends into what they reference.
-func (w *walker) nodes(p []byte, id uint64, depth int) error {
+func (w *walker) nodes(p []byte, id uint64, depth int, lo, hi []byte) ([]byte, error) {
 	flags, count := native.Uint16(p[8:]), int(native.Uint16(p[10:]))
-	if pageHeaderSize+count*elementSize > len(p) {
-		return fmt.Errorf("page %d claims %d elements, more than it holds", id, count)
+	if flags != flagBranch && flags != flagLeaf {
+		return nil, fmt.Errorf("page %d has type %#x", id, flags)
 	}
-	for i := range count {
+	if pageHeaderSize+count*elementSize > len(p) {
+		return nil, fmt.Errorf("page %d claims %d elements, more than it holds", id, count)
+	}
+	// The keys first, each within the page.
+	keys := make([][]byte, count)
+	for i := range keys {
 		off := pageHeaderSize + i*elementSize
 		e := p[off : off+elementSize]
-		switch flags {
-		case flagBranch:
-			pos, ksize := int64(native.Uint32(e[0:])), int64(native.Uint32(e[4:]))
-			if int64(off)+pos+ksize > int64(len(p)) {
-				return fmt.Errorf("page %d: key %d runs past the page", id, i)
+		pos, ksize, vsize := int64(native.Uint32(e[0:])), int64(native.Uint32(e[4:])), int64(0)
+		if flags == flagLeaf {
+			pos, ksize, vsize = int64(native.Uint32(e[4:])), int64(native.Uint32(e[8:])), int64(native.Uint32(e[12:]))
+		}
+		if int64(off)+pos+ksize+vsize > int64(len(p)) {
+			return nil, fmt.Errorf("page %d: element %d runs past the page", id, i)
+		}
+		keys[i] = p[int64(off)+pos : int64(off)+pos+ksize]
+	}
+	prev, last := lo, []byte(nil)
+	for i, key := range keys {
+		switch {
+		case i == 0 && prev != nil && bytes.Compare(prev, key) > 0:
+			return nil, fmt.Errorf("page %d: its first key sorts before its place in the tree", id)
+		case i > 0 && bytes.Compare(prev, key) >= 0:
+			return nil, fmt.Errorf("page %d: key %d is out of order", id, i)
+		case hi != nil && bytes.Compare(key, hi) >= 0:
+			return nil, fmt.Errorf("page %d: key %d sorts after its place in the tree", id, i)
+		}
+		off := pageHeaderSize + i*elementSize
+		e := p[off : off+elementSize]
+		if flags == flagBranch {
+			next := hi
+			if i+1 < count {
+				next = keys[i+1]
 			}
-			if err := w.page(native.Uint64(e[8:]), depth+1); err != nil {
-				return err
+			max, err := w.page(native.Uint64(e[8:]), depth+1, key, next)
+			if err != nil {
+				return nil, err
 			}
-		case flagLeaf:
-			pos, ksize, vsize := int64(native.Uint32(e[4:])), int64(native.Uint32(e[8:])), int64(native.Uint32(e[12:]))
-			start := int64(off) + pos + ksize
-			if start+vsize > int64(len(p)) {
-				return fmt.Errorf("page %d: element %d runs past the page", id, i)
+			prev, last = max, max
+			continue
+		}
+		prev, last = key, key
+		if native.Uint32(e[0:])&leafBucket == 0 {
+			continue
+		}
+		start := int64(off) + int64(native.Uint32(e[4:])) + int64(len(key))
+		v := p[start : start+int64(native.Uint32(e[12:]))]
+		if len(v) < bucketHeaderSize {
+			return nil, fmt.Errorf("page %d: bucket %d has a short header", id, i)
+		}
+		if root := native.Uint64(v); root != 0 {
+			if _, err := w.page(root, depth+1, nil, nil); err != nil {
+				return nil, err
 			}
-			if native.Uint32(e[0:])&leafBucket == 0 {
-				continue
-			}
-			v := p[start : start+vsize]
-			if len(v) < bucketHeaderSize {
-				return fmt.Errorf("page %d: bucket %d has a short header", id, i)
-			}
-			if root := native.Uint64(v); root != 0 {
-				if err := w.page(root, depth+1); err != nil {
-					return err
-				}
-				continue
-			}
-			inline := v[bucketHeaderSize:]
-			if len(inline) < pageHeaderSize || native.Uint16(inline[8:]) != flagLeaf {
-				return fmt.Errorf("page %d: inline bucket %d is not a leaf", id, i)
-			}
-			if depth+1 > maxDepth {
-				return fmt.Errorf("the tree is deeper than %d pages at page %d", maxDepth, id)
-			}
-			if err := w.nodes(inline, id, depth+1); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("page %d has type %#x", id, flags)
+			continue
+		}
+		inline := v[bucketHeaderSize:]
+		if len(inline) < pageHeaderSize || native.Uint16(inline[8:]) != flagLeaf {
+			return nil, fmt.Errorf("page %d: inline bucket %d is not a leaf", id, i)
+		}
+		if depth+1 > maxDepth {
+			return nil, fmt.Errorf("the tree is deeper than %d pages at page %d", maxDepth, id)
+		}
+		if _, err := w.nodes(inline, id, depth+1, nil, nil); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return last, nil
 }
