@@ -39,11 +39,7 @@ func RecordBackup(storePath string, rec BackupRecord) error {
 	if err != nil {
 		return fmt.Errorf("record backup: %w", err)
 	}
-	if fi, serr := os.Stat(storePath); serr == nil && os.Geteuid() == 0 {
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			f.Chown(int(st.Uid), int(st.Gid))
-		}
-	}
+	ownLikeStore(f, storePath)
 	_, err = f.Write(append(line, '\n'))
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -77,6 +73,19 @@ func LastBackup(storePath string) (rec BackupRecord, ok bool) {
 		}
 	}
 	return rec, false
+}
+
+// ownLikeStore gives a file that root made beside the store the store
+// file's owner, so that the daemon, running as that user, can use it.
+func ownLikeStore(f *os.File, storePath string) {
+	if os.Geteuid() != 0 {
+		return
+	}
+	if fi, err := os.Stat(storePath); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			f.Chown(int(st.Uid), int(st.Gid))
+		}
+	}
 }
 
 // Describe reads the identity and generation of the store file at path

@@ -136,6 +136,8 @@ func openStamp(storePath, id string) *stamp {
 	f, err := os.OpenFile(StampPath(storePath), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		f = nil // read-only directory: the check stays as lenient as without a stamp
+	} else {
+		ownLikeStore(f, storePath)
 	}
 	return &stamp{f: f, id: id}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/mailbot/control"
@@ -175,6 +176,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := os.MkdirAll(filepath.Dir(storePath), 0o700); err != nil {
 		return err
 	}
+	owner := ownerFor(storePath)
 	kept, err := keepAside(storePath)
 	if err != nil {
 		return err
@@ -189,6 +191,9 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer in.Close()
 	if _, err := writeFileAtomic(storePath, func(w io.Writer) (int64, error) { return io.Copy(w, in) }); err != nil {
 		return fmt.Errorf("copy %s to %s: %w", backup, storePath, err)
+	}
+	if err := owner(storePath); err != nil {
+		return err
 	}
 	// Record it as the store expected here: the daemon then accepts its
 	// older generation, which is what a restore means.
@@ -253,6 +258,27 @@ func keepAside(storePath string) (string, error) {
 		}
 		return name, nil
 	}
+}
+
+// ownerFor returns what gives a restored store the owner of the file it
+// replaces (or of its directory): run as root, restore must not leave a
+// store the daemon's user cannot open. For others it does nothing.
+func ownerFor(storePath string) func(string) error {
+	if os.Geteuid() != 0 {
+		return func(string) error { return nil }
+	}
+	fi, err := os.Stat(storePath)
+	if err != nil {
+		fi, err = os.Stat(filepath.Dir(storePath))
+	}
+	if err != nil {
+		return func(string) error { return nil }
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return func(string) error { return nil }
+	}
+	return func(path string) error { return os.Chown(path, int(st.Uid), int(st.Gid)) }
 }
 
 func orUnknown(id string) string {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/coworkingvisa/mailbot/storage"
@@ -90,6 +91,16 @@ func TestRestore(t *testing.T) {
 	db.Update(func(tx *storage.Tx) error { return tx.PutSpace(storage.Space{ID: "after-backup"}) })
 	db.Close()
 	old, _ := os.ReadFile(store)
+	// The daemon runs as its own user (here mail, uid 8); an operator
+	// restores as root.
+	const daemonUID = 8
+	if os.Geteuid() == 0 {
+		for _, p := range []string{store, storage.StampPath(store)} {
+			if err := os.Chown(p, daemonUID, daemonUID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 
 	code, out, errOut := runCLI(t, "", "restore", "--config", cfg, backup)
 	if code != 0 {
@@ -108,6 +119,13 @@ func TestRestore(t *testing.T) {
 		t.Error("the kept file is not the store that was in place")
 	}
 	noTemporaries(t, dir)
+	if os.Geteuid() == 0 {
+		for _, p := range []string{store, storage.StampPath(store)} {
+			if fi, err := os.Stat(p); err != nil || fi.Sys().(*syscall.Stat_t).Uid != daemonUID {
+				t.Errorf("%s after a restore by root: %v, want it owned by the daemon's user", p, err)
+			}
+		}
+	}
 	// The daemon accepts the restored store, although it is older than
 	// what was committed here.
 	db, err := storage.Open(store)
