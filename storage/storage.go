@@ -73,7 +73,7 @@ type DB struct {
 	bolt  *bolt.DB
 	path  string
 	id    Identity
-	stamp *stamp // nil on a store opened read-only
+	stamp *stamp // nil only while create makes the store
 }
 
 // Open opens the store at path, or creates it when there is no file there,

@@ -329,7 +329,11 @@ func (s *session) deliver(ctx context.Context, msgs []Message) error {
 			continue
 		}
 		if err := s.move(ctx, mk.uids, mk.target); err != nil {
-			if err := s.soft(log, "moving failed: the messages stay flagged in place", err); err != nil {
+			msg := "moving failed: the messages stay flagged in place, and are moved on at the next connection"
+			if len(mk.flags) == 0 {
+				msg = "moving to quarantine failed: the messages stay in place, unflagged, and are tried again"
+			}
+			if err := s.soft(log, msg, err); err != nil {
 				return err
 			}
 		}
