@@ -468,12 +468,12 @@ func TestFailureMidTransaction(t *testing.T) {
 	}
 	b.tmpl = tmpl
 	raw := badText("fail", "add member bad-fail@indyhall.test\nverify bad-fail@indyhall.test")
-	for i, want := range []inbox.Action{inbox.Leave, inbox.Leave, inbox.SetAside} {
+	for i, want := range []inbox.Action{inbox.Leave, inbox.Leave, inbox.Quarantine} {
 		out := b.Handle(context.Background(), raw)
 		if out.Action != want {
 			t.Fatalf("attempt %d: %+v, want action %d", i+1, out, want)
 		}
-		if want == inbox.SetAside && out.Mailbox != "Quarantine" {
+		if want == inbox.Quarantine && out.Mailbox != "Quarantine" {
 			t.Errorf("attempt %d: %+v, want quarantine", i+1, out)
 		}
 	}

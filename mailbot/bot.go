@@ -467,7 +467,10 @@ func (b *Bot) quarantine(attempts int, err error) inbox.Disposition {
 		Mailbox, Reason string
 	}{attempts, b.set.QuarantineMailbox, err.Error()})
 	b.log.Error("message quarantined", "attempts", attempts, "mailbox", b.set.QuarantineMailbox, "error", err)
-	return inbox.Disposition{Action: inbox.SetAside, Mailbox: b.set.QuarantineMailbox,
+	// Quarantine, not SetAside: the message carries none of the bot's
+	// keywords there, so an admin who moves it back has it handled again
+	// (nothing was committed for it: it never got that far).
+	return inbox.Disposition{Action: inbox.Quarantine, Mailbox: b.set.QuarantineMailbox,
 		Reason: fmt.Sprintf("failed %d times: %v", attempts, err)}
 }
 

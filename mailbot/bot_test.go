@@ -212,13 +212,13 @@ func TestFailingMessageIsQuarantined(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	db.Close() // every transaction now fails: an internal error, not the sender's
 	raw := mail("alex@indyhall.test", "p1@x", "x", "verify a@indyhall.test")
-	for i, want := range []inbox.Action{inbox.Leave, inbox.Leave, inbox.SetAside} {
+	for i, want := range []inbox.Action{inbox.Leave, inbox.Leave, inbox.Quarantine} {
 		out := b.Handle(context.Background(), raw)
 		if out.Action != want {
 			t.Fatalf("attempt %d: %+v, want action %d", i+1, out, want)
 		}
-		if want == inbox.SetAside && out.Mailbox != "Quarantine" {
-			t.Errorf("set aside to %q, want Quarantine", out.Mailbox)
+		if want == inbox.Quarantine && out.Mailbox != "Quarantine" {
+			t.Errorf("quarantined to %q, want Quarantine", out.Mailbox)
 		}
 	}
 }

@@ -212,11 +212,11 @@ func TestDKIMLookupFailuresEndInQuarantine(t *testing.T) {
 	sig := "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=indyhall.test; s=sel; h=from:subject:message-id; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAAAAAAAAAAAAAAAAAAAAAA"
 	raw := mail("alex@indyhall.test", "dns@x", "x", "add member dns@indyhall.test", "no auth", sig)
 	var last inbox.Disposition
-	for i := 0; i < 200 && last.Action != inbox.SetAside; i++ {
+	for i := 0; i < 200 && last.Action != inbox.Quarantine; i++ {
 		last = b.Handle(context.Background(), raw)
 		now = now.Add(30 * time.Second) // an inbox round every 30 s
 	}
-	if last.Action != inbox.SetAside || last.Mailbox != "Quarantine" {
+	if last.Action != inbox.Quarantine || last.Mailbox != "Quarantine" {
 		t.Fatalf("last outcome %+v, want quarantine", last)
 	}
 	if lookups > 10 {

@@ -13,13 +13,17 @@
 package storage
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,34 +73,156 @@ var ErrLocked = errors.New("store is in use by another process (is the daemon ru
 
 // DB is an open store.
 type DB struct {
-	bolt *bolt.DB
+	bolt  *bolt.DB
+	path  string
+	id    Identity
+	stamp *stamp // nil only while create makes the store
 }
 
-// Open opens or creates the store at path and brings its schema up to date.
+// Open opens the store at path, or creates it when there is no file there,
+// and brings its schema up to date. A file that is there is never replaced:
+// one that is empty, truncated, damaged, not a mailbot store, or not the
+// store last used at path (see Identity) is refused with a *StoreError.
 func Open(path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create store directory: %w", err)
 	}
-	// NoFreelistSync: the free-page list is rebuilt on open instead of
-	// written at every commit, which on a store of a million members cut a
-	// commit from 5 ms to 2 ms (see BENCHMARKS.md). Crash safety is the same.
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType,
-		NoFreelistSync: true})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if st, ok := readStamp(path); ok {
+			return nil, &StoreError{Path: path, Kind: ErrMissing, Detail: fmt.Sprintf(
+				"%s records store %s at generation %d; put it back or restore a backup, or remove %s to start a new, empty store",
+				StampPath(path), st.ID, st.Generation, StampPath(path))}
+		}
+		if err := create(path); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return nil, &StoreError{Path: path, Kind: ErrForeign, Detail: "not a regular file"}
 	}
+	if _, err := inspectFile(path, true); err != nil {
+		return nil, err
+	}
+	b, err := openBolt(path, false)
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, err
 	}
-	db := &DB{bolt: b}
-	if err := db.migrate(); err != nil {
+	db := &DB{bolt: b, path: path}
+	if err := db.start(); err != nil {
 		b.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, err
 	}
 	return db, nil
 }
 
-// migrate creates missing buckets and checks the schema version. Buckets
+// boltOptions are the options every open uses. NoFreelistSync: the
+// free-page list is rebuilt on open instead of written at every commit,
+// which on a store of a million members cut a commit from 5 ms to 2 ms (see
+// BENCHMARKS.md). Crash safety is the same. The file is never created here
+// (create makes new stores): bbolt would turn any empty file into a store.
+func boltOptions(readOnly bool, openFile func(string, int, os.FileMode) (*os.File, error)) *bolt.Options {
+	if openFile == nil {
+		openFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			return os.OpenFile(name, flag&^os.O_CREATE, perm)
+		}
+	}
+	return &bolt.Options{Timeout: lockTimeout, ReadOnly: readOnly, FreelistType: bolt.FreelistMapType,
+		NoFreelistSync: true, OpenFile: openFile}
+}
+
+// openBolt opens a file that inspect passed. bbolt's own refusals, and a
+// panic of its open (it rebuilds the free list by walking the tree and
+// panics on what it finds wrong), are reported as a damaged store.
+func openBolt(path string, readOnly bool) (b *bolt.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			b, err = nil, &StoreError{Path: path, Kind: ErrDamaged, Detail: fmt.Sprintf("bbolt: %v", p)}
+		}
+	}()
+	b, err = bolt.Open(path, 0o600, boltOptions(readOnly, nil))
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, fmt.Errorf("open store %s: %w", path, ErrLocked)
+	case errors.Is(err, bolt.ErrInvalid), errors.Is(err, bolt.ErrChecksum), errors.Is(err, bolt.ErrVersionMismatch):
+		return nil, &StoreError{Path: path, Kind: ErrDamaged, Detail: fmt.Sprintf("bbolt: %v", err)}
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// start checks that an opened file is this program's store, and the one
+// last used at its path, then migrates it and starts its stamp.
+func (db *DB) start() error {
+	var gen, schema uint64
+	var ours bool
+	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+		gen = uint64(tx.ID())
+		db.id, schema, ours, _, err = readIdentity(tx)
+		return err
+	})
+	switch {
+	case err != nil:
+		return &StoreError{Path: db.path, Kind: ErrDamaged, Detail: err.Error()}
+	case !ours:
+		return &StoreError{Path: db.path, Kind: ErrForeign, Detail: "a bbolt database without the mailbot's meta record (another program's file?)"}
+	case schema > SchemaVersion:
+		return fmt.Errorf("open store %s: schema version %d is newer than this program's %d", db.path, schema, SchemaVersion)
+	default:
+		// A store older than the identity record has none yet: only a
+		// copy made before the upgrade can meet a stamp.
+		err = CheckStamp(db.path, db.id, gen)
+	}
+	if err != nil {
+		return err
+	}
+	if err := db.migrate(); err != nil {
+		return fmt.Errorf("open store %s: %w", db.path, err)
+	}
+	db.stamp = openStamp(db.path, db.id.ID)
+	return db.bolt.View(func(tx *bolt.Tx) error { db.stamp.record(uint64(tx.ID())); return nil })
+}
+
+// create makes a new store at path, complete with its meta records, under
+// a temporary name first: a process killed while creating it leaves no
+// half-made file at path for the next start to refuse. A file that
+// appeared at path meanwhile is kept, and opened instead.
+func create(path string) error {
+	dir := filepath.Dir(path)
+	var r [8]byte
+	rand.Read(r[:])
+	tmp := filepath.Join(dir, "."+filepath.Base(path)+".new-"+hex.EncodeToString(r[:]))
+	b, err := bolt.Open(tmp, 0o600, boltOptions(false, func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		return os.OpenFile(name, flag|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
+	}))
+	if err != nil {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	defer os.Remove(tmp)
+	err = (&DB{bolt: b, path: tmp}).migrate()
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if err = os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+			err = os.Rename(tmp, path) // a file system without hard links
+		}
+	}
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create store %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // make the new name durable
+		d.Close()
+	}
+	return nil
+}
+
+// migrate creates missing buckets, checks the schema version and writes
+// the identity record where there is none. Buckets
 // added within schema version 1 are indexes, filled from the records they
 // index when they are created, or start empty where older code kept no
 // such records (pending files: older pending changes hold theirs inline),
@@ -121,6 +247,20 @@ func (db *DB) migrate() error {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
+		if meta.Get(keyIdentity) == nil {
+			id, err := newIdentity(time.Now())
+			if err != nil {
+				return err
+			}
+			data, err := json.Marshal(id)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(keyIdentity, data); err != nil {
+				return fmt.Errorf("write identity: %w", err)
+			}
+			db.id = id
+		}
 		v := meta.Get([]byte("schema"))
 		switch {
 		case v == nil:
@@ -144,12 +284,26 @@ func (db *DB) Probe(now time.Time) error {
 }
 
 // Close closes the file.
-func (db *DB) Close() error { return db.bolt.Close() }
+func (db *DB) Close() error {
+	if db.stamp != nil {
+		db.stamp.close()
+	}
+	return db.bolt.Close()
+}
 
 // Update runs fn in one read-write transaction, committed (fsynced) only if
-// fn returns nil. Nothing fn wrote is kept when it returns an error.
+// fn returns nil. Nothing fn wrote is kept when it returns an error. Once
+// committed, its generation goes to the stamp.
 func (db *DB) Update(fn func(*Tx) error) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+	var gen uint64
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		gen = uint64(tx.ID())
+		return fn(&Tx{tx: tx})
+	})
+	if err == nil && db.stamp != nil {
+		db.stamp.record(gen)
+	}
+	return err
 }
 
 // View runs fn in a read-only transaction.

@@ -49,6 +49,13 @@ Usage:
                                    export, import and backup work while the daemon runs: they go
                                    through its socket <store.path>.sock (run them as the daemon's
                                    user), or open the store themselves when no daemon runs
+  mailbot check-store --config FILE | --store FILE
+                                   verify a store: bbolt's consistency check and the store's own
+                                   invariants (through the daemon, on a consistent copy, when it
+                                   runs); --store checks a backup or copy. Exit 0 when clean
+  mailbot restore --config FILE BACKUPFILE
+                                   put a backup in place of the store, the daemon stopped: checks
+                                   it first, keeps the old file as <store>.replaced-<time>
   mailbot outbox --config FILE [--release ID]
                                    list the replies waiting to be sent (attempts, next try, last
                                    error, held); --release puts a held one back in the queue
@@ -104,6 +111,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdBackup(ctx, rest, stdout, stderr)
 	case "check-config":
 		err = cmdCheckConfig(rest, stdout, stderr)
+	case "check-store":
+		err = cmdCheckStore(ctx, rest, stdout, stderr)
+	case "restore":
+		err = cmdRestore(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		return cmdHelp(stdout)
 	default:
@@ -161,7 +172,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	d, err := mailbot.Open(cfg, log)
 	if err != nil {
-		return err
+		return storeAdvice(err, configArg(args))
 	}
 	return d.Run(ctx)
 }
@@ -197,7 +208,7 @@ func cmdProcess(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 	}
 	d, err := mailbot.Open(cfg, log)
 	if err != nil {
-		return exitTempFail, err
+		return exitTempFail, storeAdvice(err, configArg(args))
 	}
 	out := d.Bot.Handle(ctx, raw)
 	// Send what this message queued now; anything left waits for the daemon.
@@ -209,8 +220,8 @@ func cmdProcess(ctx context.Context, args []string, stdin io.Reader, stderr io.W
 	case inbox.Leave:
 		log.Error("message not handled; the MTA should retry", "reason", out.Reason)
 		return exitTempFail, nil
-	case inbox.SetAside:
-		log.Warn("message set aside", "reason", out.Reason)
+	case inbox.SetAside, inbox.Quarantine:
+		log.Warn("message set aside", "action", out.Action, "reason", out.Reason)
 	}
 	if sendErr != nil {
 		log.Warn("reply queued but not sent yet", "error", sendErr)

@@ -161,6 +161,11 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "backup: %d bytes written to %s%s\n", n, file, st.how())
+	// Logged beside the store, so that a store that cannot be opened
+	// names its last good backup.
+	if _, err := recordBackup(st.storePath, file); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -9,6 +9,11 @@
 // own exactly-once record, so seeing a message twice is harmless, while
 // marking one that was never handled would lose it.
 //
+// A message flagged but not moved (the process died between the two, or the
+// move failed) is handed again on the first sweep of each connection, where
+// handled mail is meant to leave the mailbox: the handler recognises it and
+// it goes where it was going.
+//
 // The Watcher waits with IDLE (RFC 2177) where the server has it, polls
 // otherwise, and reconnects after any failure. go-imap v2 beta.8 has no read
 // deadline while a command waits for its answer, so every command runs under
@@ -156,6 +161,11 @@ const (
 	// SetAside flags it as handled and rejected and moves it to
 	// Disposition.Mailbox (left in place if that is empty).
 	SetAside
+	// Quarantine moves it to Disposition.Mailbox without any keyword of
+	// the bot's, for a message whose handling kept failing (nothing was
+	// committed for it): a person who moves it back into the watched
+	// mailbox, once the cause is fixed, has it handled again.
+	Quarantine
 )
 
 // String names the action for logs.
@@ -167,6 +177,8 @@ func (a Action) String() string {
 		return "handled"
 	case SetAside:
 		return "set-aside"
+	case Quarantine:
+		return "quarantine"
 	}
 	return fmt.Sprintf("Action(%d)", int(a))
 }
@@ -201,6 +213,7 @@ type Watcher struct {
 	// State carried across connections, used only by Run's goroutine.
 	lastUIDValidity  uint32
 	warnedNoKeywords bool
+	warnedNoExpunge  bool
 
 	status statusBox // what Status reports
 }

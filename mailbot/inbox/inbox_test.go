@@ -393,7 +393,8 @@ func TestMoveFallbackWithoutUIDPlusLeavesMailFlagged(t *testing.T) {
 	other := ts.appendMsg(t, "INBOX", []byte("Subject: not ours\r\n\r\nx\r\n"), imap.FlagDeleted)
 	u1 := ts.appendMsg(t, "INBOX", testMessage(1))
 	h := newTestHandler(t, nil)
-	start(t, ts.config(newLogBuffer(t)), h, false)
+	logs := newLogBuffer(t)
+	start(t, ts.config(logs), h, false)
 
 	wantCall(t, h, ts, u1, testMessage(1))
 	eventually(t, "copied to Processed, original flagged \\Deleted in place", func() bool {
@@ -403,12 +404,17 @@ func TestMoveFallbackWithoutUIDPlusLeavesMailFlagged(t *testing.T) {
 			len(ts.messages(t, "Processed")) == 1
 	})
 	if ts.proxy.sent(`(UID )?MOVE `) || ts.proxy.sent(`(UID )?EXPUNGE`) {
-		t.Error("sent MOVE or EXPUNGE to a server with neither MOVE nor UIDPLUS")
+		t.Error("sent MOVE or EXPUNGE to a server with neither MOVE nor UIDPLUS while another message was flagged \\Deleted")
 	}
 	// Not handed again: the next call is the next message.
 	ts.waitIdling(t)
 	u2 := ts.appendMsg(t, "INBOX", testMessage(2))
 	wantCall(t, h, ts, u2, testMessage(2))
+	// The log says once why nothing is expunged.
+	eventually(t, "the second copied to Processed", func() bool { return len(ts.messages(t, "Processed")) == 2 })
+	if n := strings.Count(logs.String(), "other messages are flagged"); n != 1 {
+		t.Errorf("the reason not to expunge is logged %d times, want once:\n%s", n, logs.String())
+	}
 }
 
 func TestPollingWithoutIdle(t *testing.T) {

@@ -33,6 +33,7 @@ type session struct {
 	marker      imap.Flag // KeywordHandled, or \Seen where the mailbox takes no keywords
 	keywords    bool
 	ensured     map[string]bool // target mailboxes known to exist on this connection
+	swept       bool            // the first round, which also hands leftovers, is done
 }
 
 // errWatchdog reports a command the server did not answer in time.
@@ -240,6 +241,14 @@ func (s *session) round(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if !s.swept {
+			s.swept = true
+			left, err := s.leftovers(ctx)
+			if err != nil {
+				return err
+			}
+			uids = slices.Compact(slices.Sorted(slices.Values(append(uids, left...))))
+		}
 		uids = slices.DeleteFunc(uids, func(u imap.UID) bool { return handed[u] })
 		if len(uids) == 0 {
 			s.w.status.update(func(st *Status) { st.LastSweep, st.LastError = time.Now(), "" })
@@ -277,6 +286,34 @@ func (s *session) search(ctx context.Context) ([]imap.UID, error) {
 	}
 	uids := data.AllUIDs()
 	slices.Sort(uids)
+	return uids, nil
+}
+
+// leftovers lists the messages flagged handled that are still in the
+// mailbox: the process died between flagging and moving them, or the move
+// failed. They are handed again, and the handler's exactly-once record
+// makes that harmless, so that each goes where its disposition says. This
+// holds only where handled mail leaves the mailbox (ProcessedMailbox) and
+// the marker is the bot's own keyword: \Seen is also what a person reading
+// the mail sets. A message quarantined by an older version (which flagged
+// it) and moved back by a person is picked up here too.
+func (s *session) leftovers(ctx context.Context) ([]imap.UID, error) {
+	if !s.keywords || s.cfg.ProcessedMailbox == "" {
+		return nil, nil
+	}
+	criteria := &imap.SearchCriteria{Flag: []imap.Flag{s.marker}, NotFlag: []imap.Flag{imap.FlagDeleted}}
+	var data *imap.SearchData
+	if err := s.guard(ctx, "UID SEARCH KEYWORD", func() (err error) {
+		data, err = s.c.UIDSearch(criteria, nil).Wait()
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	uids := data.AllUIDs()
+	if len(uids) > 0 {
+		s.log.Warn("messages flagged handled but still in the mailbox (stopped between flag and move, or the move failed): handing them again",
+			"uids", imap.UIDSetNum(uids...).String())
+	}
 	return uids, nil
 }
 
@@ -328,17 +365,23 @@ func (s *session) deliver(ctx context.Context, msgs []Message) error {
 	}
 	for _, mk := range marks {
 		log := s.log.With("uids", mk.uids.String(), "to", mk.target)
-		if err := s.store(ctx, mk.uids, mk.flags); err != nil {
-			if err := s.soft(log, "marking failed: the messages will be handed again", err); err != nil {
-				return err
+		if len(mk.flags) > 0 {
+			if err := s.store(ctx, mk.uids, mk.flags); err != nil {
+				if err := s.soft(log, "marking failed: the messages will be handed again", err); err != nil {
+					return err
+				}
+				continue
 			}
-			continue
 		}
 		if mk.target == "" {
 			continue
 		}
 		if err := s.move(ctx, mk.uids, mk.target); err != nil {
-			if err := s.soft(log, "moving failed: the messages stay flagged in place", err); err != nil {
+			msg := "moving failed: the messages stay flagged in place, and are moved on at the next connection"
+			if len(mk.flags) == 0 {
+				msg = "moving to quarantine failed: the messages stay in place, unflagged, and are tried again"
+			}
+			if err := s.soft(log, msg, err); err != nil {
 				return err
 			}
 		}
@@ -386,6 +429,11 @@ func (s *session) plan(m Message, d Disposition) (mk mark, ok bool) {
 			mk.flags = append(mk.flags, KeywordRejected)
 		}
 		log.Warn("message set aside", "to", mk.target)
+	case Quarantine:
+		// No flag: moved back, it is unhandled. Not moved (a failure),
+		// it is tried again.
+		mk.target = d.Mailbox
+		log.Warn("message quarantined", "to", mk.target)
 	default:
 		log.Error("handler returned an unknown action, message left in place")
 		return mark{}, false
@@ -426,11 +474,11 @@ func (s *session) store(ctx context.Context, uid imap.UIDSet, flags []imap.Flag)
 }
 
 // move moves marked messages to target: UID MOVE where the server has it
-// (RFC 6851); otherwise UID COPY, and only if that succeeded \Deleted and
-// UID EXPUNGE of those UIDs alone (RFC 4315 §2.1). Without UIDPLUS the message
-// stays flagged \Deleted: a plain EXPUNGE would also remove mail that others
-// flagged \Deleted. (imapclient's own Move fallback deletes even when COPY
-// failed, so it is never used.)
+// (RFC 6851); otherwise UID COPY, and only if that succeeded \Deleted (with
+// the marker, which tells the original as the bot's) and UID EXPUNGE of
+// those UIDs alone (RFC 4315 §2.1), or without UIDPLUS a plain EXPUNGE
+// when it is safe (expungeOurs). (imapclient's own Move fallback deletes
+// even when COPY failed, so it is never used.)
 func (s *session) move(ctx context.Context, uid imap.UIDSet, target string) error {
 	if err := s.ensureMailbox(ctx, target); err != nil {
 		return err
@@ -447,15 +495,50 @@ func (s *session) move(ctx context.Context, uid imap.UIDSet, target string) erro
 	}); err != nil {
 		return err
 	}
-	if err := s.store(ctx, uid, []imap.Flag{imap.FlagDeleted}); err != nil {
+	if err := s.store(ctx, uid, []imap.Flag{imap.FlagDeleted, s.marker}); err != nil {
 		return err
 	}
 	if !s.caps.Has(imap.CapUIDPlus) {
-		return nil
+		return s.expungeOurs(ctx)
 	}
 	return s.guard(ctx, "UID EXPUNGE", func() error {
 		return s.c.UIDExpunge(uid).Close()
 	})
+}
+
+// expungeOurs expunges without UIDPLUS. A plain EXPUNGE removes every
+// message flagged \Deleted (RFC 3501 §6.4.3), so it is sent only when all
+// of them carry the bot's keyword (the originals of what it copied);
+// otherwise the bot's stay flagged \Deleted (never handed again)
+// and the log says once why. (Another client flagging a message \Deleted
+// between the search and the EXPUNGE, one round trip, would lose it: a
+// message it meant to delete.)
+func (s *session) expungeOurs(ctx context.Context) error {
+	warn := func(msg string, args ...any) {
+		if !s.w.warnedNoExpunge {
+			s.w.warnedNoExpunge = true
+			s.log.Warn(msg, args...)
+		}
+	}
+	if !s.keywords {
+		warn("the server has neither MOVE nor UIDPLUS and the mailbox takes no keywords: handled mail is copied and left flagged \\Deleted, " +
+			"not expunged, since EXPUNGE would also remove what others flagged \\Deleted; expunge the mailbox from a mail client now and then")
+		return nil
+	}
+	criteria := &imap.SearchCriteria{Flag: []imap.Flag{imap.FlagDeleted}, NotFlag: []imap.Flag{s.marker}}
+	var data *imap.SearchData
+	if err := s.guard(ctx, "UID SEARCH DELETED UNKEYWORD", func() (err error) {
+		data, err = s.c.UIDSearch(criteria, nil).Wait()
+		return err
+	}); err != nil {
+		return err
+	}
+	if others := data.AllUIDs(); len(others) > 0 {
+		warn("the server has neither MOVE nor UIDPLUS and other messages are flagged \\Deleted: handled mail is copied and left flagged \\Deleted, "+
+			"not expunged, since EXPUNGE would remove those too; it is expunged once they are gone", "others", imap.UIDSetNum(others...).String())
+		return nil
+	}
+	return s.guard(ctx, "EXPUNGE", func() error { return s.c.Expunge().Close() })
 }
 
 // ensureMailbox creates target unless it exists (RFC 3501 §6.3.3), once per
