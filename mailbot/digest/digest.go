@@ -37,6 +37,9 @@ type Settings struct {
 	// DefaultTZ is the zone of spaces that name none, and of the network
 	// digest.
 	DefaultTZ *time.Location
+	// Language is the network's (bot.language): of the network digest, and
+	// of spaces that chose none.
+	Language string
 }
 
 // SettingsFrom takes the digest settings out of a loaded configuration.
@@ -48,7 +51,7 @@ func SettingsFrom(cfg *config.Config) (Settings, error) {
 	return Settings{
 		BotAddress: cfg.Bot.Address, BotName: cfg.Bot.Name, Admins: cfg.Admins,
 		Weekday: sch.Weekday, Hour: sch.Hour, Minute: sch.Minute, Second: sch.Second,
-		DefaultTZ: sch.Location,
+		DefaultTZ: sch.Location, Language: cfg.Bot.Language,
 	}, nil
 }
 
@@ -229,7 +232,7 @@ func (s *Scheduler) sendSpace(id string) (int, error) {
 		}
 		w := window{
 			Start: since(sch, last, due, sp.Created, loc), End: due, AsOf: now, Loc: loc,
-			Title: "week of " + due.In(loc).Format(titleLayout), FileDate: key,
+			Day: due.In(loc), FileDate: key,
 		}
 		m, err := s.spaceDigest(tx, sp, w)
 		if err != nil {
@@ -277,7 +280,7 @@ func (s *Scheduler) sendNetwork() (int, error) {
 		if len(s.set.Admins) > 0 {
 			w := window{
 				Start: since(s.sched, last, due, born, loc), End: due, AsOf: now, Loc: loc,
-				Title: "week of " + due.In(loc).Format(titleLayout), FileDate: key,
+				Day: due.In(loc), FileDate: key,
 			}
 			m, err := s.networkDigest(tx, w)
 			if err != nil {
@@ -367,7 +370,7 @@ func (s *Scheduler) SendNow(space string, dryRun bool, w io.Writer) error {
 			day := now.In(loc)
 			win := window{
 				Start: since(sch, tx.Period(SpacePeriod+sp.ID), due, sp.Created, loc), End: now, AsOf: now, Loc: loc,
-				Title: "as of " + day.Format(titleLayout), FileDate: day.Format(dateKey), OnRequest: true,
+				Day: day, FileDate: day.Format(dateKey), OnRequest: true,
 			}
 			m, err := s.spaceDigest(tx, sp, win)
 			if err != nil {
@@ -384,7 +387,7 @@ func (s *Scheduler) SendNow(space string, dryRun bool, w io.Writer) error {
 			day := now.In(loc)
 			win := window{
 				Start: since(s.sched, tx.Period(NetworkPeriod), due, time.Time{}, loc), End: now, AsOf: now, Loc: loc,
-				Title: "as of " + day.Format(titleLayout), FileDate: day.Format(dateKey), OnRequest: true,
+				Day: day, FileDate: day.Format(dateKey), OnRequest: true,
 			}
 			m, err := s.networkDigest(tx, win)
 			if err != nil {
