@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	texttemplate "text/template"
@@ -290,6 +291,16 @@ type Summary struct {
 	Total   int     // commands
 	Counts  []Count // by status, in the order of the status words
 	Ignored int     // lines that were not commands
+}
+
+// Statuses are the counts by status word, as every language shows them
+// ("3 OK, 1 ERROR"): the status words stay, for scripts.
+func (s Summary) Statuses() string {
+	parts := make([]string, len(s.Counts))
+	for i, c := range s.Counts {
+		parts[i] = strconv.Itoa(c.N) + " " + c.Status
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Help renders the help text alone, for `mailbot help`.

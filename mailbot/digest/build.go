@@ -432,7 +432,7 @@ func memberSummary(l *templates.Lang, m storage.Member) string {
 
 func orNone(l *templates.Lang, s string) string {
 	if s == "" {
-		return l.Sprintf("none")
+		return l.Sprintf("(none)")
 	}
 	return s
 }
