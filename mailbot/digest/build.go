@@ -407,13 +407,19 @@ func changeText(l *templates.Lang, c storage.Change) string {
 
 // diff lists the fields that changed, each as {name, before, after}.
 func diff(l *templates.Lang, fields ...[]string) string {
-	var parts []string
+	out := ""
 	for _, f := range fields {
-		if f[1] != f[2] {
-			parts = append(parts, l.Sprintf("%s %s → %s", f[0], orNone(l, f[1]), orNone(l, f[2])))
+		if f[1] == f[2] {
+			continue
+		}
+		part := l.Sprintf("%s %s → %s", f[0], orNone(l, f[1]), orNone(l, f[2]))
+		if out == "" {
+			out = part
+		} else {
+			out = l.Sprintf("%s; %s", out, part)
 		}
 	}
-	return strings.Join(parts, "; ")
+	return out
 }
 
 func memberSummary(l *templates.Lang, m storage.Member) string {
