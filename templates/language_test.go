@@ -116,3 +116,30 @@ func TestHelpKeepsItsLayout(t *testing.T) {
 		}
 	}
 }
+
+// A Set is shared by the pipeline's and the digests' goroutines.
+func TestConcurrentRendering(t *testing.T) {
+	s := Embedded()
+	done := make(chan string)
+	for i := 0; i < 8; i++ {
+		lang := s.Languages()[i%len(s.Languages())]
+		go func() {
+			l := s.In(lang)
+			out := ""
+			for j := 0; j < 50; j++ {
+				text, _, err := l.Digest(DigestData{SpaceName: "S", Counts: DigestCounts{Total: j}})
+				if err != nil {
+					out = err.Error()
+					break
+				}
+				out = text + l.Sprintf("%d members", j)
+			}
+			done <- out
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		if out := <-done; !strings.Contains(out, "49") {
+			t.Errorf("a concurrent render: %q", out)
+		}
+	}
+}
