@@ -1,10 +1,10 @@
 package commands
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // admin runs the network admin commands; the caller checked the right.
@@ -23,14 +23,17 @@ func (x *executor) admin(c *Command) (Result, error) {
 	case "list spaces":
 		return x.listSpaces()
 	}
-	return fail("unknown command %q.", c.Name), nil
+	return x.fail("unknown command %q.", c.Name), nil
 }
 
 func (x *executor) addSpace(c *Command) (Result, error) {
 	if _, found, err := x.tx.Space(c.Target); err != nil {
 		return Result{}, err
 	} else if found {
-		return fail("space %s already exists; use update space.", c.Target), nil
+		return x.fail("space %s already exists; use update space.", c.Target), nil
+	}
+	if res := x.checkLanguage(c); res != nil {
+		return *res, nil
 	}
 	s := storage.Space{ID: c.Target, Created: x.env.Now, Updated: x.env.Now}
 	applySpaceOpts(&s, c.Opts)
@@ -40,7 +43,7 @@ func (x *executor) addSpace(c *Command) (Result, error) {
 	if err := x.record("space", s.ID, s.ID, "add", nil, s); err != nil {
 		return Result{}, err
 	}
-	return ok("added space %s: %s.", s.ID, spaceLabel(s)), nil
+	return x.ok("added space %s: %s.", s.ID, spaceLabel(s)), nil
 }
 
 func (x *executor) updateSpace(c *Command) (Result, error) {
@@ -49,15 +52,18 @@ func (x *executor) updateSpace(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if !found {
-		return fail("there is no space %s.", c.Target), nil
+		return x.fail("there is no space %s.", c.Target), nil
 	}
 	if len(c.Opts) == 0 {
-		return fail("update space needs something to change: name=, city=, country=, tz=, terms=, digest_day= or digest_time=."), nil
+		return x.fail("update space needs something to change: name=, city=, country=, tz=, terms=, digest_day=, digest_time= or language=."), nil
+	}
+	if res := x.checkLanguage(c); res != nil {
+		return *res, nil
 	}
 	s := old
 	applySpaceOpts(&s, c.Opts)
 	if s == old {
-		return ok("space %s is unchanged.", s.ID), nil
+		return x.ok("space %s is unchanged.", s.ID), nil
 	}
 	s.Updated = x.env.Now
 	if err := x.tx.PutSpace(s); err != nil {
@@ -66,7 +72,7 @@ func (x *executor) updateSpace(c *Command) (Result, error) {
 	if err := x.record("space", s.ID, s.ID, "update", old, s); err != nil {
 		return Result{}, err
 	}
-	return ok("updated space %s: %s.", s.ID, spaceLabel(s)), nil
+	return x.ok("updated space %s: %s.", s.ID, spaceLabel(s)), nil
 }
 
 // removeSpace refuses while members remain: removing a roster is done
@@ -77,10 +83,10 @@ func (x *executor) removeSpace(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if !found {
-		return fail("there is no space %s.", c.Target), nil
+		return x.fail("there is no space %s.", c.Target), nil
 	}
 	if n := x.tx.CountMembers(c.Target); n > 0 {
-		return fail("space %s still has %d members; remove them first.", c.Target, n), nil
+		return x.fail("space %s still has %d members; remove them first.", c.Target, n), nil
 	}
 	managers, err := x.tx.Managers(c.Target)
 	if err != nil {
@@ -97,7 +103,7 @@ func (x *executor) removeSpace(c *Command) (Result, error) {
 	if err := x.record("space", old.ID, old.ID, "remove", old, nil); err != nil {
 		return Result{}, err
 	}
-	return ok("removed space %s and its %d managers.", old.ID, len(managers)), nil
+	return x.ok("removed space %s and its %d managers.", old.ID, len(managers)), nil
 }
 
 func (x *executor) addManager(c *Command) (Result, error) {
@@ -105,12 +111,12 @@ func (x *executor) addManager(c *Command) (Result, error) {
 	if _, found, err := x.tx.Space(id); err != nil {
 		return Result{}, err
 	} else if !found {
-		return fail("there is no space %s.", id), nil
+		return x.fail("there is no space %s.", id), nil
 	}
 	if _, found, err := x.tx.Manager(c.Target, id); err != nil {
 		return Result{}, err
 	} else if found {
-		return ok("%s is already a manager of %s.", c.Target, id), nil
+		return x.ok("%s is already a manager of %s.", c.Target, id), nil
 	}
 	m := storage.Manager{Email: c.Target, Space: id, Added: x.env.Now}
 	if err := x.tx.AddManager(m); err != nil {
@@ -119,7 +125,7 @@ func (x *executor) addManager(c *Command) (Result, error) {
 	if err := x.record("manager", id, c.Target, "add", nil, m); err != nil {
 		return Result{}, err
 	}
-	return ok("%s is now a manager of %s.", c.Target, id), nil
+	return x.ok("%s is now a manager of %s.", c.Target, id), nil
 }
 
 func (x *executor) removeManager(c *Command) (Result, error) {
@@ -129,7 +135,7 @@ func (x *executor) removeManager(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if !found {
-		return fail("%s is not a manager of %s.", c.Target, id), nil
+		return x.fail("%s is not a manager of %s.", c.Target, id), nil
 	}
 	if err := x.tx.RemoveManager(c.Target, id); err != nil {
 		return Result{}, err
@@ -137,7 +143,7 @@ func (x *executor) removeManager(c *Command) (Result, error) {
 	if err := x.record("manager", id, c.Target, "remove", old, nil); err != nil {
 		return Result{}, err
 	}
-	return ok("%s is no longer a manager of %s.", c.Target, id), nil
+	return x.ok("%s is no longer a manager of %s.", c.Target, id), nil
 }
 
 func (x *executor) listSpaces() (Result, error) {
@@ -145,7 +151,7 @@ func (x *executor) listSpaces() (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := ok("%d participating spaces.", len(spaces))
+	r := x.ok("%d participating spaces.", len(spaces))
 	for _, s := range spaces {
 		managers, err := x.tx.Managers(s.ID)
 		if err != nil {
@@ -155,17 +161,20 @@ func (x *executor) listSpaces() (Result, error) {
 		for i, m := range managers {
 			emails[i] = m.Email
 		}
-		line := fmt.Sprintf("%s: %s, %d members", s.ID, spaceLabel(s), x.tx.CountMembers(s.ID))
+		parts := []string{spaceLabel(s), x.t("%d members", x.tx.CountMembers(s.ID))}
 		if s.TZ != "" {
-			line += ", tz " + s.TZ
+			parts = append(parts, x.t("tz %s", s.TZ))
 		}
 		if s.DigestDay != "" || s.DigestTime != "" {
-			line += ", digest " + strings.TrimSpace(s.DigestDay+" "+s.DigestTime)
+			parts = append(parts, x.t("digest %s", strings.TrimSpace(s.DigestDay+" "+s.DigestTime)))
+		}
+		if s.Language != "" {
+			parts = append(parts, x.t("language %s", s.Language))
 		}
 		if len(emails) > 0 {
-			line += ", managers " + strings.Join(emails, ", ")
+			parts = append(parts, x.t("managers %s", strings.Join(emails, ", ")))
 		}
-		r.Detail = append(r.Detail, line)
+		r.Detail = append(r.Detail, x.t("%s: %s", s.ID, strings.Join(parts, ", ")))
 	}
 	return r, nil
 }
@@ -188,6 +197,26 @@ func applySpaceOpts(s *storage.Space, opts map[string]string) {
 			s.DigestDay = v
 		case "digest_time":
 			s.DigestTime = v
+		case "language":
+			s.Language = v
 		}
 	}
+}
+
+// checkLanguage refuses a language= the bot has no catalog for, and names
+// the ones it has.
+func (x *executor) checkLanguage(c *Command) *Result {
+	code := c.Opts["language"]
+	if code == "" {
+		return nil
+	}
+	langs := x.env.Languages
+	if langs == nil {
+		langs = templates.Embedded().Languages()
+	}
+	if contains(langs, code) {
+		return nil
+	}
+	r := x.fail("the bot does not speak %q: write language= with one of %s.", code, strings.Join(langs, ", "))
+	return &r
 }

@@ -163,31 +163,31 @@ func (x *executor) makeRoomForPending() ([]string, error) {
 		if err := x.tx.DeletePending(p.Token); err != nil {
 			return nil, err
 		}
-		notes = append(notes, fmt.Sprintf("Your oldest change waiting for confirmation (%s, token %s) was dropped: "+
-			"at most %d wait per manager. Send it again if you still want it.", pendingWhat(p), showToken(p.Token), maxPendingPerManager))
+		notes = append(notes, x.t("Your oldest change waiting for confirmation (%s, token %s) was dropped: "+
+			"at most %d wait per manager. Send it again if you still want it.", x.pendingWhat(p), showToken(p.Token), maxPendingPerManager))
 	}
 	return notes, nil
 }
 
 // pendingWhat names a pending change for a person.
-func pendingWhat(p storage.Pending) string {
+func (x *executor) pendingWhat(p storage.Pending) string {
 	if p.Kind == pendingReplace {
 		var pl replacePayload
 		if json.Unmarshal(p.Payload, &pl) == nil && pl.File != "" {
-			return fmt.Sprintf("the import of %s into %s", pl.File, p.Space)
+			return x.t("the import of %s into %s", pl.File, p.Space)
 		}
-		return "an import"
+		return x.t("an import")
 	}
 	var pl heldPayload
 	if json.Unmarshal(p.Payload, &pl) == nil {
-		return fmt.Sprintf("%d held changes", len(pl.all()))
+		return x.t("%d held changes", len(pl.all()))
 	}
-	return "held changes"
+	return x.t("held changes")
 }
 
 // tokenNote tells the manager what the token is good for.
-func tokenNote(actor string, expires time.Time) string {
-	return fmt.Sprintf("The token works once, only when %s sends it, until %s.", actor,
+func (x *executor) tokenNote(expires time.Time) string {
+	return x.t("The token works once, only when %s sends it, until %s.", x.actor.Address,
 		expires.UTC().Format("2006-01-02 15:04 UTC"))
 }
 
@@ -199,28 +199,31 @@ func (x *executor) confirm(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if !found || len(key) != tokenLen {
-		return fail("nothing is waiting for confirmation under %s: the token is mistyped, was used already, or was dropped for newer ones.",
+		return x.fail("nothing is waiting for confirmation under %s: the token is mistyped, was used already, or was dropped for newer ones.",
 			truncate(c.Target, 20)), nil
 	}
 	if p.Actor != x.actor.Address {
-		return denied("this token was given to another manager; only they can confirm it."), nil
-	}
-	what := "the import"
-	if p.Kind != pendingReplace {
-		what = "the changes"
-		if pl, err := heldOf(p); err == nil && allRemovals(pl) {
-			what = "the removals"
-		}
+		return x.denied("this token was given to another manager; only they can confirm it."), nil
 	}
 	if !x.env.Now.Before(p.Expires) {
-		return fail("token %s expired on %s; nothing was changed. Send %s again for a new token.",
-			showToken(key), p.Expires.UTC().Format("2006-01-02 15:04 UTC"), what), nil
+		expired := p.Expires.UTC().Format("2006-01-02 15:04 UTC")
+		switch pl, err := heldOf(p); {
+		case p.Kind == pendingReplace:
+			return x.fail("token %s expired on %s; nothing was changed. Send the import again for a new token.",
+				showToken(key), expired), nil
+		case err == nil && allRemovals(pl):
+			return x.fail("token %s expired on %s; nothing was changed. Send the removals again for a new token.",
+				showToken(key), expired), nil
+		default:
+			return x.fail("token %s expired on %s; nothing was changed. Send the changes again for a new token.",
+				showToken(key), expired), nil
+		}
 	}
 	for _, space := range pendingSpaces(p) {
 		if allowed, err := x.mayManage(space); err != nil {
 			return Result{}, err
 		} else if !allowed {
-			return denied("you are no longer a manager of %s.", space), nil
+			return x.denied("you are no longer a manager of %s.", space), nil
 		}
 	}
 	switch p.Kind {
@@ -229,7 +232,7 @@ func (x *executor) confirm(c *Command) (Result, error) {
 	case pendingChanges, pendingRemove:
 		return x.confirmChanges(p)
 	}
-	return fail("token %s is for a change this version does not know (%s).", showToken(key), p.Kind), nil
+	return x.fail("token %s is for a change this version does not know (%s).", showToken(key), p.Kind), nil
 }
 
 // mayManage reports whether the actor may change a space's roster now.

@@ -6,7 +6,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/message"
+
 	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // Status is the word a result line begins with. Users and their scripts
@@ -62,13 +65,20 @@ type Actor struct {
 	Admin   bool   // listed in the config's admins
 }
 
-// Env is what a run needs from outside: the time and the message it came
-// from. Injected so that execution has no clock or network of its own.
+// Env is what a run needs from outside: the time, the message it came
+// from, and the reader's language. Injected so that execution has no clock
+// or network of its own.
 type Env struct {
 	Now         time.Time
 	MessageID   string
 	Attachments []Attachment
 	Limits      Limits
+	// Printer puts the results' sentences into the reader's language
+	// (templates.Lang.Printer); nil means English.
+	Printer *message.Printer
+	// Languages are the codes a space's language= may name
+	// (templates.Set.Languages); nil means the embedded catalogs' ones.
+	Languages []string
 }
 
 // Report is the outcome of all of a message's commands.
@@ -144,6 +154,7 @@ type executor struct {
 	tx    *storage.Tx
 	actor Actor
 	env   Env
+	p     *message.Printer // the reader's language
 	guard guard
 	// importing is set once an import line took the message's file: a
 	// message imports its file once.
@@ -154,29 +165,39 @@ type executor struct {
 }
 
 func newExecutor(tx *storage.Tx, actor Actor, env Env) *executor {
-	return &executor{tx: tx, actor: actor, env: env, guard: newGuard(env.Limits.ConfirmRemovals)}
+	p := env.Printer
+	if p == nil {
+		p = templates.Embedded().English().Printer()
+	}
+	return &executor{tx: tx, actor: actor, env: env, p: p, guard: newGuard(env.Limits.ConfirmRemovals)}
 }
 
-func ok(format string, args ...any) Result {
-	return Result{Status: OK, Text: fmt.Sprintf(format, args...)}
+// Results and their sentences. Every sentence is a message id of the
+// catalogs (templates/files/i18n), rendered in the reader's language.
+
+func (x *executor) ok(id string, args ...any) Result {
+	return Result{Status: OK, Text: x.t(id, args...)}
 }
 
-func fail(format string, args ...any) Result {
-	return Result{Status: Error, Text: fmt.Sprintf(format, args...)}
+func (x *executor) fail(id string, args ...any) Result {
+	return Result{Status: Error, Text: x.t(id, args...)}
 }
 
-func denied(format string, args ...any) Result {
-	return Result{Status: Denied, Text: fmt.Sprintf(format, args...)}
+func (x *executor) denied(id string, args ...any) Result {
+	return Result{Status: Denied, Text: x.t(id, args...)}
 }
+
+// t renders a message id in the reader's language.
+func (x *executor) t(id string, args ...any) string { return templates.Sprintf(x.p, id, args...) }
 
 // run dispatches one command after its parse check.
 func (x *executor) run(c *Command) (Result, error) {
 	if c.Err != "" {
-		return fail("%s.", strings.TrimSuffix(c.Err, ".")), nil
+		return Result{Status: Error, Text: strings.TrimSuffix(c.Problem.In(x.p), ".") + "."}, nil
 	}
 	switch c.Name {
 	case "help":
-		return ok("the list of commands is below."), nil
+		return x.ok("the list of commands is below."), nil
 	case "verify":
 		return x.verify(c)
 	case "add member":
@@ -195,11 +216,11 @@ func (x *executor) run(c *Command) (Result, error) {
 		return x.confirm(c)
 	case "add space", "update space", "remove space", "add manager", "remove manager", "list spaces":
 		if !x.actor.Admin {
-			return denied("%s is for network admins only.", c.Name), nil
+			return x.denied("%s is for network admins only.", c.Name), nil
 		}
 		return x.admin(c)
 	}
-	return fail("unknown command %q.", c.Name), nil
+	return x.fail("unknown command %q.", c.Name), nil
 }
 
 // record writes one audit entry for a change made by this message.

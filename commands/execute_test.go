@@ -218,7 +218,7 @@ func TestAdminCommands(t *testing.T) {
 		"OK: camille@cantine.test is no longer a manager of cantine",
 		"ERROR: camille@cantine.test is not a manager of cantine",
 		"OK: camille@cantine.test is now a manager of cantine",
-		"OK: removed space cantine and its 1 managers",
+		"OK: removed space cantine and its 1 manager",
 	)
 	db.View(func(tx *storage.Tx) error {
 		if ms, _ := tx.ManagedSpaces("camille@cantine.test"); len(ms) != 0 {

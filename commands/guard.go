@@ -1,10 +1,8 @@
 package commands
 
 import (
-	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/storage"
@@ -221,16 +219,16 @@ func (x *executor) holdChanges() ([]string, error) {
 	for _, sp := range spaces {
 		asked := max(g.asked[sp], perSpace[sp])
 		if recent := g.recent[sp]; recent > 0 {
-			out = append(out, fmt.Sprintf("For %s, this message asks for %d changes that remove, deactivate or rename members, "+
+			out = append(out, x.t("For %s, this message asks for %d changes that remove, deactivate or rename members, "+
 				"and %d were made in the last 24 hours: more than %d in a day need your confirmation, so none of these was made yet.",
 				sp, asked, recent, g.limit))
 		} else {
-			out = append(out, fmt.Sprintf("For %s, this message asks for %d changes that remove, deactivate or rename members: "+
+			out = append(out, x.t("For %s, this message asks for %d changes that remove, deactivate or rename members: "+
 				"more than %d in a day need your confirmation, so none of these was made yet.", sp, asked, g.limit))
 		}
 	}
-	out = append(out, fmt.Sprintf("To apply the %d held changes, reply with the line: confirm %s", len(g.held), tok),
-		tokenNote(x.actor.Address, expires))
+	out = append(out, x.t("To apply the %d held changes, reply with the line: confirm %s", len(g.held), tok),
+		x.tokenNote(expires))
 	return append(out, notes...), nil
 }
 
@@ -283,9 +281,9 @@ func (x *executor) confirmChanges(p storage.Pending) (Result, error) {
 	if err := x.tx.DeletePending(p.Token); err != nil {
 		return Result{}, err
 	}
-	r := ok("removed %d members as you confirmed.", removed)
+	r := x.ok("removed %d members as you confirmed.", removed)
 	if updated > 0 {
-		r = ok("made %d changes as you confirmed: %d removed, %d updated.", removed+updated, removed, updated)
+		r = x.ok("made %d changes as you confirmed: %s, %s.", removed+updated, x.t("%d removed", removed), x.t("%d updated", updated))
 	}
 	r.Detail = append(done, notDone...)
 	return r, nil
@@ -298,27 +296,27 @@ func (x *executor) applyHeld(h heldChange) (string, bool, error) {
 		return "", false, err
 	}
 	if !found {
-		return fmt.Sprintf("%s was no longer a member of %s", h.Email, h.Space), false, nil
+		return x.t("%s was no longer a member of %s", h.Email, h.Space), false, nil
 	}
 	if h.Set == nil {
 		if err := x.writeRemoval(old); err != nil {
 			return "", false, err
 		}
-		return fmt.Sprintf("removed %s from %s", h.Email, h.Space), true, nil
+		return x.t("removed %s from %s", h.Email, h.Space), true, nil
 	}
 	m, changed := applyOpts(old, h.Set)
 	if len(changed) == 0 {
-		return fmt.Sprintf("%s was already as asked: %s", h.Email, describe(old)), false, nil
+		return x.t("%s was already as asked: %s", h.Email, x.describe(old)), false, nil
 	}
 	if m.Email != old.Email {
 		if _, taken, err := x.tx.Member(h.Space, m.Email); err != nil {
 			return "", false, err
 		} else if taken {
-			return fmt.Sprintf("%s is already a member of %s, so %s kept its address", m.Email, h.Space, h.Email), false, nil
+			return x.t("%s is already a member of %s, so %s kept its address", m.Email, h.Space, h.Email), false, nil
 		}
 	}
 	if err := x.writeUpdate(old, m); err != nil {
 		return "", false, err
 	}
-	return fmt.Sprintf("updated %s of %s: %s", strings.Join(changed, ", "), h.Email, describe(m)), true, nil
+	return x.t("updated %s of %s: %s", x.fieldList(changed), h.Email, x.describe(m)), true, nil
 }

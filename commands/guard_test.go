@@ -421,7 +421,7 @@ func TestConfirmOlderPendingRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, run(t, db, alex, "confirm AAAA-AAAA-AA"), "OK: removed 1 members as you confirmed.")
+	expect(t, run(t, db, alex, "confirm AAAA-AAAA-AA"), "OK: removed 1 member as you confirmed.")
 	expect(t, run(t, db, alex, "confirm BBBB-BBBB-BB"), "OK: imported old.csv into indyhall, replacing its roster: 0 added, 0 updated, 2 unchanged, 1 removed")
 	if got := roster(t, db, "indyhall"); got != "ann@example.org|Ann Lee|active|2026-12-15\nbob@example.org|Bob Jones|active|" {
 		t.Errorf("roster = %s", got)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coworkingvisa/mailbot/commands/csvroster"
 	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // maxRemovedDetail bounds the members a replace preview lists by address.
@@ -29,7 +30,7 @@ func isCSV(a Attachment) bool {
 }
 
 // fileLabel names an attachment for a person, safely on one line.
-func fileLabel(a Attachment) string {
+func (x *executor) fileLabel(a Attachment) string {
 	name := strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return -1
@@ -37,7 +38,7 @@ func fileLabel(a Attachment) string {
 		return r
 	}, strings.TrimSpace(a.Filename))
 	if name == "" {
-		return "the attached file"
+		return x.t("the attached file")
 	}
 	return truncate(name, 80)
 }
@@ -59,19 +60,19 @@ func (x *executor) rosterAttachment() (Attachment, *Result) {
 	case len(csvs) > 1:
 		names := make([]string, len(csvs))
 		for i, a := range csvs {
-			names[i] = fileLabel(a)
+			names[i] = x.fileLabel(a)
 		}
-		r := fail("attach one CSV file, not %d (%s).", len(csvs), strings.Join(names, ", "))
+		r := x.fail("attach one CSV file, not %d (%s).", len(csvs), strings.Join(names, ", "))
 		return Attachment{}, &r
 	case len(others) == 0:
-		r := fail("attach the roster as a CSV file (columns email,name,status,until, with a header row).")
+		r := x.fail("attach the roster as a CSV file (columns email,name,status,until, with a header row).")
 		return Attachment{}, &r
 	}
 	found := make([]string, len(others))
 	for i, a := range others {
-		found[i] = fmt.Sprintf("%s (%s)", fileLabel(a), truncate(a.ContentType, 60))
+		found[i] = x.fileLabel(a) + " (" + truncate(a.ContentType, 60) + ")"
 	}
-	r := fail("attach the roster as a CSV file; this message has %s. In a spreadsheet, save as \"CSV UTF-8\" and attach that.",
+	r := x.fail("attach the roster as a CSV file; this message has %s. In a spreadsheet, save as \"CSV UTF-8\" and attach that.",
 		strings.Join(found, ", "))
 	return Attachment{}, &r
 }
@@ -80,25 +81,25 @@ func (x *executor) rosterAttachment() (Attachment, *Result) {
 func (x *executor) checkSize(a Attachment) *Result {
 	max := x.env.Limits.MaxImportBytes
 	if a.TooLarge || max > 0 && len(a.Data) > max {
-		limit := "the limit"
+		limit := x.t("the limit")
 		if max > 0 {
-			limit = "the limit of " + humanBytes(max)
+			limit = x.t("the limit of %s", x.humanBytes(max))
 		}
-		r := fail("%s is too large to import (over %s). Nothing was changed; split it into several files, "+
-			"or ask the network operator to import it.", fileLabel(a), limit)
+		r := x.fail("%s is too large to import (over %s). Nothing was changed; split it into several files, "+
+			"or ask the network operator to import it.", x.fileLabel(a), limit)
 		return &r
 	}
 	return nil
 }
 
-func humanBytes(n int) string {
+func (x *executor) humanBytes(n int) string {
 	switch {
 	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MB", n>>20)
+		return x.t("%d MB", n>>20)
 	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KB", n>>10)
+		return x.t("%d KB", n>>10)
 	}
-	return fmt.Sprintf("%d bytes", n)
+	return x.t("%d bytes", n)
 }
 
 // rosterFile is the message's roster attachment, read once however many
@@ -129,13 +130,13 @@ func (x *executor) loadRosterFile() *rosterFile {
 	if res := x.checkSize(att); res != nil {
 		return &rosterFile{res: res}
 	}
-	f := &rosterFile{name: fileLabel(att), data: att.Data}
+	f := &rosterFile{name: x.fileLabel(att), data: att.Data}
 	var err error
 	if f.text, err = csvroster.Decode(att.Data, att.Charset); err == nil {
 		f.rows, f.problems, err = csvroster.Read(f.text, "utf-8", x.env.Limits.MaxImportRows)
 	}
 	if err != nil {
-		r := fail("%s cannot be read: %s. Nothing was changed.", f.name, strings.TrimSuffix(err.Error(), "."))
+		r := x.fail("%s cannot be read: %s. Nothing was changed.", f.name, strings.TrimSuffix(templates.Localize(x.p, err), "."))
 		f.res = &r
 	}
 	return f
@@ -151,7 +152,7 @@ func (x *executor) importMembers(c *Command) (Result, error) {
 		return deref(res), err
 	}
 	if x.importing {
-		return fail("this message imports its file once, with the import members line above; " +
+		return x.fail("this message imports its file once, with the import members line above; " +
 			"send another import in a message of its own, with its file."), nil
 	}
 	x.importing = true
@@ -165,8 +166,8 @@ func (x *executor) importMembers(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if len(f.rows) == 0 {
-		r := fail("%s has no member row that can be imported (%d rejected). Nothing was changed.", f.name, len(p.rejected))
-		r.Detail = rejectedDetail(p.rejected)
+		r := x.fail("%s has no member row that can be imported (%d rejected). Nothing was changed.", f.name, len(p.rejected))
+		r.Detail = x.rejectedDetail(p.rejected)
 		return r, nil
 	}
 	if replace {
@@ -184,25 +185,25 @@ func (x *executor) importMembers(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	rep := p.report(f.name)
-	r := ok("imported %s into %s: %s.", f.name, sp.ID, rep.counts(""))
+	r := x.ok("imported %s into %s: %s.", f.name, sp.ID, x.importCounts(rep, noRemovals))
 	if len(held) > 0 {
-		r = ok("imported %s into %s: %s; %d more updates end memberships and wait for your confirmation, nothing of them changed yet.",
-			f.name, sp.ID, rep.counts(""), len(held))
-		r.Detail = heldDetail(held)
+		r = x.ok("imported %s into %s: %s; %d more updates end memberships and wait for your confirmation, nothing of them changed yet.",
+			f.name, sp.ID, x.importCounts(rep, noRemovals), len(held))
+		r.Detail = x.heldDetail(held)
 	}
-	r.Detail = append(r.Detail, rejectedDetail(rep.Rejected)...)
+	r.Detail = append(r.Detail, x.rejectedDetail(rep.Rejected)...)
 	return r, nil
 }
 
 // heldDetail lists an import's held updates, a bounded number of them.
-func heldDetail(held [][2]storage.Member) []string {
+func (x *executor) heldDetail(held [][2]storage.Member) []string {
 	var out []string
 	for i, u := range held {
 		if i == maxRemovedDetail {
-			out = append(out, fmt.Sprintf("… and %d more held", len(held)-i))
+			out = append(out, x.t("… and %d more held", len(held)-i))
 			break
 		}
-		out = append(out, fmt.Sprintf("held: %s, to become %s", describe(u[0]), describe(u[1])))
+		out = append(out, x.t("held: %s, to become %s", x.describe(u[0]), x.describe(u[1])))
 	}
 	return out
 }
@@ -236,23 +237,32 @@ func (x *executor) previewReplace(space string, f *rosterFile, p importPlan) (Re
 		return Result{}, err
 	}
 	rep := p.report(payload.File)
-	r := ok("%s would replace the roster of %s: %s. Nothing was changed yet. To apply, reply with the line: confirm %s",
-		payload.File, space, rep.counts("REMOVED"), tok)
-	r.Detail = append(removedDetail(p.removes, "REMOVED"), rejectedDetail(rep.Rejected)...)
-	r.Detail = append(r.Detail, tokenNote(x.actor.Address, expires))
+	r := x.ok("%s would replace the roster of %s: %s. Nothing was changed yet. To apply, reply with the line: confirm %s",
+		payload.File, space, x.importCounts(rep, previewRemovals), tok)
+	r.Detail = append(x.removedDetail(p.removes, previewRemovals), x.rejectedDetail(rep.Rejected)...)
+	r.Detail = append(r.Detail, x.tokenNote(expires))
 	r.Detail = append(r.Detail, notes...)
 	return r, nil
 }
 
-// removedDetail lists removed members, a bounded number of them.
-func removedDetail(removes []storage.Member, label string) []string {
+// removedDetail lists members removed (removals), to be removed
+// (previewRemovals) or that would be removed by a replace now but were
+// not in its preview (noRemovals), a bounded number of them.
+func (x *executor) removedDetail(removes []storage.Member, how int) []string {
 	var out []string
 	for i, m := range removes {
 		if i == maxRemovedDetail {
-			out = append(out, fmt.Sprintf("… and %d more", len(removes)-i))
+			out = append(out, x.t("… and %d more", len(removes)-i))
 			break
 		}
-		out = append(out, label+": "+describe(m))
+		switch how {
+		case previewRemovals:
+			out = append(out, x.t("REMOVED: %s", x.describe(m)))
+		case removals:
+			out = append(out, x.t("removed: %s", x.describe(m)))
+		default:
+			out = append(out, x.t("would also remove: %s", x.describe(m)))
+		}
 	}
 	return out
 }
@@ -268,23 +278,23 @@ func (x *executor) confirmReplace(p storage.Pending) (Result, error) {
 		pl.Data, _ = x.tx.PendingFile(p)
 	}
 	if sha256Hex(pl.Data) != pl.SHA256 {
-		return fail("the file waiting under this token is damaged; nothing was changed. Send the import again."), nil
+		return x.fail("the file waiting under this token is damaged; nothing was changed. Send the import again."), nil
 	}
 	if res := x.sameFile(pl); res != nil {
 		return *res, nil
 	}
 	rows, problems, err := csvroster.Read(pl.Data, "utf-8", 0)
 	if err != nil {
-		return fail("%s cannot be read any more: %s. Nothing was changed.", pl.File, err), nil
+		return x.fail("%s cannot be read any more: %s. Nothing was changed.", pl.File, err), nil
 	}
 	plan, err := x.planImport(p.Space, rows, problems, true)
 	if err != nil {
 		return Result{}, err
 	}
 	if extra := unexpectedRemovals(plan.removes, pl.Removes); len(extra) > 0 {
-		r := fail("the roster of %s changed since the preview: the import would now also remove %d members "+
+		r := x.fail("the roster of %s changed since the preview: the import would now also remove %d members "+
 			"the preview did not list. Nothing was changed; send the import again for a new preview.", p.Space, len(extra))
-		r.Detail = removedDetail(extra, "would also remove")
+		r.Detail = x.removedDetail(extra, noRemovals)
 		return r, nil
 	}
 	if err := x.applyImport(plan); err != nil {
@@ -294,8 +304,8 @@ func (x *executor) confirmReplace(p storage.Pending) (Result, error) {
 		return Result{}, err
 	}
 	rep := plan.report(pl.File)
-	r := ok("imported %s into %s, replacing its roster: %s.", pl.File, p.Space, rep.counts("removed"))
-	r.Detail = append(removedDetail(plan.removes, "removed"), rejectedDetail(rep.Rejected)...)
+	r := x.ok("imported %s into %s, replacing its roster: %s.", pl.File, p.Space, x.importCounts(rep, removals))
+	r.Detail = append(x.removedDetail(plan.removes, removals), x.rejectedDetail(rep.Rejected)...)
 	return r, nil
 }
 
@@ -310,8 +320,8 @@ func (x *executor) sameFile(pl replacePayload) *Result {
 	}
 	for _, a := range csvs {
 		if a.TooLarge || sha256Hex(a.Data) != pl.FileSHA256 {
-			r := fail("this token confirms %s as previewed, and the attached %s is a different file. Nothing was changed; "+
-				"to import the new file, send import members replace with it for a new preview.", pl.File, fileLabel(a))
+			r := x.fail("this token confirms %s as previewed, and the attached %s is a different file. Nothing was changed; "+
+				"to import the new file, send import members replace with it for a new preview.", pl.File, x.fileLabel(a))
 			return &r
 		}
 	}

@@ -2,11 +2,11 @@ package commands
 
 import (
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // space decides which space a manager command acts on, or explains why it
@@ -21,19 +21,19 @@ func (x *executor) space(c *Command) (storage.Space, *Result, error) {
 	switch {
 	case id != "":
 		if !x.actor.Admin && !contains(managed, id) {
-			r := denied("you are not a manager of space %s.", id)
+			r := x.denied("you are not a manager of space %s.", id)
 			return storage.Space{}, &r, nil
 		}
 	case len(managed) == 1:
 		id = managed[0]
 	case len(managed) > 1:
-		r := fail("you manage several spaces (%s): add space=ID to say which.", strings.Join(managed, ", "))
+		r := x.fail("you manage several spaces (%s): add space=ID to say which.", strings.Join(managed, ", "))
 		return storage.Space{}, &r, nil
 	case x.actor.Admin:
-		r := fail("name the space with space=ID.")
+		r := x.fail("name the space with space=ID.")
 		return storage.Space{}, &r, nil
 	default:
-		r := denied("%s is not a manager of any space; ask a network admin to add you.", x.actor.Address)
+		r := x.denied("%s is not a manager of any space; ask a network admin to add you.", x.actor.Address)
 		return storage.Space{}, &r, nil
 	}
 	s, found, err := x.tx.Space(id)
@@ -41,7 +41,7 @@ func (x *executor) space(c *Command) (storage.Space, *Result, error) {
 		return storage.Space{}, nil, err
 	}
 	if !found {
-		r := fail("there is no space %s.", id)
+		r := x.fail("there is no space %s.", id)
 		return storage.Space{}, &r, nil
 	}
 	return s, nil, nil
@@ -55,7 +55,7 @@ func (x *executor) addMember(c *Command) (Result, error) {
 	if old, found, err := x.tx.Member(sp.ID, c.Target); err != nil {
 		return Result{}, err
 	} else if found {
-		return fail("%s is already a member of %s (%s); use update member to change it.", c.Target, sp.ID, old.Status), nil
+		return x.fail("%s is already a member of %s (%s); use update member to change it.", c.Target, sp.ID, old.Status), nil
 	}
 	m := storage.Member{
 		Space: sp.ID, Email: c.Target, Name: c.Opts["name"], Status: storage.StatusActive,
@@ -67,7 +67,7 @@ func (x *executor) addMember(c *Command) (Result, error) {
 	if err := x.writeAdd(m); err != nil {
 		return Result{}, err
 	}
-	return ok("added %s to %s.", describe(m), sp.ID), nil
+	return x.ok("added %s to %s.", x.describe(m), sp.ID), nil
 }
 
 func (x *executor) updateMember(c *Command) (Result, error) {
@@ -80,35 +80,35 @@ func (x *executor) updateMember(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if !found {
-		return fail("%s is not a member of %s; use add member.", c.Target, sp.ID), nil
+		return x.fail("%s is not a member of %s; use add member.", c.Target, sp.ID), nil
 	}
 	m, changed := applyOpts(old, c.Opts)
 	if len(changed) == 0 {
 		if len(c.Opts) == 0 || len(c.Opts) == 1 && c.Opts["space"] != "" {
-			return fail("update member needs something to change: name=, status=, until= or email=."), nil
+			return x.fail("update member needs something to change: name=, status=, until= or email=."), nil
 		}
-		return ok("%s is unchanged.", describe(old)), nil
+		return x.ok("%s is unchanged.", x.describe(old)), nil
 	}
 	if m.Email != old.Email {
 		if _, taken, err := x.tx.Member(sp.ID, m.Email); err != nil {
 			return Result{}, err
 		} else if taken {
-			return fail("%s is already a member of %s.", m.Email, sp.ID), nil
+			return x.fail("%s is already a member of %s.", m.Email, sp.ID), nil
 		}
 	}
 	if x.holding(sp.ID) && destructive(old, m, x.today()) {
 		x.hold(heldChange{Space: sp.ID, Email: old.Email, Set: heldSet(old, m)})
-		return ok("%s of %s will be updated when you confirm; nothing changed yet: %s.",
-			strings.Join(changed, ", "), old.Email, describe(m)), nil
+		return x.ok("%s of %s will be updated when you confirm; nothing changed yet: %s.",
+			x.fieldList(changed), old.Email, x.describe(m)), nil
 	}
 	if err := x.writeUpdate(old, m); err != nil {
 		return Result{}, err
 	}
-	return ok("updated %s of %s: %s.", strings.Join(changed, ", "), old.Email, describe(m)), nil
+	return x.ok("updated %s of %s: %s.", x.fieldList(changed), old.Email, x.describe(m)), nil
 }
 
 // applyOpts sets the fields an update names (name, status, until, email) on
-// a copy of m, and lists for a person the ones that changed.
+// a copy of m, and lists the ones that changed (as fieldWord names them).
 func applyOpts(m storage.Member, opts map[string]string) (storage.Member, []string) {
 	var changed []string
 	set := func(field string, dst *string, key string) {
@@ -198,22 +198,22 @@ func (x *executor) removeMember(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if !found {
-		return fail("%s is not a member of %s.", c.Target, sp.ID), nil
+		return x.fail("%s is not a member of %s.", c.Target, sp.ID), nil
 	}
 	if x.holding(sp.ID) {
 		h := heldChange{Space: sp.ID, Email: c.Target}
 		for _, o := range x.guard.held {
 			if o.Space == h.Space && o.Email == h.Email && o.Set == nil {
-				return fail("%s is already listed above for removal.", c.Target), nil
+				return x.fail("%s is already listed above for removal.", c.Target), nil
 			}
 		}
 		x.hold(h)
-		return ok("%s will be removed from %s when you confirm; nothing changed yet.", c.Target, sp.ID), nil
+		return x.ok("%s will be removed from %s when you confirm; nothing changed yet.", c.Target, sp.ID), nil
 	}
 	if err := x.writeRemoval(old); err != nil {
 		return Result{}, err
 	}
-	return ok("removed %s from %s.", c.Target, sp.ID), nil
+	return x.ok("removed %s from %s.", c.Target, sp.ID), nil
 }
 
 func (x *executor) history(c *Command) (Result, error) {
@@ -226,50 +226,77 @@ func (x *executor) history(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if len(changes) == 0 {
-		return fail("%s has no history in %s.", c.Target, sp.ID), nil
+		return x.fail("%s has no history in %s.", c.Target, sp.ID), nil
 	}
-	r := ok("%d changes to %s in %s.", len(changes), c.Target, sp.ID)
+	r := x.ok("%d changes to %s in %s.", len(changes), c.Target, sp.ID)
 	for _, ch := range changes {
-		r.Detail = append(r.Detail, fmt.Sprintf("%s %s by %s (message %s)",
-			ch.At.UTC().Format("2006-01-02 15:04 UTC"), changeSummary(ch), ch.Actor, ch.MessageID))
+		r.Detail = append(r.Detail, x.t("%s %s by %s (message %s)",
+			ch.At.UTC().Format("2006-01-02 15:04 UTC"), x.changeSummary(ch), ch.Actor, ch.MessageID))
 	}
 	return r, nil
 }
 
 // changeSummary says what an audit record of a member did: "add Alice
 // <a@x> (active)", "update status active → inactive", "remove".
-func changeSummary(ch storage.Change) string {
+func (x *executor) changeSummary(ch storage.Change) string {
 	var before, after storage.Member
 	_ = json.Unmarshal(ch.Before, &before) // a record without a side reads as empty
 	_ = json.Unmarshal(ch.After, &after)
 	switch ch.Action {
 	case "add":
 		if after.Email != "" {
-			return "add " + describe(after)
+			return x.t("add %s", x.describe(after))
 		}
 	case "update":
 		var parts []string
 		diff := func(field, a, b string) {
 			if a != b {
-				parts = append(parts, fmt.Sprintf("%s %s → %s", field, orNone(a), orNone(b)))
+				parts = append(parts, x.t("%s %s → %s", x.fieldWord(field), x.orNone(a), x.orNone(b)))
 			}
 		}
 		diff("address", before.Email, after.Email)
 		diff("name", before.Name, after.Name)
-		diff("status", before.Status, after.Status)
+		diff("status", templates.StatusWord(x.p, before.Status), templates.StatusWord(x.p, after.Status))
 		diff("end date", before.Until, after.Until)
 		if len(parts) > 0 {
-			return "update " + strings.Join(parts, ", ")
+			return x.t("update %s", strings.Join(parts, ", "))
 		}
+	case "remove":
+		return x.t("remove")
 	}
 	return ch.Action
 }
 
-func orNone(s string) string {
+func (x *executor) orNone(s string) string {
 	if s == "" {
-		return "(none)"
+		return x.t("(none)")
 	}
 	return s
+}
+
+// fieldWord names a member's field for the reader; applyOpts names them
+// in English.
+func (x *executor) fieldWord(field string) string {
+	switch field {
+	case "name":
+		return x.t("name")
+	case "status":
+		return x.t("status")
+	case "end date":
+		return x.t("end date")
+	case "address":
+		return x.t("address")
+	}
+	return field
+}
+
+// fieldList names the fields applyOpts changed, for the reader.
+func (x *executor) fieldList(fields []string) string {
+	words := make([]string, len(fields))
+	for i, f := range fields {
+		words[i] = x.fieldWord(f)
+	}
+	return strings.Join(words, ", ")
 }
 
 // verify answers a host: may this visitor work here? Any manager (or admin)
@@ -281,7 +308,7 @@ func (x *executor) verify(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if len(managed) == 0 && !x.actor.Admin {
-		return denied("only space managers may verify visitors."), nil
+		return x.denied("only space managers may verify visitors."), nil
 	}
 	all, err := x.tx.MembershipsOf(c.Target)
 	if err != nil {
@@ -301,7 +328,7 @@ func (x *executor) verify(c *Command) (Result, error) {
 	}
 	var res Result
 	if len(active) == 0 {
-		res = Result{Status: NotVerified, Text: fmt.Sprintf("%s is not an active member of a participating space.", c.Target)}
+		res = Result{Status: NotVerified, Text: x.t("%s is not an active member of a participating space.", c.Target)}
 	} else {
 		var parts []string
 		for _, m := range active {
@@ -312,12 +339,12 @@ func (x *executor) verify(c *Command) (Result, error) {
 			if sp.ID == "" {
 				sp = storage.Space{ID: m.Space}
 			}
-			p := "a member of " + spaceLabel(sp)
+			p := x.t("a member of %s", spaceLabel(sp))
 			if m.Name != "" {
-				p = m.Name + ", " + p
+				p = x.t("%s, a member of %s", m.Name, spaceLabel(sp))
 			}
 			if m.Until != "" {
-				p += ", until " + m.Until
+				p = x.t("%s, until %s", p, m.Until)
 			}
 			parts = append(parts, p)
 		}
@@ -325,7 +352,7 @@ func (x *executor) verify(c *Command) (Result, error) {
 		for _, m := range active {
 			v.HomeSpaces = append(v.HomeSpaces, m.Space)
 		}
-		res = Result{Status: Verified, Text: fmt.Sprintf("%s is %s.", c.Target, strings.Join(parts, "; and "))}
+		res = Result{Status: Verified, Text: x.t("%s is %s.", c.Target, x.andList(parts))}
 	}
 	if err := x.tx.RecordVerification(v); err != nil {
 		return Result{}, err
@@ -333,17 +360,27 @@ func (x *executor) verify(c *Command) (Result, error) {
 	return res, nil
 }
 
-// describe shows a membership on one line.
-func describe(m storage.Member) string {
-	s := m.Email
+// andList joins the home spaces of a visitor: "a; and b; and c".
+func (x *executor) andList(parts []string) string {
+	out := parts[0]
+	for _, p := range parts[1:] {
+		out = x.t("%s; and %s", out, p)
+	}
+	return out
+}
+
+// describe shows a membership on one line: "Alice <a@x> (active, until
+// 2027-03-31)".
+func (x *executor) describe(m storage.Member) string {
+	who := m.Email
 	if m.Name != "" {
-		s = fmt.Sprintf("%s <%s>", m.Name, m.Email)
+		who = m.Name + " <" + m.Email + ">"
 	}
-	s += " (" + m.Status
+	status := templates.StatusWord(x.p, m.Status)
 	if m.Until != "" {
-		s += ", until " + m.Until
+		return x.t("%s (%s, until %s)", who, status, m.Until)
 	}
-	return s + ")"
+	return x.t("%s (%s)", who, status)
 }
 
 func deref(r *Result) Result {

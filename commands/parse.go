@@ -5,10 +5,12 @@
 package commands
 
 import (
-	"fmt"
+	"errors"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // Command is one parsed command line.
@@ -18,7 +20,23 @@ type Command struct {
 	Target string            // the address, space id or token the command acts on
 	Opts   map[string]string // key=value options, keys lowercased
 	Words  []string          // bare words after the target (e.g. "replace")
-	Err    string            // why the line does not fit the command; set means ERROR
+	Err    string            // why the line does not fit the command, in English; set means ERROR
+	// Problem is Err as a sentence to render in the reader's language.
+	Problem templates.Message
+}
+
+// refuse records why the line does not fit its command.
+func (c *Command) refuse(why templates.Message) {
+	c.Problem, c.Err = why, why.Error()
+}
+
+// problem is an error of a value check as a sentence for the reader.
+func problem(err error) templates.Message {
+	var m templates.Message
+	if errors.As(err, &m) {
+		return m
+	}
+	return templates.Msg("%s", err.Error())
 }
 
 // Item is one line of a command email as the reply shows it: a command, or
@@ -44,8 +62,9 @@ type spec struct {
 }
 
 // spaceOpts are the options of add space and update space. digest_day and
-// digest_time override the network's digest schedule for one space.
-var spaceOpts = []string{"name", "city", "country", "tz", "terms", "digest_day", "digest_time"}
+// digest_time override the network's digest schedule for one space;
+// language is the language of its managers' replies and digests.
+var spaceOpts = []string{"name", "city", "country", "tz", "terms", "digest_day", "digest_time", "language"}
 
 var specs = map[string]spec{
 	"add member":     {target: "name-email", opts: []string{"name", "status", "until", "space"}},
@@ -254,13 +273,13 @@ func ParseLine(line string) *Command {
 	if objects != nil {
 		if len(rest) == 0 || rest[0].key != "" {
 			c.Name = verb
-			c.Err = fmt.Sprintf("%q needs one of: %s", verb, verbList(verb, objects))
+			c.refuse(templates.Msg("%q needs one of: %s", verb, verbList(verb, objects)))
 			return c
 		}
 		obj := objectAliases[strings.ToLower(rest[0].word)]
 		if obj == "" || !contains(objects, obj) && !contains(objects, obj+"s") {
 			c.Name = verb
-			c.Err = fmt.Sprintf("%q needs one of: %s", verb, verbList(verb, objects))
+			c.refuse(templates.Msg("%q needs one of: %s", verb, verbList(verb, objects)))
 			return c
 		}
 		if contains(objects, obj+"s") {
@@ -271,19 +290,21 @@ func ParseLine(line string) *Command {
 	}
 	c.Name = name
 	if err != nil {
-		c.Err = err.Error()
+		c.refuse(problem(err))
 		return c
 	}
 	if verb == "help" {
 		return c // "help" with anything after it is still help
 	}
-	c.Err = fill(c, specs[name], rest)
+	if why := fill(c, specs[name], rest); !why.IsZero() {
+		c.refuse(why)
+	}
 	return c
 }
 
 // fill reads the arguments of a command according to its spec and returns
-// what is wrong with them, or "".
-func fill(c *Command, sp spec, rest []token) string {
+// what is wrong with them, or the zero Message.
+func fill(c *Command, sp spec, rest []token) templates.Message {
 	// Options (key=value) may stand anywhere; the rest are positional words.
 	var words []string
 	for _, t := range rest {
@@ -293,87 +314,87 @@ func fill(c *Command, sp spec, rest []token) string {
 		}
 		if !contains(sp.opts, t.key) {
 			if len(sp.opts) == 0 {
-				return fmt.Sprintf("%s takes no options (%s=)", c.Name, t.key)
+				return templates.Msg("%s takes no options (%s=)", c.Name, t.key)
 			}
-			return fmt.Sprintf("unknown option %s= for %s (known: %s)", t.key, c.Name, optList(sp.opts))
+			return templates.Msg("unknown option %s= for %s (known: %s)", t.key, c.Name, optList(sp.opts))
 		}
 		if _, dup := c.Opts[t.key]; dup {
-			return fmt.Sprintf("%s= is given twice", t.key)
+			return templates.Msg("%s= is given twice", t.key)
 		}
 		c.Opts[t.key] = t.word
 	}
 	switch sp.target {
 	case "name-email":
 		if len(words) == 0 {
-			return fmt.Sprintf("%s needs an address, e.g. %s alice@example.org name=\"Alice Smith\"", c.Name, c.Name)
+			return templates.Msg("%s needs an address, e.g. %s alice@example.org name=\"Alice Smith\"", c.Name, c.Name)
 		}
 		last := words[len(words)-1]
 		if strings.HasPrefix(last, "<") && strings.HasSuffix(last, ">") {
 			// add member Full Name <EMAIL>
 			if len(words) > 1 {
 				if _, has := c.Opts["name"]; has {
-					return "give the name either before <address> or as name=, not both"
+					return templates.Msg("give the name either before <address> or as name=, not both")
 				}
 				c.Opts["name"] = strings.Join(words[:len(words)-1], " ")
 			}
 			words = []string{last}
 		}
 		if len(words) != 1 {
-			return fmt.Sprintf("%s takes one address; quote names with spaces: name=\"Alice Smith\"", c.Name)
+			return templates.Msg("%s takes one address; quote names with spaces: name=\"Alice Smith\"", c.Name)
 		}
 		addr, err := NormalizeAddress(words[0])
 		if err != nil {
-			return err.Error()
+			return problem(err)
 		}
 		c.Target = addr
 		words = nil
 	case "email":
 		if len(words) == 0 {
-			return fmt.Sprintf("%s needs an address", c.Name)
+			return templates.Msg("%s needs an address", c.Name)
 		}
 		addr, err := NormalizeAddress(words[0])
 		if err != nil {
-			return err.Error()
+			return problem(err)
 		}
 		c.Target, words = addr, words[1:]
 	case "space":
 		if len(words) == 0 {
-			return fmt.Sprintf("%s needs a space id", c.Name)
+			return templates.Msg("%s needs a space id", c.Name)
 		}
 		id, err := NormalizeSpaceID(words[0])
 		if err != nil {
-			return err.Error()
+			return problem(err)
 		}
 		c.Target, words = id, words[1:]
 	case "token":
 		if len(words) == 0 {
-			return fmt.Sprintf("%s needs the token from the bot's message", c.Name)
+			return templates.Msg("%s needs the token from the bot's message", c.Name)
 		}
 		c.Target, words = words[0], words[1:]
 	}
 	for _, w := range words {
 		if !contains(sp.words, strings.ToLower(w)) {
-			return fmt.Sprintf("unexpected %q after %s (values with spaces need quotes: name=\"Alice Smith\")", w, c.Name)
+			return templates.Msg("unexpected %q after %s (values with spaces need quotes: name=\"Alice Smith\")", w, c.Name)
 		}
 		c.Words = append(c.Words, strings.ToLower(w))
 	}
 	for _, k := range sp.required {
 		if c.Opts[k] == "" {
-			return fmt.Sprintf("%s needs %s=", c.Name, k)
+			return templates.Msg("%s needs %s=", c.Name, k)
 		}
 	}
 	return validateOpts(c)
 }
 
 // validateOpts checks option values, normalising them in place.
-func validateOpts(c *Command) string {
+func validateOpts(c *Command) templates.Message {
 	for k, v := range c.Opts {
 		var err error
 		switch k {
 		case "status":
 			v = strings.ToLower(v)
 			if v != "active" && v != "inactive" {
-				return fmt.Sprintf("status= must be active or inactive, not %q", v)
+				return templates.Msg("status= must be active or inactive, not %q", v)
 			}
 		case "until":
 			v, err = NormalizeDate(v)
@@ -387,15 +408,17 @@ func validateOpts(c *Command) string {
 			v, err = normalizeWeekday(v)
 		case "digest_time":
 			v, err = normalizeClock(v)
+		case "language":
+			v, err = normalizeLanguage(v)
 		case "name", "city", "country", "terms":
 			err = checkText(k, v)
 		}
 		if err != nil {
-			return err.Error()
+			return problem(err)
 		}
 		c.Opts[k] = v
 	}
-	return ""
+	return templates.Message{}
 }
 
 // token is one word of a command line, or one key=value option.
@@ -445,7 +468,7 @@ func tokenize(line string) ([]token, error) {
 	}
 	if inQuote {
 		flush()
-		return out, fmt.Errorf("a quote is not closed")
+		return out, templates.Errorf("a quote is not closed")
 	}
 	flush()
 	return out, nil

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/commands/csvroster"
 	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // csvContentType is how roster files are attached to replies.
@@ -37,7 +39,9 @@ type ImportReport struct {
 // RejectedRow is a row of an import that was not applied, and why.
 type RejectedRow struct {
 	Line   int
-	Reason string
+	Reason string // in English
+	// Why is the reason as a sentence for the reader's language.
+	Why templates.Message `json:"-"`
 }
 
 // ImportRoster applies CSV roster data to a space as actor (adds, updates;
@@ -143,12 +147,15 @@ func countRoster(all []storage.Member, today time.Time) rosterCounts {
 	return c
 }
 
-func (c rosterCounts) String() string {
-	s := fmt.Sprintf("%d members: %d active, %d inactive", c.total, c.active, c.inactive)
+// rosterCounts says a roster's counts for the reader: "3 members: 2
+// active, 1 inactive; 0 ending within 30 days".
+func (x *executor) rosterCounts(c rosterCounts) string {
+	parts := []string{x.t("%d active", c.active), x.t("%d inactive", c.inactive)}
 	if c.expired > 0 {
-		s += fmt.Sprintf(", %d past their end date", c.expired)
+		parts = append(parts, x.t("%d past their end date", c.expired))
 	}
-	return s + fmt.Sprintf("; %d ending within %d days", c.ending, endingWindow)
+	return x.t("%s: %s; %s", x.t("%d members", c.total), strings.Join(parts, ", "),
+		x.t("%d ending within %d days", c.ending, endingWindow))
 }
 
 // listing is one roster list members showed.
@@ -167,13 +174,13 @@ func (x *executor) listMembers(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	status := c.Opts["status"]
-	counts := countRoster(all, x.env.Now.UTC())
+	counts := x.rosterCounts(countRoster(all, x.env.Now.UTC()))
 	this := listing{space: sp.ID, status: status}
 	if len(x.listed) > 0 {
 		if slices.Contains(x.listed, this) {
-			return ok("%s has %s: the same roster as above, listed and attached once.", sp.ID, counts), nil
+			return x.ok("%s has %s: the same roster as above, listed and attached once.", sp.ID, counts), nil
 		}
-		return ok("%s has %s. A reply carries one roster, listed and attached once: the first list members above. "+
+		return x.ok("%s has %s. A reply carries one roster, listed and attached once: the first list members above. "+
 			"Send this line in a message of its own for its list and file.", sp.ID, counts), nil
 	}
 	x.listed = append(x.listed, this)
@@ -182,21 +189,27 @@ func (x *executor) listMembers(c *Command) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	name := fmt.Sprintf("%s-members-%s.csv", sp.ID, x.today())
-	what := "the roster is"
-	if status != "" {
+	var r Result
+	switch name := fmt.Sprintf("%s-members-%s.csv", sp.ID, x.today()); status {
+	case storage.StatusActive:
 		name = fmt.Sprintf("%s-members-%s-%s.csv", sp.ID, status, x.today())
-		what = fmt.Sprintf("the %d %s members are", len(shown), status)
+		r = x.ok("%s has %s. The %d active members are listed below and attached as %s.", sp.ID, counts, len(shown), name)
+		r.Files = []File{{Name: name, ContentType: csvContentType, Data: data}}
+	case storage.StatusInactive:
+		name = fmt.Sprintf("%s-members-%s-%s.csv", sp.ID, status, x.today())
+		r = x.ok("%s has %s. The %d inactive members are listed below and attached as %s.", sp.ID, counts, len(shown), name)
+		r.Files = []File{{Name: name, ContentType: csvContentType, Data: data}}
+	default:
+		r = x.ok("%s has %s. The roster is listed below and attached as %s.", sp.ID, counts, name)
+		r.Files = []File{{Name: name, ContentType: csvContentType, Data: data}}
 	}
-	r := ok("%s has %s. %s listed below and attached as %s.", sp.ID, counts, upperFirst(what), name)
 	for i, m := range shown {
 		if i == maxListDetail {
-			r.Detail = append(r.Detail, fmt.Sprintf("… and %d more in the attached file", len(shown)-i))
+			r.Detail = append(r.Detail, x.t("… and %d more in the attached file", len(shown)-i))
 			break
 		}
-		r.Detail = append(r.Detail, describe(m))
+		r.Detail = append(r.Detail, x.describe(m))
 	}
-	r.Files = []File{{Name: name, ContentType: csvContentType, Data: data}}
 	return r, nil
 }
 
@@ -226,7 +239,7 @@ func (x *executor) planImport(space string, rows []csvroster.Row, problems []csv
 	p := importPlan{space: space}
 	inFile := map[string]bool{}
 	for _, pr := range problems {
-		p.rejected = append(p.rejected, RejectedRow{Line: pr.Line, Reason: pr.Reason})
+		p.rejected = append(p.rejected, RejectedRow{Line: pr.Line, Reason: pr.Reason, Why: pr.Why})
 		if pr.Email != "" {
 			inFile[pr.Email] = true
 		}
@@ -312,25 +325,38 @@ func (p importPlan) report(file string) ImportReport {
 		Removed: len(p.removes), Rejected: p.rejected}
 }
 
-// counts is the plan as a person reads it; removed are shown in capitals
-// in a preview, where they matter most.
-func (r ImportReport) counts(removed string) string {
-	s := fmt.Sprintf("%d added, %d updated, %d unchanged", r.Added, r.Updated, r.Unchanged)
-	if removed != "" {
-		s += fmt.Sprintf(", %d %s", r.Removed, removed)
+// Whether and how an import's counts show its removals.
+const (
+	noRemovals = iota
+	removals
+	previewRemovals // in capitals: in a preview they matter most
+)
+
+// importCounts is an import's plan as a person reads it.
+func (x *executor) importCounts(r ImportReport, removed int) string {
+	parts := []string{x.t("%d added", r.Added), x.t("%d updated", r.Updated), x.t("%d unchanged", r.Unchanged)}
+	switch removed {
+	case removals:
+		parts = append(parts, x.t("%d removed", r.Removed))
+	case previewRemovals:
+		parts = append(parts, x.t("%d REMOVED", r.Removed))
 	}
-	return s + fmt.Sprintf(", %d rejected", len(r.Rejected))
+	return strings.Join(append(parts, x.t("%d rejected", len(r.Rejected))), ", ")
 }
 
 // rejectedDetail lists rejected rows for a reply, a bounded number of them.
-func rejectedDetail(rows []RejectedRow) []string {
+func (x *executor) rejectedDetail(rows []RejectedRow) []string {
 	var out []string
 	for i, r := range rows {
 		if i == maxRejectedDetail {
-			out = append(out, fmt.Sprintf("… and %d more rejected rows", len(rows)-i))
+			out = append(out, x.t("… and %d more rejected rows", len(rows)-i))
 			break
 		}
-		out = append(out, fmt.Sprintf("line %d: %s", r.Line, r.Reason))
+		why := r.Reason
+		if !r.Why.IsZero() {
+			why = r.Why.In(x.p)
+		}
+		out = append(out, x.t("line %s: %s", strconv.Itoa(r.Line), why))
 	}
 	return out
 }
@@ -338,11 +364,4 @@ func rejectedDetail(rows []RejectedRow) []string {
 // sortRejected orders rejected rows by line, as a person reads the file.
 func sortRejected(rows []RejectedRow) {
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Line < rows[j].Line })
-}
-
-func upperFirst(s string) string {
-	if s == "" {
-		return s
-	}
-	return strings.ToUpper(s[:1]) + s[1:]
 }

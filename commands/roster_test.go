@@ -130,7 +130,7 @@ func TestListMembers(t *testing.T) {
 	rep = run(t, db, alex, "list members status=inactive")
 	expect(t, rep, "OK: indyhall has 4 members")
 	r = rep.Results[0]
-	if !strings.Contains(r.Text, "The 1 inactive members are listed below and attached as indyhall-members-inactive-2026-11-28.csv") ||
+	if !strings.Contains(r.Text, "The 1 inactive member is listed below and attached as indyhall-members-inactive-2026-11-28.csv") ||
 		len(r.Detail) != 1 || !strings.Contains(string(r.Files[0].Data), "carl@example.org") ||
 		strings.Contains(string(r.Files[0].Data), "ann@example.org") {
 		t.Errorf("inactive list = %s %q %q", r.Text, r.Detail, r.Files[0].Data)
@@ -213,7 +213,7 @@ func TestImportRefusals(t *testing.T) {
 		{"over the import limit", Env{Attachments: withCSV("big.csv", good).Attachments, Limits: Limits{MaxImportBytes: 10}},
 			"import members", "ERROR: big.csv is too large to import (over the limit of 10 bytes). Nothing was changed"},
 		{"too many rows", Env{Attachments: withCSV("r.csv", good+"n2@example.org\n").Attachments, Limits: Limits{MaxImportRows: 1}},
-			"import members", "ERROR: r.csv cannot be read: the file has more than 1 member rows"},
+			"import members", "ERROR: r.csv cannot be read: the file has more than 1 member row"},
 		{"no header", withCSV("r.csv", "new@example.org,New\n"), "import members", "ERROR: r.csv cannot be read: the first row looks like a member"},
 		{"a workbook named .csv", withCSV("r.csv", "PK\x03\x04junk"), "import members", "ERROR: r.csv cannot be read: the file is a zip archive"},
 		{"every row rejected", withCSV("r.csv", "email\nx\ny\n"), "import members", "ERROR: r.csv has no member row that can be imported (2 rejected)"},
@@ -353,7 +353,7 @@ func TestConfirmationTokens(t *testing.T) {
 		{"the roster grew since the preview", func(t *testing.T, db *storage.DB, tok string) {
 			expect(t, run(t, db, alex, "add member late@example.org"), "OK: added")
 			rep := runEnv(t, db, alex, Env{}, "confirm "+tok)
-			expect(t, rep, "ERROR: the roster of indyhall changed since the preview: the import would now also remove 1 members")
+			expect(t, rep, "ERROR: the roster of indyhall changed since the preview: the import would now also remove 1 member")
 			if len(rep.Results[0].Detail) != 1 || !strings.Contains(rep.Results[0].Detail[0], "late@example.org") {
 				t.Errorf("Detail = %q", rep.Results[0].Detail)
 			}

@@ -1,11 +1,13 @@
 package commands
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+
 	"github.com/coworkingvisa/mailbot/commands/internal/norm"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // The rules themselves live in package norm, shared with the CSV roster
@@ -46,7 +48,7 @@ func normalizeWeekday(s string) (string, error) {
 			return name, nil
 		}
 	}
-	return "", fmt.Errorf("%q is not a day of the week: write monday, tuesday, …", truncate(s, 20))
+	return "", templates.Errorf("%q is not a day of the week: write monday, tuesday, …", truncate(s, 20))
 }
 
 // normalizeClock checks a 24-hour time HH:MM; "" or "default" clears an
@@ -58,7 +60,25 @@ func normalizeClock(s string) (string, error) {
 	}
 	t, err := time.Parse("15:04", v)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a time of day: write HH:MM, e.g. 08:30", truncate(s, 20))
+		return "", templates.Errorf("%q is not a time of day: write HH:MM, e.g. 08:30", truncate(s, 20))
 	}
 	return t.Format("15:04"), nil
+}
+
+// normalizeLanguage checks the form of a language code ("fr", "pt-BR") and
+// returns it lowercased as the catalogs name it; "" or "default" clears
+// the space's choice. Whether the bot speaks it is checked when the
+// command runs, against the catalogs it has.
+func normalizeLanguage(s string) (string, error) {
+	v := strings.ToLower(strings.TrimSpace(s))
+	if v == "" || v == "default" {
+		return "", nil
+	}
+	if len(v) > 12 || strings.ContainsAny(v, " _") {
+		return "", templates.Errorf("%q is not a language code: write en, fr, de or es", truncate(s, 20))
+	}
+	if _, err := language.Parse(v); err != nil {
+		return "", templates.Errorf("%q is not a language code: write en, fr, de or es", truncate(s, 20))
+	}
+	return v, nil
 }

@@ -20,8 +20,8 @@ const maxDetailWhenCut = 50
 // queueReport renders a transcript and puts it in the outbox. An answer
 // larger than MaxReplyBytes is rendered again without its files and with
 // short listings, and says so: the commands were carried out all the same.
-func (b *Bot) queueReport(tx *storage.Tx, in incoming, r commands.Report, now time.Time) error {
-	text, html, err := b.renderReport(r)
+func (b *Bot) queueReport(tx *storage.Tx, l *templates.Lang, in incoming, r commands.Report, now time.Time) error {
+	text, html, err := b.renderReport(l, r)
 	if err != nil {
 		return err
 	}
@@ -36,19 +36,19 @@ func (b *Bot) queueReport(tx *storage.Tx, in incoming, r commands.Report, now ti
 		return err
 	}
 	cut := shorten(r)
-	note, err := b.tmpl.Phrase("reply-cut", struct {
+	note, err := l.Phrase("reply-cut", struct {
 		Size, Limit int
 		Files       bool
 	}{full.Size, b.set.MaxReplyBytes, len(files) > 0})
 	if err != nil {
 		return err
 	}
-	label, err := b.tmpl.Phrase("label.message", nil)
+	label, err := l.Phrase("label.message", nil)
 	if err != nil {
 		return err
 	}
 	cut.Results = append([]commands.Result{{Command: label, Status: commands.Error, Text: note}}, cut.Results...)
-	if text, html, err = b.renderReport(cut); err != nil {
+	if text, html, err = b.renderReport(l, cut); err != nil {
 		return err
 	}
 	_, err = outbox.Add(tx, b.answer(in, text, html, nil, now), outbox.KindReply, b.set.MaxReplyBytes)
@@ -72,9 +72,9 @@ func shorten(r commands.Report) commands.Report {
 	return out
 }
 
-// renderReport renders a transcript as text and HTML.
-func (b *Bot) renderReport(r commands.Report) (text, html string, err error) {
-	sum, err := b.tmpl.Phrase("summary", summary(r))
+// renderReport renders a transcript as text and HTML in a language.
+func (b *Bot) renderReport(l *templates.Lang, r commands.Report) (text, html string, err error) {
+	sum, err := l.Phrase("summary", summary(r))
 	if err != nil {
 		return "", "", err
 	}
@@ -88,7 +88,7 @@ func (b *Bot) renderReport(r commands.Report) (text, html string, err error) {
 			Command: res.Command, Status: string(res.Status), Text: res.Text, Detail: res.Detail,
 		})
 	}
-	return b.tmpl.Reply(data)
+	return l.Reply(data)
 }
 
 // answer is a reply to the sender of in, threaded under their message.
@@ -102,16 +102,21 @@ func (b *Bot) answer(in incoming, text, html string, files []reply.Attachment, n
 	}
 }
 
-// queueRateNotice tells a sender once that they hit the hourly reply limit.
+// queueRateNotice tells a sender once, in their language, that they hit
+// the hourly reply limit.
 func (b *Bot) queueRateNotice(tx *storage.Tx, in incoming, now time.Time) error {
-	line, err := b.tmpl.Phrase("rate-limit", struct {
+	l, err := b.languageOf(tx, in.sender)
+	if err != nil {
+		return err
+	}
+	line, err := l.Phrase("rate-limit", struct {
 		Limit int
 		Until string
 	}{b.set.Limits.RepliesPerSenderPerHour, now.Add(time.Hour).UTC().Format("15:04")})
 	if err != nil {
 		return err
 	}
-	text, html, err := b.tmpl.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: line})
+	text, html, err := l.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: line})
 	if err != nil {
 		return err
 	}
@@ -119,9 +124,10 @@ func (b *Bot) queueRateNotice(tx *storage.Tx, in incoming, now time.Time) error 
 	return err
 }
 
-// notifyAdmins queues a notice to every admin: the phrases name+".subject"
-// and name+".text" rendered with data. It is best effort: the trouble it
-// reports may be the store itself, so a failure is only logged.
+// notifyAdmins queues a notice to every admin, in the network's language:
+// the phrases name+".subject" and name+".text" rendered with data. It is
+// best effort: the trouble it reports may be the store itself, so a
+// failure is only logged.
 func (b *Bot) notifyAdmins(name string, data any) {
 	if len(b.set.Admins) == 0 {
 		return
@@ -148,15 +154,16 @@ func (b *Bot) notifyAdmins(name string, data any) {
 // adminNotice is the notice name (its phrases name.subject and name.text
 // rendered with data) to one admin.
 func (b *Bot) adminNotice(name string, data any, admin string) (reply.Message, error) {
-	subject, err := b.tmpl.Phrase(name+".subject", data)
+	l := b.tmpl.In(b.set.Language)
+	subject, err := l.Phrase(name+".subject", data)
 	if err != nil {
 		return reply.Message{}, err
 	}
-	line, err := b.tmpl.Phrase(name+".text", data)
+	line, err := l.Phrase(name+".text", data)
 	if err != nil {
 		return reply.Message{}, err
 	}
-	text, html, err := b.tmpl.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: line})
+	text, html, err := l.Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress, Text: line})
 	if err != nil {
 		return reply.Message{}, err
 	}

@@ -64,6 +64,9 @@ type Settings struct {
 	RejectedMailbox string
 	// Metrics counts what becomes of each message; nil counts nothing.
 	Metrics *metrics.Metrics
+	// Language is the network's language (bot.language): of admin
+	// notices, and of replies to senders whose space chose none.
+	Language string
 }
 
 // Bot handles command emails. It is safe for concurrent use.
@@ -302,12 +305,16 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 // was queued, and the outcome for the handled record; done gets the same
 // for the metrics.
 func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *tally) (answered bool, outcome string, err error) {
+	l, err := b.languageOf(tx, in.sender)
+	if err != nil {
+		return false, "", err
+	}
 	var report commands.Report
-	switch refusal, err := b.refusal(in, now); {
+	switch refusal, err := b.refusal(l, in, now); {
 	case err != nil:
 		return false, "", err
 	case refusal != "":
-		label, err := b.tmpl.Phrase("label.whole-message", nil)
+		label, err := l.Phrase("label.whole-message", nil)
 		if err != nil {
 			return false, "", err
 		}
@@ -315,7 +322,7 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *t
 		outcome, done.reason = "refused: "+refusal, metrics.Refused
 	default:
 		script := b.read(in.msg)
-		unread, err := b.unread(in.msg)
+		unread, err := b.unread(l, in.msg)
 		if err != nil {
 			return false, "", err
 		}
@@ -327,7 +334,8 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *t
 			return false, "no commands in a reply to the bot: not answered", nil
 		}
 		actor := commands.Actor{Address: in.sender, Admin: role.admin}
-		env := commands.Env{Now: now, MessageID: in.msg.MessageID, Attachments: attachments(in.msg), Limits: b.set.Commands}
+		env := commands.Env{Now: now, MessageID: in.msg.MessageID, Attachments: attachments(in.msg), Limits: b.set.Commands,
+			Printer: l.Printer(), Languages: b.tmpl.Languages()}
 		if report, err = commands.Execute(tx, actor, env, script); err != nil {
 			return false, "", err
 		}
@@ -336,7 +344,7 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *t
 		report.Results = append(unread, report.Results...)
 		outcome = fmt.Sprintf("replied: %d commands, %d lines ignored", len(report.Results), len(report.Ignored))
 	}
-	if err := b.queueReport(tx, in, report, now); err != nil {
+	if err := b.queueReport(tx, l, in, report, now); err != nil {
 		return false, "", err
 	}
 	return true, outcome, nil
@@ -346,13 +354,13 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *t
 // sender is authenticated, or "": a message too large to read, one not
 // written to the bot (a Bcc, a forward), one too old (a signed mail sent
 // again by someone who received it) or dated in the future.
-func (b *Bot) refusal(in incoming, now time.Time) (string, error) {
+func (b *Bot) refusal(l *templates.Lang, in incoming, now time.Time) (string, error) {
 	if in.tooLarge {
-		return b.tmpl.Phrase("too-large", struct{ KiB int }{b.set.Message.MaxBytes / 1024})
+		return l.Phrase("too-large", struct{ KiB int }{b.set.Message.MaxBytes / 1024})
 	}
 	bot := b.set.BotAddress
 	if !trust.AddressedTo(in.msg.Header, append([]string{bot}, b.set.Aliases...)...) {
-		return b.tmpl.Phrase("not-addressed", struct{ Bot string }{bot})
+		return l.Phrase("not-addressed", struct{ Bot string }{bot})
 	}
 	verdict, written := trust.CheckDate(in.msg.Header, in.raw, now, b.set.MaxMessageAge)
 	data := struct {
@@ -361,11 +369,11 @@ func (b *Bot) refusal(in incoming, now time.Time) (string, error) {
 	}{written.UTC().Format("2006-01-02 15:04 UTC"), int(b.set.MaxMessageAge / (24 * time.Hour)), int(b.set.MaxMessageAge / time.Hour)}
 	switch verdict {
 	case trust.DateMissing:
-		return b.tmpl.Phrase("date-missing", nil)
+		return l.Phrase("date-missing", nil)
 	case trust.DateTooOld:
-		return b.tmpl.Phrase("date-too-old", data)
+		return l.Phrase("date-too-old", data)
 	case trust.DateAhead:
-		return b.tmpl.Phrase("date-ahead", data)
+		return l.Phrase("date-ahead", data)
 	}
 	return "", nil
 }
@@ -396,14 +404,14 @@ func (b *Bot) read(msg *message.Message) commands.Script {
 // before, at a quote or a signature), parts nested too deep, a body that
 // could not be decoded at all. A sender must never believe that a command
 // the bot did not see was carried out.
-func (b *Bot) unread(msg *message.Message) ([]commands.Result, error) {
+func (b *Bot) unread(l *templates.Lang, msg *message.Message) ([]commands.Result, error) {
 	var out []commands.Result
 	note := func(name string, data any) error {
-		label, err := b.tmpl.Phrase("label.message", nil)
+		label, err := l.Phrase("label.message", nil)
 		if err != nil {
 			return err
 		}
-		text, err := b.tmpl.Phrase(name, data)
+		text, err := l.Phrase(name, data)
 		out = append(out, commands.Result{Command: label, Status: commands.Error, Text: text})
 		return err
 	}

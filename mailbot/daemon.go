@@ -64,6 +64,7 @@ func SettingsFrom(cfg *config.Config) Settings {
 		MaxAttempts:       cfg.Limits.MaxAttempts,
 		QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
 		RejectedMailbox:   cfg.IMAP.RejectedMailbox,
+		Language:          cfg.Bot.Language,
 	}
 }
 
@@ -125,6 +126,9 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	tmpl, err := templates.New(cfg.Templates.Dir)
+	if err == nil && !tmpl.Supports(cfg.Bot.Language) {
+		err = fmt.Errorf("bot.language: no catalog for %q (the bot speaks %v)", cfg.Bot.Language, tmpl.Languages())
+	}
 	if err != nil {
 		db.Close()
 		return nil, err

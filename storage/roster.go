@@ -16,11 +16,14 @@ type Space struct {
 	TZ      string `json:"tz,omitempty"` // IANA zone for its digest; "" means the network default
 	// DigestDay ("monday") and DigestTime ("08:00") override the network's
 	// digest schedule for this space; "" keeps the network's.
-	DigestDay  string    `json:"digest_day,omitempty"`
-	DigestTime string    `json:"digest_time,omitempty"`
-	Terms      string    `json:"terms,omitempty"`
-	Created    time.Time `json:"created"`
-	Updated    time.Time `json:"updated"`
+	DigestDay  string `json:"digest_day,omitempty"`
+	DigestTime string `json:"digest_time,omitempty"`
+	Terms      string `json:"terms,omitempty"`
+	// Language is the code of the language of its managers' replies and
+	// digests ("fr"); "" means the network's (bot.language).
+	Language string    `json:"language,omitempty"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
 }
 
 // Manager links a manager's address to a space they manage.

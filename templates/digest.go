@@ -107,11 +107,19 @@ type NetworkDigestData struct {
 }
 
 // Digest renders a space's weekly digest as text and HTML.
-func (s *Set) Digest(d DigestData) (text, html string, err error) {
-	return s.render("digest", d)
+func (l *Lang) Digest(d DigestData) (text, html string, err error) {
+	return l.render("digest", d)
 }
 
 // NetworkDigest renders the network admins' weekly digest as text and HTML.
+func (l *Lang) NetworkDigest(d NetworkDigestData) (text, html string, err error) {
+	return l.render("network-digest", d)
+}
+
+// Digest renders a space's weekly digest in English.
+func (s *Set) Digest(d DigestData) (text, html string, err error) { return s.en.Digest(d) }
+
+// NetworkDigest renders the network digest in English.
 func (s *Set) NetworkDigest(d NetworkDigestData) (text, html string, err error) {
-	return s.render("network-digest", d)
+	return s.en.NetworkDigest(d)
 }

@@ -33,7 +33,7 @@ func TestDigestEscapesAndOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(ntext, "1 spaces, 3 members") || strings.Contains(nhtml, "<i>S</i>") {
+	if !strings.Contains(ntext, "1 space, 3 members") || strings.Contains(nhtml, "<i>S</i>") {
 		t.Errorf("network digest:\n%s\n%s", ntext, nhtml)
 	}
 

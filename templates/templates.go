@@ -12,9 +12,17 @@ import (
 	htmltemplate "html/template"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	texttemplate "text/template"
+
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+	"golang.org/x/text/message/catalog"
 )
 
 //go:embed files
@@ -47,14 +55,28 @@ type Notice struct {
 	Text       string
 }
 
-// Set is the parsed templates.
+// Set is the parsed templates and catalogs, in every language they have.
 type Set struct {
+	langs   map[string]*Lang // by language code
+	codes   []string         // the codes, sorted
+	matcher language.Matcher
+	tags    []language.Tag // in the order of codes, for the matcher
+	en      *Lang
+}
+
+// Lang is the templates of one language, with the printer that puts the
+// code's sentences into its words.
+type Lang struct {
+	code string
+	p    *message.Printer
 	text *texttemplate.Template
 	html *htmltemplate.Template
 }
 
-// New parses the embedded templates, with files of the same name in
-// overrideDir (if not "") taking their place.
+// New parses the embedded templates and catalogs, with files of the same
+// name in overrideDir (if not "") taking their place. A catalog in
+// overrideDir's i18n directory replaces the embedded one of its language,
+// or adds a language (i18n/it.po).
 func New(overrideDir string) (*Set, error) {
 	files, err := fs.Sub(embedded, "files")
 	if err != nil {
@@ -62,7 +84,7 @@ func New(overrideDir string) (*Set, error) {
 	}
 	read := func(name string) (string, error) {
 		if overrideDir != "" {
-			data, err := os.ReadFile(filepath.Join(overrideDir, name))
+			data, err := os.ReadFile(filepath.Join(overrideDir, filepath.FromSlash(name)))
 			if err == nil {
 				return string(data), nil
 			}
@@ -76,12 +98,21 @@ func New(overrideDir string) (*Set, error) {
 		}
 		return string(data), nil
 	}
-	s := &Set{text: texttemplate.New("text"), html: htmltemplate.New("html")}
+	cat, tags, err := loadCatalogs(files, overrideDir, read)
+	if err != nil {
+		return nil, err
+	}
+	// Parse once, with stand-ins for the functions that need a language;
+	// each language gets a clone with its own.
+	text, html := texttemplate.New("text").Funcs(funcs(nil)), htmltemplate.New("html").Funcs(funcs(nil))
 	entries, err := fs.ReadDir(files, ".")
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
 	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
 		body, err := read(e.Name())
 		if err != nil {
 			return nil, err
@@ -89,33 +120,159 @@ func New(overrideDir string) (*Set, error) {
 		// Text templates go into both sets, so an HTML page can include
 		// the help text (escaped) instead of keeping a second copy.
 		if filepath.Ext(e.Name()) != ".html" {
-			_, err = s.text.New(e.Name()).Parse(body)
+			_, err = text.New(e.Name()).Parse(body)
 		}
 		if err == nil {
-			_, err = s.html.New(e.Name()).Parse(body)
+			_, err = html.New(e.Name()).Parse(body)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("templates: parse %s: %w", e.Name(), err)
 		}
 	}
+	s := &Set{langs: map[string]*Lang{}, tags: tags}
+	for _, tag := range tags {
+		l := &Lang{code: tag.String(), p: message.NewPrinter(tag, message.Catalog(cat))}
+		if l.text, err = text.Clone(); err != nil {
+			return nil, fmt.Errorf("templates: %w", err)
+		}
+		if l.html, err = html.Clone(); err != nil {
+			return nil, fmt.Errorf("templates: %w", err)
+		}
+		l.text.Funcs(funcs(l))
+		l.html.Funcs(funcs(l))
+		s.langs[l.code] = l
+		s.codes = append(s.codes, l.code)
+	}
+	s.en = s.langs[sourceLanguage]
+	s.matcher = language.NewMatcher(tags)
 	return s, nil
 }
 
+// loadCatalogs reads the catalogs: the embedded ones, each replaced by the
+// operator's file of the same name, and the operator's other languages.
+func loadCatalogs(files fs.FS, overrideDir string, read func(string) (string, error)) (*catalog.Builder, []language.Tag, error) {
+	names := map[string]bool{}
+	embeddedPO, err := fs.Glob(files, catalogDir+"/*.po")
+	if err != nil {
+		return nil, nil, fmt.Errorf("templates: %w", err)
+	}
+	for _, n := range embeddedPO {
+		names[path.Base(n)] = true
+	}
+	if overrideDir != "" {
+		own, err := filepath.Glob(filepath.Join(overrideDir, catalogDir, "*.po"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("templates: %w", err)
+		}
+		for _, n := range own {
+			names[filepath.Base(n)] = true
+		}
+	}
+	langs := map[string][]entry{}
+	for name := range names {
+		body, err := read(catalogDir + "/" + name)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries, err := parsePO(name, []byte(body))
+		if err != nil {
+			return nil, nil, fmt.Errorf("templates: %w", err)
+		}
+		langs[strings.ToLower(strings.TrimSuffix(name, ".po"))] = entries
+	}
+	b, tags, err := buildCatalog(langs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("templates: %w", err)
+	}
+	return b, tags, nil
+}
+
+// embeddedSet is the embedded files alone, parsed on first use.
+var embeddedSet = sync.OnceValues(func() (*Set, error) { return New("") })
+
+// Embedded is the set of the embedded files alone, parsed once: the words
+// of code that has no configured set at hand (a command run without a
+// printer, a test). It panics if the embedded files do not parse, which
+// the package's tests rule out.
+func Embedded() *Set {
+	s, err := embeddedSet()
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Languages are the codes of the languages the set speaks, sorted.
+func (s *Set) Languages() []string { return slices.Clone(s.codes) }
+
+// Supports reports whether code names one of the set's languages exactly.
+func (s *Set) Supports(code string) bool {
+	_, ok := s.langs[code]
+	return ok
+}
+
+// In is the set in a language: the one code names ("fr"), or the closest
+// ("fr-CA" gets fr); English when there is none.
+func (s *Set) In(code string) *Lang {
+	if l, ok := s.langs[code]; ok {
+		return l
+	}
+	tag, err := language.Parse(code)
+	if err != nil {
+		return s.en
+	}
+	_, i, conf := s.matcher.Match(tag)
+	if conf == language.No {
+		return s.en
+	}
+	return s.langs[s.codes[i]]
+}
+
+// English is the set in English.
+func (s *Set) English() *Lang { return s.en }
+
+// Code is the language's code, as a space's language= names it.
+func (l *Lang) Code() string { return l.code }
+
+// Printer puts message ids into the language's words.
+func (l *Lang) Printer() *message.Printer { return l.p }
+
+// Sprintf renders a message id in the language.
+func (l *Lang) Sprintf(id string, args ...any) string { return Sprintf(l.p, id, args...) }
+
+// The Set's own rendering methods speak English, the network's language
+// where nothing else is known.
+
+// Reply renders a reply transcript in English.
+func (s *Set) Reply(r Reply) (text, html string, err error) { return s.en.Reply(r) }
+
+// Notice renders a notice in English.
+func (s *Set) Notice(n Notice) (text, html string, err error) { return s.en.Notice(n) }
+
+// Phrase renders a phrase in English.
+func (s *Set) Phrase(name string, data any) (string, error) { return s.en.Phrase(name, data) }
+
+// Help renders the help text in English.
+func (s *Set) Help(botAddress string) (string, error) { return s.en.Help(botAddress) }
+
+// Printer is the English printer.
+func (s *Set) Printer() *message.Printer { return s.en.p }
+
 // Reply renders a reply transcript as text and HTML.
-func (s *Set) Reply(r Reply) (text, html string, err error) {
-	return s.render("reply", r)
+func (l *Lang) Reply(r Reply) (text, html string, err error) {
+	return l.render("reply", r)
 }
 
 // Notice renders a one-off notice as text and HTML.
-func (s *Set) Notice(n Notice) (text, html string, err error) {
-	return s.render("notice", n)
+func (l *Lang) Notice(n Notice) (text, html string, err error) {
+	return l.render("notice", n)
 }
 
 // Phrase renders one of the sentences of phrases.txt with its data: the
 // words the pipeline puts into a transcript line or a notice.
-func (s *Set) Phrase(name string, data any) (string, error) {
+func (l *Lang) Phrase(name string, data any) (string, error) {
 	var b bytes.Buffer
-	if err := s.text.ExecuteTemplate(&b, name, data); err != nil {
+	if err := l.text.ExecuteTemplate(&b, name, data); err != nil {
 		return "", fmt.Errorf("render phrase %s: %w", name, err)
 	}
 	return strings.TrimSpace(b.String()), nil
@@ -136,21 +293,31 @@ type Summary struct {
 	Ignored int     // lines that were not commands
 }
 
+// Statuses are the counts by status word, as every language shows them
+// ("3 OK, 1 ERROR"): the status words stay, for scripts.
+func (s Summary) Statuses() string {
+	parts := make([]string, len(s.Counts))
+	for i, c := range s.Counts {
+		parts[i] = strconv.Itoa(c.N) + " " + c.Status
+	}
+	return strings.Join(parts, ", ")
+}
+
 // Help renders the help text alone, for `mailbot help`.
-func (s *Set) Help(botAddress string) (string, error) {
+func (l *Lang) Help(botAddress string) (string, error) {
 	var b bytes.Buffer
-	if err := s.text.ExecuteTemplate(&b, "help.txt", Reply{BotAddress: botAddress}); err != nil {
+	if err := l.text.ExecuteTemplate(&b, "help.txt", Reply{BotAddress: botAddress}); err != nil {
 		return "", fmt.Errorf("render help: %w", err)
 	}
 	return b.String(), nil
 }
 
-func (s *Set) render(name string, data any) (string, string, error) {
+func (l *Lang) render(name string, data any) (string, string, error) {
 	var t, h bytes.Buffer
-	if err := s.text.ExecuteTemplate(&t, name+".txt", data); err != nil {
+	if err := l.text.ExecuteTemplate(&t, name+".txt", data); err != nil {
 		return "", "", fmt.Errorf("render %s.txt: %w", name, err)
 	}
-	if err := s.html.ExecuteTemplate(&h, name+".html", data); err != nil {
+	if err := l.html.ExecuteTemplate(&h, name+".html", data); err != nil {
 		return "", "", fmt.Errorf("render %s.html: %w", name, err)
 	}
 	// Templates open with their first block on a line of its own.

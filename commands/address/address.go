@@ -32,13 +32,13 @@
 package address
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // Canonical returns the canonical form of an address (local@domain) or of a
@@ -48,14 +48,14 @@ import (
 // Canonical(Canonical(s)) is Canonical(s).
 func Canonical(s string) (string, error) {
 	if !utf8.ValidString(s) {
-		return "", errors.New("it is not valid UTF-8")
+		return "", templates.Errorf("it is not valid UTF-8")
 	}
 	for _, r := range s {
 		if r < utf8.RuneSelf {
 			continue
 		}
-		if why := ambiguous(r); why != "" {
-			return "", fmt.Errorf("it contains %U, which %s", r, why)
+		if why := ambiguous(r); !why.IsZero() {
+			return "", templates.Errorf("it contains %U, which %s", r, why)
 		}
 	}
 	// NFC again after lowercasing: the lowercase of a composed letter need
@@ -64,23 +64,23 @@ func Canonical(s string) (string, error) {
 }
 
 // ambiguous says why the non-ASCII rune r has no place in a canonical
-// address, or "".
-func ambiguous(r rune) string {
+// address, or nothing (the zero Message).
+func ambiguous(r rune) templates.Message {
 	switch {
 	case hasASCII(strings.ToLower(string(r))):
-		return "lowercases to ASCII"
+		return templates.Msg("lowercases to ASCII")
 	case hasASCII(norm.NFKC.String(string(r))):
-		return "is a compatibility form of ASCII"
+		return templates.Msg("is a compatibility form of ASCII")
 	case foldsToASCII(r):
-		return "case-folds to ASCII"
+		return templates.Msg("case-folds to ASCII")
 	case unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Variation_Selector, r) || r == '\u034f':
-		return "is an invisible format character"
+		return templates.Msg("is an invisible format character")
 	case unicode.IsSpace(r) || unicode.IsControl(r):
-		return "is a space or control character"
+		return templates.Msg("is a space or control character")
 	case r == '\u3002' || r == '\uff61':
-		return "is read as a dot between domain labels"
+		return templates.Msg("is read as a dot between domain labels")
 	}
-	return ""
+	return templates.Message{}
 }
 
 func hasASCII(s string) bool {

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
-	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/text/encoding/unicode"
 
 	"github.com/coworkingvisa/mailbot/commands/internal/norm"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // Row is one member as a roster file gives it, checked and normalised with
@@ -32,8 +33,10 @@ type Row struct {
 // whose row merely has a typo in another column.
 type Problem struct {
 	Line   int
-	Reason string
-	Email  string
+	Reason string // Why in English
+	// Why is the reason as a sentence to render in the reader's language.
+	Why   templates.Message
+	Email string
 }
 
 // Columns Read understands; any other column (such as "updated", which
@@ -84,8 +87,8 @@ func Read(data []byte, charset string, maxRows int) ([]Row, []Problem, error) {
 // by the rules Read follows. An import waiting for confirmation keeps this
 // text, so that what is confirmed is exactly what was previewed.
 func Decode(data []byte, charset string) ([]byte, error) {
-	if kind := binaryKind(data); kind != "" {
-		return nil, fmt.Errorf("the file is %s, not CSV text: save it as \"CSV UTF-8\" and attach that", kind)
+	if kind := binaryKind(data); !kind.IsZero() {
+		return nil, templates.Errorf("the file is %s, not CSV text: save it as \"CSV UTF-8\" and attach that", kind)
 	}
 	out, err := decodeText(data, strings.ToLower(strings.TrimSpace(charset)))
 	if err != nil {
@@ -93,7 +96,7 @@ func Decode(data []byte, charset string) ([]byte, error) {
 	}
 	out = bytes.TrimPrefix(out, []byte("\uFEFF"))
 	if bytes.IndexByte(out, 0) >= 0 {
-		return nil, errors.New("the file is not text (it contains NUL bytes): save it as \"CSV UTF-8\" and attach that")
+		return nil, templates.Errorf("the file is not text (it contains NUL bytes): save it as \"CSV UTF-8\" and attach that")
 	}
 	if !bytes.Contains(out, []byte("\n")) && bytes.Contains(out, []byte("\r")) {
 		out = bytes.ReplaceAll(out, []byte("\r"), []byte("\n")) // old Mac line ends
@@ -102,16 +105,16 @@ func Decode(data []byte, charset string) ([]byte, error) {
 }
 
 // binaryKind recognises the files people attach instead of a CSV.
-func binaryKind(data []byte) string {
+func binaryKind(data []byte) templates.Message {
 	switch {
 	case bytes.HasPrefix(data, []byte("PK\x03\x04")):
-		return "a zip archive (an Excel or Numbers workbook?)"
+		return templates.Msg("a zip archive (an Excel or Numbers workbook?)")
 	case bytes.HasPrefix(data, []byte("\xD0\xCF\x11\xE0")):
-		return "an old Excel workbook (.xls)"
+		return templates.Msg("an old Excel workbook (.xls)")
 	case bytes.HasPrefix(data, []byte("%PDF")):
-		return "a PDF document"
+		return templates.Msg("a PDF document")
 	}
-	return ""
+	return templates.Message{}
 }
 
 // decodeText converts data to UTF-8. A byte order mark wins over the
@@ -136,7 +139,7 @@ func decodeText(data []byte, label string) ([]byte, error) {
 		if utf8.Valid(data) {
 			return data, nil
 		}
-		return nil, fmt.Errorf("the file's charset %q is unknown: save it as \"CSV UTF-8\" and attach that", norm.Truncate(label, 40))
+		return nil, templates.Errorf("the file's charset %q is unknown: save it as \"CSV UTF-8\" and attach that", norm.Truncate(label, 40))
 	}
 	return transform(enc, data, label)
 }
@@ -160,7 +163,7 @@ func lookupCharset(label string) encoding.Encoding {
 func transform(enc encoding.Encoding, data []byte, name string) ([]byte, error) {
 	out, err := enc.NewDecoder().Bytes(data)
 	if err != nil {
-		return nil, fmt.Errorf("the file cannot be read as %s: %w", name, err)
+		return nil, templates.Errorf("the file cannot be read as %s: %s", name, err)
 	}
 	return bytes.ToValidUTF8(out, []byte("\uFFFD")), nil
 }
@@ -186,7 +189,7 @@ func readText(text string, maxRows int) ([]Row, []Problem, error) {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			if errors.Is(pe.Err, csv.ErrQuote) && pe.Line > pe.StartLine && pe.Line >= lastLine {
-				return nil, nil, fmt.Errorf("line %d: a quoted value is never closed, so the rest of the file cannot be read", pe.StartLine)
+				return nil, nil, templates.Errorf("line %s: a quoted value is never closed, so the rest of the file cannot be read", strconv.Itoa(pe.StartLine))
 			}
 			if count++; maxRows > 0 && count > maxRows {
 				return nil, nil, tooMany(maxRows)
@@ -195,7 +198,7 @@ func readText(text string, maxRows int) ([]Row, []Problem, error) {
 			continue
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("read csv: %w", err)
+			return nil, nil, templates.Errorf("the file cannot be read as CSV: %s", err)
 		}
 		if blank(rec) {
 			continue
@@ -210,14 +213,14 @@ func readText(text string, maxRows int) ([]Row, []Problem, error) {
 }
 
 func tooMany(maxRows int) error {
-	return fmt.Errorf("the file has more than %d member rows, the most one import may have", maxRows)
+	return templates.Errorf("the file has more than %d member rows, the most one import may have", maxRows)
 }
 
-func quoteReason(pe *csv.ParseError) string {
+func quoteReason(pe *csv.ParseError) templates.Message {
 	if errors.Is(pe.Err, csv.ErrBareQuote) {
-		return `a value contains a quote ("): put the whole value in quotes and double the quote inside it`
+		return templates.Msg(`a value contains a quote ("): put the whole value in quotes and double the quote inside it`)
 	}
-	return fmt.Sprintf(`a quote (") is misplaced on line %d, column %d`, pe.Line, pe.Column)
+	return templates.Msg(`a quote (") is misplaced on line %s, column %s`, strconv.Itoa(pe.Line), strconv.Itoa(pe.Column))
 }
 
 // delimiter picks the separator the header row uses most: Excel writes ";"
@@ -245,10 +248,10 @@ func readHeader(r *csv.Reader) (map[string]int, error) {
 	for {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("the file is empty: the first row must be the header email,name,status,until")
+			return nil, templates.Errorf("the file is empty: the first row must be the header email,name,status,until")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("the header row cannot be read: %w", err)
+			return nil, templates.Errorf("the header row cannot be read: %s", err)
 		}
 		if blank(rec) {
 			continue
@@ -266,15 +269,15 @@ func columns(rec []string) (map[string]int, error) {
 			continue
 		}
 		if _, dup := cols[col]; dup {
-			return nil, fmt.Errorf("the header row names the %s column twice", col)
+			return nil, templates.Errorf("the header row names the %s column twice", col)
 		}
 		cols[col] = i
 	}
 	if _, ok := cols[colEmail]; !ok {
 		if len(rec) > 0 && strings.Contains(rec[0], "@") {
-			return nil, errors.New("the first row looks like a member, not a header: put the row email,name,status,until above it")
+			return nil, templates.Errorf("the first row looks like a member, not a header: put the row email,name,status,until above it")
 		}
-		return nil, errors.New("the header row has no email column: the first row must be the header email,name,status,until")
+		return nil, templates.Errorf("the header row has no email column: the first row must be the header email,name,status,until")
 	}
 	return cols, nil
 }
@@ -296,8 +299,17 @@ type rowReader struct {
 	problems []Problem
 }
 
-func (rd *rowReader) problem(line int, email, reason string) {
-	rd.problems = append(rd.problems, Problem{Line: line, Reason: reason, Email: email})
+func (rd *rowReader) problem(line int, email string, why templates.Message) {
+	rd.problems = append(rd.problems, Problem{Line: line, Reason: why.Error(), Why: why, Email: email})
+}
+
+// reason is a value check's error as a sentence for the reader.
+func reason(err error) templates.Message {
+	var m templates.Message
+	if errors.As(err, &m) {
+		return m
+	}
+	return templates.Msg("%s", err.Error())
 }
 
 // cell returns a column's trimmed value in rec, and whether there is one.
@@ -316,22 +328,22 @@ func (rd *rowReader) cell(rec []string, col string) (string, bool) {
 func (rd *rowReader) row(line int, rec []string) {
 	raw, ok := rd.cell(rec, colEmail)
 	if !ok {
-		rd.problem(line, "", "the row has no email address")
+		rd.problem(line, "", templates.Msg("the row has no email address"))
 		return
 	}
 	email, err := norm.Address(raw)
 	if err != nil {
-		rd.problem(line, "", err.Error())
+		rd.problem(line, "", reason(err))
 		return
 	}
 	if first, dup := rd.seen[email]; dup {
-		rd.problem(line, email, fmt.Sprintf("%s is already on line %d; only the first row counts", email, first))
+		rd.problem(line, email, templates.Msg("%s is already on line %s; only the first row counts", email, strconv.Itoa(first)))
 		return
 	}
 	rd.seen[email] = line
 	row := Row{Line: line, Email: email, Set: map[string]bool{colEmail: true}}
-	if reason := rd.fill(&row, rec); reason != "" {
-		rd.problem(line, email, reason)
+	if why := rd.fill(&row, rec); !why.IsZero() {
+		rd.problem(line, email, why)
 		return
 	}
 	rd.rows = append(rd.rows, row)
@@ -339,29 +351,29 @@ func (rd *rowReader) row(line int, rec []string) {
 
 // fill sets the optional columns the row gives a value for, or says what
 // is wrong with one.
-func (rd *rowReader) fill(row *Row, rec []string) string {
+func (rd *rowReader) fill(row *Row, rec []string) templates.Message {
 	if v, ok := rd.cell(rec, colName); ok {
 		name := cleanName(v)
-		if err := norm.Text("the name", name); err != nil {
-			return err.Error()
+		if err := norm.Text(templates.Msg("the name"), name); err != nil {
+			return reason(err)
 		}
 		row.Name, row.Set[colName] = name, true
 	}
 	if v, ok := rd.cell(rec, colStatus); ok {
 		s, err := norm.Status(v)
 		if err != nil {
-			return err.Error()
+			return reason(err)
 		}
 		row.Status, row.Set[colStatus] = s, true
 	}
 	if v, ok := rd.cell(rec, colUntil); ok {
 		d, err := norm.Date(v)
 		if err != nil {
-			return err.Error()
+			return reason(err)
 		}
 		row.Until, row.Set[colUntil] = d, true
 	}
-	return ""
+	return templates.Message{}
 }
 
 // cleanName folds line breaks and runs of spaces, which a spreadsheet cell

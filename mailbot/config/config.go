@@ -32,6 +32,7 @@ import (
 	_ "time/tzdata" // digest time zones must load on hosts without a zoneinfo database
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/text/language"
 
 	"github.com/coworkingvisa/mailbot/commands/address"
 )
@@ -80,6 +81,11 @@ type Bot struct {
 	// through a list or forwarding, was not written to it. Lowercased on
 	// load.
 	Aliases []string `yaml:"aliases"`
+	// Language is the network's language ("en", "fr", "de", "es", or one
+	// an operator added in templates.dir): of admin notices, of the network
+	// digest, and of the replies and digests of spaces that choose none
+	// (add space … language=). "en" by default. Lowercased on load.
+	Language string `yaml:"language"`
 }
 
 // Server is what IMAP and SMTP share: where the server is and how to log in.
@@ -330,7 +336,7 @@ const MaxConnections = 16
 // from it too.
 func Default() *Config {
 	return &Config{
-		Bot: Bot{Name: "Coworking Visa"},
+		Bot: Bot{Name: "Coworking Visa", Language: "en"},
 		IMAP: IMAP{
 			Server:            Server{TLS: "implicit", Auth: "password"},
 			Mailbox:           "INBOX",
@@ -542,6 +548,7 @@ func (c *Config) normalize() {
 	for i, a := range c.Bot.Aliases {
 		c.Bot.Aliases[i] = strings.ToLower(strings.TrimSpace(a))
 	}
+	c.Bot.Language = strings.ToLower(strings.TrimSpace(c.Bot.Language))
 	for _, p := range []*string{
 		&c.IMAP.TLS, &c.SMTP.TLS, &c.Auth.Require,
 		&c.Digest.Weekday, &c.Log.Level, &c.Log.Format, &c.HTTP.Listen,
@@ -659,6 +666,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.ContainsFunc(c.Bot.Name, isControl) {
 		p.add("bot.name", "must be one line of text")
+	}
+	if _, err := language.Parse(c.Bot.Language); err != nil || c.Bot.Language == "" {
+		p.add("bot.language", "must be a language code such as en, fr, de or es")
 	}
 
 	c.IMAP.validate(&p, "imap", true)

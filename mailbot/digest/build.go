@@ -23,7 +23,8 @@ const EndingDays = 30
 // lists one by one; the counts always cover them all.
 const maxNetworkLines = 200
 
-// Time layouts of the digests.
+// Time layouts of the digests. They are message ids too: each language
+// writes a date its own way (templates.Lang.FormatTime).
 const (
 	whenLayout  = "Mon 2 Jan 15:04"
 	rangeLayout = "Mon 2 Jan 2006 15:04 MST"
@@ -36,9 +37,28 @@ type window struct {
 	Start, End time.Time
 	AsOf       time.Time
 	Loc        *time.Location
-	Title      string // "week of 30 Nov 2026"
-	FileDate   string // the date in the attachment's name
+	Day        time.Time // the day the title names, in Loc: the slot's, or today's on request
+	FileDate   string    // the date in the attachment's name
 	OnRequest  bool
+}
+
+// title names a digest's period: "week of 30 Nov 2026", or on request
+// "as of 2 Dec 2026".
+func (w window) title(l *templates.Lang) string {
+	day := l.FormatTime(w.Day, titleLayout)
+	if w.OnRequest {
+		return l.Sprintf("as of %s", day)
+	}
+	return l.Sprintf("week of %s", day)
+}
+
+// languageOf is the language of a space's managers: the space's own, else
+// the network's.
+func (s *Scheduler) languageOf(sp storage.Space) *templates.Lang {
+	if sp.Language != "" {
+		return s.tmpl.In(sp.Language)
+	}
+	return s.tmpl.In(s.set.Language)
 }
 
 // letter is one digest ready to render for each recipient.
@@ -63,6 +83,8 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 	if err != nil {
 		return letter{}, err
 	}
+	l := s.languageOf(sp)
+	p := l.Printer()
 	local := w.AsOf.In(w.Loc)
 	y, m, d := local.Date()
 	today := local.Format(dateKey)
@@ -71,12 +93,12 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 	data := templates.DigestData{
 		BotName: s.set.BotName, BotAddress: s.set.BotAddress,
 		SpaceID: sp.ID, SpaceName: nameOf(sp),
-		Title: w.Title, OnRequest: w.OnRequest,
-		From: w.Start.Add(time.Nanosecond).In(w.Loc).Format(rangeLayout), To: w.End.In(w.Loc).Format(rangeLayout),
+		Title: w.title(l), OnRequest: w.OnRequest,
+		From: l.FormatTime(w.Start.Add(time.Nanosecond).In(w.Loc), rangeLayout), To: l.FormatTime(w.End.In(w.Loc), rangeLayout),
 		TimeZone: w.Loc.String(), Today: today, EndingDays: EndingDays,
 	}
 	for _, mb := range members {
-		dm := templates.DigestMember{Email: mb.Email, Name: mb.Name, Status: mb.Status, Until: mb.Until}
+		dm := templates.DigestMember{Email: mb.Email, Name: mb.Name, Status: templates.StatusWord(p, mb.Status), Until: mb.Until}
 		data.Counts.Total++
 		switch {
 		case mb.ActiveOn(today):
@@ -86,7 +108,7 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 				data.EndingSoon = append(data.EndingSoon, dm)
 			}
 		case mb.Status == storage.StatusActive:
-			dm.Status = "expired"
+			dm.Status = templates.StatusWord(p, "expired")
 			data.Counts.Inactive++
 			data.Counts.Expired++
 		default:
@@ -99,11 +121,11 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 	err = changesIn(tx, w.Start, w.End, func(c storage.Change) {
 		switch {
 		case c.Space == sp.ID:
-			data.Changes = append(data.Changes, describe(c, w.Loc, ""))
+			data.Changes = append(data.Changes, describe(l, c, w.Loc, ""))
 		case c.Kind == "member" && slices.Contains(c.ActiveElsewhere, sp.ID):
 			// Another space added one of this space's active members.
 			data.AddedElsewhere = append(data.AddedElsewhere, templates.DigestAdd{
-				When: c.At.In(w.Loc).Format(whenLayout), Member: addedAddress(c), Space: label(labels, c.Space), Actor: c.Actor,
+				When: l.FormatTime(c.At.In(w.Loc), whenLayout), Member: addedAddress(c), Space: label(labels, c.Space), Actor: c.Actor,
 			})
 		}
 	})
@@ -118,14 +140,14 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 		case v.HostSpace == sp.ID && ours:
 			// A manager checking one of their own members: no visit.
 		case v.HostSpace == sp.ID:
-			data.Hosted = append(data.Hosted, visit(v, w.Loc, labels))
+			data.Hosted = append(data.Hosted, visit(l, v, w.Loc, labels))
 			if v.Verified {
 				data.HostedCount++
 			} else {
 				data.NotVerifiedCount++
 			}
 		case v.Verified && ours:
-			data.Sent = append(data.Sent, visit(v, w.Loc, labels))
+			data.Sent = append(data.Sent, visit(l, v, w.Loc, labels))
 			data.SentCount++
 		}
 	})
@@ -138,12 +160,12 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 		return letter{}, err
 	}
 	data.Attachment = fmt.Sprintf("%s-roster-%s.csv", sp.ID, w.FileDate)
-	text, html, err := s.tmpl.Digest(data)
+	text, html, err := l.Digest(data)
 	if err != nil {
 		return letter{}, err
 	}
 	out := letter{
-		Subject: fmt.Sprintf("%s weekly digest: %s, %s", s.set.BotName, data.SpaceName, w.Title),
+		Subject: l.Sprintf("%s weekly digest: %s, %s", s.set.BotName, data.SpaceName, data.Title),
 		Text:    text, HTML: html,
 		Files: []reply.Attachment{{Name: data.Attachment, ContentType: "text/csv; charset=utf-8", Data: csv.Bytes()}},
 	}
@@ -165,11 +187,12 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
 	if err != nil {
 		return letter{}, err
 	}
+	l := s.tmpl.In(s.set.Language)
 	today := w.AsOf.In(w.Loc).Format(dateKey)
 	data := templates.NetworkDigestData{
 		BotName: s.set.BotName, BotAddress: s.set.BotAddress,
-		Title: w.Title, OnRequest: w.OnRequest,
-		From: w.Start.Add(time.Nanosecond).In(w.Loc).Format(rangeLayout), To: w.End.In(w.Loc).Format(rangeLayout),
+		Title: w.title(l), OnRequest: w.OnRequest,
+		From: l.FormatTime(w.Start.Add(time.Nanosecond).In(w.Loc), rangeLayout), To: l.FormatTime(w.End.In(w.Loc), rangeLayout),
 		TimeZone: w.Loc.String(),
 	}
 	index := map[string]int{}
@@ -200,7 +223,7 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
 			data.Spaces[i].Changes++
 		}
 		if len(data.Changes) < maxNetworkLines {
-			data.Changes = append(data.Changes, describe(c, w.Loc, c.Space))
+			data.Changes = append(data.Changes, describe(l, c, w.Loc, c.Space))
 		} else {
 			data.ChangesOmitted++
 		}
@@ -227,7 +250,7 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
 			}
 		}
 		if len(data.Verifications) < maxNetworkLines {
-			data.Verifications = append(data.Verifications, visit(v, w.Loc, labels))
+			data.Verifications = append(data.Verifications, visit(l, v, w.Loc, labels))
 		} else {
 			data.VerificationsOmitted++
 		}
@@ -235,11 +258,11 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
 	if err != nil {
 		return letter{}, err
 	}
-	text, html, err := s.tmpl.NetworkDigest(data)
+	text, html, err := l.NetworkDigest(data)
 	if err != nil {
 		return letter{}, err
 	}
-	out := letter{Subject: fmt.Sprintf("%s weekly digest: the network, %s", s.set.BotName, w.Title), Text: text, HTML: html}
+	out := letter{Subject: l.Sprintf("%s weekly digest: the network, %s", s.set.BotName, data.Title), Text: text, HTML: html}
 	for _, a := range s.set.Admins {
 		if a != s.set.BotAddress {
 			out.To = append(out.To, a)
@@ -292,18 +315,20 @@ func label(labels map[string]string, id string) string {
 }
 
 // visit shows one verification.
-func visit(v storage.Verification, loc *time.Location, labels map[string]string) templates.DigestVisit {
-	dv := templates.DigestVisit{When: v.At.In(loc).Format(whenLayout), Visitor: v.Visitor, Verified: v.Verified}
-	var homes []string
-	for _, h := range v.Homes() {
-		homes = append(homes, label(labels, h))
+func visit(l *templates.Lang, v storage.Verification, loc *time.Location, labels map[string]string) templates.DigestVisit {
+	dv := templates.DigestVisit{When: l.FormatTime(v.At.In(loc), whenLayout), Visitor: v.Visitor, Verified: v.Verified}
+	for i, h := range v.Homes() {
+		if i == 0 {
+			dv.Home = label(labels, h)
+		} else {
+			dv.Home = l.Sprintf("%s and %s", dv.Home, label(labels, h))
+		}
 	}
-	dv.Home = strings.Join(homes, " and ")
 	if v.HostSpace != "" {
 		dv.Host = label(labels, v.HostSpace)
 	} else {
 		// The host manages several spaces (or none: an admin).
-		dv.Host = "a space of " + v.Host
+		dv.Host = l.Sprintf("a space of %s", v.Host)
 	}
 	return dv
 }
@@ -319,79 +344,101 @@ func addedAddress(c storage.Change) string {
 }
 
 // describe shows one audit record: what changed, in words, and how.
-func describe(c storage.Change, loc *time.Location, space string) templates.DigestChange {
-	dc := templates.DigestChange{When: c.At.In(loc).Format(whenLayout), Actor: c.Actor, Space: space}
-	verb := map[string]string{"add": "added", "update": "updated", "remove": "removed"}[c.Action]
-	if verb == "" {
-		verb = c.Action
-	}
+func describe(l *templates.Lang, c storage.Change, loc *time.Location, space string) templates.DigestChange {
+	dc := templates.DigestChange{When: l.FormatTime(c.At.In(loc), whenLayout), Actor: c.Actor, Space: space}
+	dc.Text = changeText(l, c)
 	switch c.Kind {
 	case "member":
-		dc.Text = verb + " member " + c.Key
 		var before, after storage.Member
 		hasBefore := decode(c.Before, &before)
 		hasAfter := decode(c.After, &after)
 		switch {
 		case hasBefore && hasAfter:
-			dc.Detail = diff(
-				[]string{"email", before.Email, after.Email},
-				[]string{"name", before.Name, after.Name},
-				[]string{"status", before.Status, after.Status},
-				[]string{"until", before.Until, after.Until},
+			p := l.Printer()
+			dc.Detail = diff(l,
+				[]string{l.Sprintf("email"), before.Email, after.Email},
+				[]string{l.Sprintf("name"), before.Name, after.Name},
+				[]string{l.Sprintf("status"), templates.StatusWord(p, before.Status), templates.StatusWord(p, after.Status)},
+				[]string{l.Sprintf("until"), before.Until, after.Until},
 			)
 		case hasAfter:
-			dc.Detail = memberSummary(after)
+			dc.Detail = memberSummary(l, after)
 		case hasBefore:
-			dc.Detail = memberSummary(before)
+			dc.Detail = memberSummary(l, before)
 		}
-	case "manager":
-		dc.Text = verb + " manager " + c.Key
 	case "space":
-		dc.Text = verb + " space " + c.Key
 		var before, after storage.Space
 		if decode(c.Before, &before) && decode(c.After, &after) {
-			dc.Detail = diff(
-				[]string{"name", before.Name, after.Name},
-				[]string{"city", before.City, after.City},
-				[]string{"country", before.Country, after.Country},
-				[]string{"tz", before.TZ, after.TZ},
-				[]string{"terms", before.Terms, after.Terms},
+			dc.Detail = diff(l,
+				[]string{l.Sprintf("name"), before.Name, after.Name},
+				[]string{l.Sprintf("city"), before.City, after.City},
+				[]string{l.Sprintf("country"), before.Country, after.Country},
+				[]string{l.Sprintf("tz"), before.TZ, after.TZ},
+				[]string{l.Sprintf("terms"), before.Terms, after.Terms},
+				[]string{l.Sprintf("language"), before.Language, after.Language},
 			)
 		}
-	default:
-		dc.Text = strings.TrimSpace(verb + " " + c.Kind + " " + c.Key)
 	}
 	return dc
 }
 
-// diff lists the fields that changed, each as {name, before, after}.
-func diff(fields ...[]string) string {
-	var parts []string
-	for _, f := range fields {
-		if f[1] != f[2] {
-			parts = append(parts, fmt.Sprintf("%s %s → %s", f[0], orNone(f[1]), orNone(f[2])))
-		}
+// changeText says what an audit record did: "added member a@b.example".
+func changeText(l *templates.Lang, c storage.Change) string {
+	switch c.Kind + " " + c.Action {
+	case "member add":
+		return l.Sprintf("added member %s", c.Key)
+	case "member update":
+		return l.Sprintf("updated member %s", c.Key)
+	case "member remove":
+		return l.Sprintf("removed member %s", c.Key)
+	case "manager add":
+		return l.Sprintf("added manager %s", c.Key)
+	case "manager remove":
+		return l.Sprintf("removed manager %s", c.Key)
+	case "space add":
+		return l.Sprintf("added space %s", c.Key)
+	case "space update":
+		return l.Sprintf("updated space %s", c.Key)
+	case "space remove":
+		return l.Sprintf("removed space %s", c.Key)
 	}
-	return strings.Join(parts, "; ")
+	return strings.TrimSpace(c.Action + " " + c.Kind + " " + c.Key)
 }
 
-func memberSummary(m storage.Member) string {
+// diff lists the fields that changed, each as {name, before, after}.
+func diff(l *templates.Lang, fields ...[]string) string {
+	out := ""
+	for _, f := range fields {
+		if f[1] == f[2] {
+			continue
+		}
+		part := l.Sprintf("%s %s → %s", f[0], orNone(l, f[1]), orNone(l, f[2]))
+		if out == "" {
+			out = part
+		} else {
+			out = l.Sprintf("%s; %s", out, part)
+		}
+	}
+	return out
+}
+
+func memberSummary(l *templates.Lang, m storage.Member) string {
 	var parts []string
 	if m.Name != "" {
 		parts = append(parts, m.Name)
 	}
 	if m.Status != "" {
-		parts = append(parts, m.Status)
+		parts = append(parts, templates.StatusWord(l.Printer(), m.Status))
 	}
 	if m.Until != "" {
-		parts = append(parts, "until "+m.Until)
+		parts = append(parts, l.Sprintf("until %s", m.Until))
 	}
 	return strings.Join(parts, ", ")
 }
 
-func orNone(s string) string {
+func orNone(l *templates.Lang, s string) string {
 	if s == "" {
-		return "none"
+		return l.Sprintf("(none)")
 	}
 	return s
 }

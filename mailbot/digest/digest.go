@@ -40,6 +40,9 @@ type Settings struct {
 	DefaultTZ *time.Location
 	// Metrics counts the digests queued; nil counts nothing.
 	Metrics *metrics.Metrics
+	// Language is the network's (bot.language): of the network digest, and
+	// of spaces that chose none.
+	Language string
 }
 
 // SettingsFrom takes the digest settings out of a loaded configuration.
@@ -51,7 +54,7 @@ func SettingsFrom(cfg *config.Config) (Settings, error) {
 	return Settings{
 		BotAddress: cfg.Bot.Address, BotName: cfg.Bot.Name, Admins: cfg.Admins,
 		Weekday: sch.Weekday, Hour: sch.Hour, Minute: sch.Minute, Second: sch.Second,
-		DefaultTZ: sch.Location,
+		DefaultTZ: sch.Location, Language: cfg.Bot.Language,
 	}, nil
 }
 
@@ -232,7 +235,7 @@ func (s *Scheduler) sendSpace(id string) (int, error) {
 		}
 		w := window{
 			Start: since(sch, last, due, sp.Created, loc), End: due, AsOf: now, Loc: loc,
-			Title: "week of " + due.In(loc).Format(titleLayout), FileDate: key,
+			Day: due.In(loc), FileDate: key,
 		}
 		m, err := s.spaceDigest(tx, sp, w)
 		if err != nil {
@@ -281,7 +284,7 @@ func (s *Scheduler) sendNetwork() (int, error) {
 		if len(s.set.Admins) > 0 {
 			w := window{
 				Start: since(s.sched, last, due, born, loc), End: due, AsOf: now, Loc: loc,
-				Title: "week of " + due.In(loc).Format(titleLayout), FileDate: key,
+				Day: due.In(loc), FileDate: key,
 			}
 			m, err := s.networkDigest(tx, w)
 			if err != nil {
@@ -372,7 +375,7 @@ func (s *Scheduler) SendNow(space string, dryRun bool, w io.Writer) error {
 			day := now.In(loc)
 			win := window{
 				Start: since(sch, tx.Period(SpacePeriod+sp.ID), due, sp.Created, loc), End: now, AsOf: now, Loc: loc,
-				Title: "as of " + day.Format(titleLayout), FileDate: day.Format(dateKey), OnRequest: true,
+				Day: day, FileDate: day.Format(dateKey), OnRequest: true,
 			}
 			m, err := s.spaceDigest(tx, sp, win)
 			if err != nil {
@@ -389,7 +392,7 @@ func (s *Scheduler) SendNow(space string, dryRun bool, w io.Writer) error {
 			day := now.In(loc)
 			win := window{
 				Start: since(s.sched, tx.Period(NetworkPeriod), due, time.Time{}, loc), End: now, AsOf: now, Loc: loc,
-				Title: "as of " + day.Format(titleLayout), FileDate: day.Format(dateKey), OnRequest: true,
+				Day: day, FileDate: day.Format(dateKey), OnRequest: true,
 			}
 			m, err := s.networkDigest(tx, win)
 			if err != nil {

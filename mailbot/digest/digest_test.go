@@ -497,7 +497,7 @@ func TestNetworkDigest(t *testing.T) {
 		"2 spaces, 5 members (3 active).",
 		// the UTC window holds 3 changes (not the one of 20 Nov) and all 4 recent verifications
 		"From Mon 23 Nov 2026 08:00 UTC to Mon 30 Nov 2026 08:00 UTC (UTC): 3 changes, 4 verifications (3 verified, 1 not).",
-		"cantine  La Cantine, Paris (FR): 1 / 1 / 1; 1 changes, hosted 1, sent 1",
+		"cantine  La Cantine, Paris (FR): 1 / 1 / 1; 1 change, hosted 1, sent 1",
 		"indyhall  Indy Hall, Philadelphia (US): 4 / 2 / 2; 2 changes, hosted 1, sent 1",
 		"Tue 24 Nov 15:00  indyhall  by m1@indyhall.test\n    added member amy@x.test",
 		"zed@x.test at Indy Hall: not verified",

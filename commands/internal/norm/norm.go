@@ -5,14 +5,13 @@
 package norm
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/coworkingvisa/mailbot/commands/address"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // Limits on values, so that nothing a sender writes can bloat the store or
@@ -42,49 +41,49 @@ func Address(s string) (string, error) {
 	if len(a) >= 7 && strings.EqualFold(a[:7], "mailto:") {
 		a = a[7:]
 	}
-	bad := func(why string) (string, error) {
-		return "", fmt.Errorf("%q is not a valid email address: %s", Truncate(s, 80), why)
+	bad := func(why error) (string, error) {
+		return "", templates.Errorf("%q is not a valid email address: %s", Truncate(s, 80), why)
 	}
 	if !utf8.ValidString(a) {
-		return bad("it is not valid text")
+		return bad(templates.Errorf("it is not valid text"))
 	}
 	a, err := address.Canonical(a)
 	if err != nil {
-		return bad(err.Error())
+		return bad(err)
 	}
 	if a == "" {
-		return bad("it is empty")
+		return bad(templates.Errorf("it is empty"))
 	}
 	if len(a) > maxAddressLen {
-		return bad("it is too long")
+		return bad(templates.Errorf("it is too long"))
 	}
 	at := strings.LastIndexByte(a, '@')
 	if at < 0 || strings.Count(a, "@") != 1 {
-		return bad("it needs exactly one @")
+		return bad(templates.Errorf("it needs exactly one @"))
 	}
 	local, domain := a[:at], a[at+1:]
 	if local == "" || len(local) > maxLocalLen {
-		return bad("the part before @ is empty or too long")
+		return bad(templates.Errorf("the part before @ is empty or too long"))
 	}
 	for _, r := range local {
 		if unicode.IsSpace(r) || unsafeRune(r) || strings.ContainsRune(`"(),:;<>[\]`, r) {
-			return bad(fmt.Sprintf("it contains %q", r))
+			return bad(templates.Errorf("it contains %q", r))
 		}
 	}
 	if strings.HasPrefix(local, ".") || strings.HasSuffix(local, ".") || strings.Contains(local, "..") {
-		return bad("misplaced dot")
+		return bad(templates.Errorf("misplaced dot"))
 	}
 	labels := strings.Split(domain, ".")
 	if len(labels) < 2 {
-		return bad("the domain needs a dot")
+		return bad(templates.Errorf("the domain needs a dot"))
 	}
 	for _, l := range labels {
 		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
-			return bad("the domain is malformed")
+			return bad(templates.Errorf("the domain is malformed"))
 		}
 		for _, r := range l {
 			if !(r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 && unicode.IsLetter(r)) {
-				return bad(fmt.Sprintf("the domain contains %q", r))
+				return bad(templates.Errorf("the domain contains %q", r))
 			}
 		}
 	}
@@ -96,11 +95,11 @@ func Address(s string) (string, error) {
 func SpaceID(s string) (string, error) {
 	id := strings.ToLower(strings.TrimRight(strings.TrimSpace(s), ".,;:"))
 	if id == "" || len(id) > maxSpaceIDLen {
-		return "", fmt.Errorf("a space id has 1 to %d characters", maxSpaceIDLen)
+		return "", templates.Errorf("a space id has 1 to %d characters", maxSpaceIDLen)
 	}
 	for _, r := range id {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return "", fmt.Errorf("%q is not a valid space id: use letters, digits, - and _", Truncate(s, 60))
+			return "", templates.Errorf("%q is not a valid space id: use letters, digits, - and _", Truncate(s, 60))
 		}
 	}
 	return id, nil
@@ -116,10 +115,10 @@ func Date(s string) (string, error) {
 	}
 	t, err := time.Parse("2006-01-02", v)
 	if err != nil {
-		return "", fmt.Errorf("%q is not a valid date: write YYYY-MM-DD, e.g. 2027-03-31", Truncate(s, 40))
+		return "", templates.Errorf("%q is not a valid date: write YYYY-MM-DD, e.g. 2027-03-31", Truncate(s, 40))
 	}
 	if t.Year() < 2000 || t.Year() > 2199 {
-		return "", fmt.Errorf("%q is out of range", v)
+		return "", templates.Errorf("%q is out of range", v)
 	}
 	return t.Format("2006-01-02"), nil
 }
@@ -128,7 +127,7 @@ func Date(s string) (string, error) {
 func Status(s string) (string, error) {
 	v := strings.ToLower(strings.TrimSpace(s))
 	if v != StatusActive && v != StatusInactive {
-		return "", fmt.Errorf("status must be active or inactive, not %q", Truncate(v, 40))
+		return "", templates.Errorf("status must be active or inactive, not %q", Truncate(v, 40))
 	}
 	return v, nil
 }
@@ -136,28 +135,29 @@ func Status(s string) (string, error) {
 // TimeZone checks an IANA time zone name such as Europe/Paris.
 func TimeZone(tz string) error {
 	if tz == "" || strings.ContainsAny(tz, " .\\") && tz != "UTC" || strings.HasPrefix(tz, "/") {
-		return fmt.Errorf("%q is not a time zone: use a name like Europe/Paris", Truncate(tz, 40))
+		return templates.Errorf("%q is not a time zone: use a name like Europe/Paris", Truncate(tz, 40))
 	}
 	if _, err := time.LoadLocation(tz); err != nil {
-		return fmt.Errorf("%q is not a time zone: use a name like Europe/Paris", Truncate(tz, 40))
+		return templates.Errorf("%q is not a time zone: use a name like Europe/Paris", Truncate(tz, 40))
 	}
 	return nil
 }
 
 // Text refuses values that could not be shown safely on one line; key
-// names the value in the error ("name=").
-func Text(key, v string) error {
+// names the value in the error: "name=", or a templates.Message ("the
+// name") rendered in the reader's language.
+func Text(key any, v string) error {
 	if utf8.RuneCountInString(v) > MaxTextLen {
-		return fmt.Errorf("%s is longer than %d characters", key, MaxTextLen)
+		return templates.Errorf("%s is longer than %d characters", key, MaxTextLen)
 	}
 	if !utf8.ValidString(v) {
-		return errors.New(key + " is not valid text")
+		return templates.Errorf("%s is not valid text", key)
 	}
 	for _, r := range v {
 		// Zero-width (non-)joiners belong to how Persian, Indic scripts
 		// and emoji are written: allowed in names, not in addresses.
 		if unsafeRune(r) && r != utf8.RuneError && r != '\u200c' && r != '\u200d' {
-			return fmt.Errorf("%s contains a control character", key)
+			return templates.Errorf("%s contains a control character", key)
 		}
 	}
 	return nil
