@@ -21,10 +21,20 @@ type Space struct {
 	Terms      string `json:"terms,omitempty"`
 	// Language is the code of the language of its managers' replies and
 	// digests ("fr"); "" means the network's (bot.language).
-	Language string    `json:"language,omitempty"`
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
+	Language string `json:"language,omitempty"`
+	// The terms a visitor gets (the visa exchange, the public directory):
+	// free days per visitor per calendar month (nil while the space has
+	// not said; FreeDaysUnlimited for no limit), days of notice a visit
+	// needs, and opening hours in the space's own words.
+	FreeDays   *int      `json:"free_days,omitempty"`
+	NoticeDays int       `json:"notice_days,omitempty"`
+	Hours      string    `json:"hours,omitempty"`
+	Created    time.Time `json:"created"`
+	Updated    time.Time `json:"updated"`
 }
+
+// FreeDaysUnlimited as Space.FreeDays means no limit on free days.
+const FreeDaysUnlimited = -1
 
 // Manager links a manager's address to a space they manage.
 type Manager struct {
