@@ -211,11 +211,33 @@ type Watcher struct {
 	backoffMin, backoffMax time.Duration
 
 	// State carried across connections, used only by Run's goroutine.
+	budget           int64 // bytes asked for in one UID FETCH (slowlink.go); 0 = maxFetchBytes
 	lastUIDValidity  uint32
 	warnedNoKeywords bool
 	warnedNoExpunge  bool
 
 	status statusBox // what Status reports
+}
+
+// fetchBudget is the bytes one UID FETCH may ask for now.
+func (w *Watcher) fetchBudget() int64 {
+	if w.budget == 0 {
+		w.budget = maxFetchBytes
+	}
+	return w.budget
+}
+
+// shrinkFetch halves the fetch budget after a fetch fell silent, and
+// returns the new one.
+func (w *Watcher) shrinkFetch() int64 {
+	w.budget = max(w.fetchBudget()/2, minFetchBytes)
+	return w.budget
+}
+
+// growFetch doubles the fetch budget again after a fetch that worked, up
+// to its bound: a link that was slow for a while gets its big batches back.
+func (w *Watcher) growFetch() {
+	w.budget = min(w.fetchBudget()*2, maxFetchBytes)
 }
 
 // New returns a Watcher for cfg that hands messages to h. Configuration

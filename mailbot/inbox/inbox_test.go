@@ -3,6 +3,7 @@ package inbox
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"maps"
 	"net"
@@ -552,5 +553,47 @@ func TestRunRejectsBadConfig(t *testing.T) {
 				t.Fatalf("Run = %v, want a configuration error", err)
 			}
 		})
+	}
+}
+
+// A slow link: batches that take far longer than the watchdog's timeout to
+// arrive, bytes flowing all the while, are fetched and handled; the log
+// says "slow", not that the server did not answer.
+func TestSlowLinkMakesProgress(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	big := strings.Repeat("padding to make the message large on a slow link\r\n", 800) // ~40 KB
+	for i := range 5 {
+		ts.appendMsg(t, "INBOX", append(testMessage(i), big...))
+	}
+	// About 60 KB/s: the five messages (200 KB) take over three seconds
+	// to arrive, each 40 KB one about 0.7 s, against a watchdog shortened
+	// to 400 ms (from 60 s) so that the test runs in seconds.
+	ts.proxy.rate.Store(60 << 10)
+	logs := newLogBuffer(t)
+	cfg := ts.config(logs)
+	cfg.CommandTimeout = 400 * time.Millisecond
+	h := newTestHandler(t, nil)
+	r := start(t, cfg, h, false)
+	for i := range 5 {
+		recv(t, h.calls, fmt.Sprintf("message %d over the slow link", i+1))
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), errWatchdog.Error()) {
+		t.Errorf("the watchdog cut a command while bytes flowed:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "slow link") {
+		t.Errorf("the log does not say the link is slow:\n%s", logs.String())
+	}
+}
+
+// fetchBatches keeps fetches within the byte budget, a big message alone.
+func TestFetchBatches(t *testing.T) {
+	msgs := []sized{{1, 100}, {2, 100}, {3, 5000}, {4, 100}, {5, 100}, {6, 100}}
+	got := fetchBatches(msgs, 1000, 2)
+	want := [][]imap.UID{{1, 2}, {3}, {4, 5}, {6}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("fetchBatches = %v, want %v", got, want)
 	}
 }

@@ -357,11 +357,34 @@ type proxy struct {
 	mu    sync.Mutex
 	conns map[*proxyConn]bool
 	cmds  []string
+
+	// rate throttles what the server sends, in bytes per second; 0 means
+	// no limit.
+	rate atomic.Int64
 }
 
 type proxyConn struct {
 	client, server net.Conn
 	frozen         atomic.Bool
+}
+
+// slowWrite writes b to w at rate bytes per second (0: at once), in small
+// pieces, as a throttled link delivers it: bytes keep arriving.
+func slowWrite(w net.Conn, b []byte, rate int64) error {
+	if rate <= 0 {
+		_, err := w.Write(b)
+		return err
+	}
+	piece := max(int(rate/20), 1) // at most 50 ms worth at a time
+	for len(b) > 0 {
+		n := min(piece, len(b))
+		if _, err := w.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+		time.Sleep(time.Duration(int64(n) * int64(time.Second) / rate))
+	}
+	return nil
 }
 
 func newProxy(t *testing.T, backend string, stripIdle, raw bool) *proxy {
@@ -413,7 +436,11 @@ func (p *proxy) pipe(pc *proxyConn, from, to net.Conn, edit func(*proxyConn, []b
 	for {
 		line, err := r.ReadBytes('\n')
 		if len(line) > 0 {
-			if _, werr := to.Write(edit(pc, line)); werr != nil {
+			rate := int64(0)
+			if to == pc.client {
+				rate = p.rate.Load()
+			}
+			if werr := slowWrite(to, edit(pc, line), rate); werr != nil {
 				return
 			}
 			if to == pc.client && bytes.HasPrefix(line, []byte("+ ")) && !pc.frozen.Load() {

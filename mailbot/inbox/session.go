@@ -24,7 +24,7 @@ type session struct {
 	cfg *Config
 	log *slog.Logger
 
-	raw     net.Conn // the TCP connection under any TLS: closing it fails every pending command
+	raw     *trackedConn // the TCP connection under any TLS: closing it fails every pending command
 	c       *imapclient.Client
 	caps    imap.CapSet
 	newMail chan struct{} // signalled (never blocking) by the reader goroutine on EXISTS
@@ -36,26 +36,27 @@ type session struct {
 	swept       bool            // the first round, which also hands leftovers, is done
 }
 
-// errWatchdog reports a command the server did not answer in time.
-var errWatchdog = errors.New("no answer from server, connection closed")
+// errWatchdog reports a command during which the server fell silent.
+var errWatchdog = errors.New("the server sent nothing for too long, connection closed")
 
 // guard runs one command exchange under the watchdog. go-imap v2 beta.8 sets no
-// read deadline while a command waits for its answer, so if f has not
-// returned within CommandTimeout, or ctx ends first, the TCP connection is
-// closed, which makes the pending command fail.
+// read deadline while a command waits for its answer, so if the server sends
+// nothing for CommandTimeout while f runs, or ctx ends first, the TCP
+// connection is closed, which makes the pending command fail. A command
+// may take longer than that as long as bytes keep coming (a slow link):
+// that is logged as slow, not cut (see slowlink.go).
 func (s *session) guard(ctx context.Context, what string, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { s.raw.Close() })
-	err := f()
-	if !stop() {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("%s: %w after %v", what, errWatchdog, s.cfg.CommandTimeout)
-		}
+	err, silent, took := silence(ctx, s.raw, s.cfg.CommandTimeout, f)
+	switch {
+	case silent:
+		return fmt.Errorf("%s: %w (%v without a byte)", what, errWatchdog, s.cfg.CommandTimeout)
+	case err != nil && ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", what, ctx.Err())
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("%s: %w", what, err)
+	}
+	if took > s.cfg.CommandTimeout {
+		s.log.Warn("imap: slow link: a command took long, its bytes arriving slowly", "command", what, "took", took.Round(time.Millisecond).String())
 	}
 	s.w.status.answered()
 	return nil
@@ -69,10 +70,11 @@ func dial(ctx context.Context, w *Watcher, cfg *Config, log *slog.Logger) (*sess
 	dctx, cancel := context.WithTimeout(ctx, cfg.CommandTimeout)
 	defer cancel()
 	var d net.Dialer
-	raw, err := d.DialContext(dctx, "tcp", cfg.Addr)
+	conn, err := d.DialContext(dctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
+	raw := track(conn)
 	s.raw = raw
 
 	host, _, _ := net.SplitHostPort(cfg.Addr)
@@ -254,14 +256,25 @@ func (s *session) round(ctx context.Context) error {
 			s.w.status.update(func(st *Status) { st.LastSweep, st.LastError = time.Now(), "" })
 			return nil
 		}
-		for batch := range slices.Chunk(uids, s.cfg.BatchSize) {
+		sizes, err := s.sizes(ctx, uids)
+		if err != nil {
+			return err
+		}
+		for _, batch := range fetchBatches(sizes, s.w.fetchBudget(), s.cfg.BatchSize) {
 			if ctx.Err() != nil {
 				return nil
 			}
 			msgs, err := s.fetch(ctx, batch)
+			if errors.Is(err, errWatchdog) {
+				// Ask for less next time: a big batch on a slow link
+				// must not time out again and again.
+				s.log.Warn("imap: a fetch fell silent; the next ones ask for less", "messages", len(batch),
+					"budget_bytes", s.w.shrinkFetch())
+			}
 			if err != nil {
 				return err
 			}
+			s.w.growFetch()
 			for _, u := range batch {
 				handed[u] = true // also those expunged meanwhile, which FETCH skips
 			}
