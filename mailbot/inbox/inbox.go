@@ -90,6 +90,10 @@ type TokenSource interface {
 // retry.
 var errOAuth2 = errors.New("oauth2 login")
 
+// repeatWarn is how often the same connection failure is logged again at
+// Warn while it lasts.
+const repeatWarn = 10 * time.Minute
+
 // maxIdleRestart is the longest IDLE we allow: servers may log out clients
 // idle for 30 minutes (RFC 3501 §5.4) and some do so after about 10.
 const maxIdleRestart = 10 * time.Minute
@@ -282,6 +286,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	log := cfg.Logger.With("imap", cfg.Addr, "mailbox", cfg.Mailbox)
 
 	backoff := w.backoffMin
+	var said string      // the failure last logged at Warn
+	var saidAt time.Time // when
 	for failures := 1; ; failures++ {
 		healthy, err := w.session(ctx, &cfg, log)
 		w.status.update(func(s *Status) {
@@ -299,9 +305,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 		// Equal jitter: half fixed, half random, so that several bots
 		// restarted together do not reconnect in lockstep.
 		delay := backoff/2 + rand.N(backoff/2+1)
+		// The same failure again and again (a deleted mailbox, a server
+		// down for hours) is said once, then every repeatWarn; the retries
+		// in between are debug lines.
 		level := slog.LevelWarn
-		if errors.Is(err, errOAuth2) {
+		switch {
+		case errors.Is(err, errOAuth2):
+			level = slog.LevelDebug // the token source says it, once per state
+		case err != nil && err.Error() == said && time.Since(saidAt) < repeatWarn:
 			level = slog.LevelDebug
+		case err != nil:
+			said, saidAt = err.Error(), time.Now()
 		}
 		log.Log(ctx, level, "imap connection failed", "error", err, "failures", failures, "retry_in", delay)
 		t := time.NewTimer(delay)

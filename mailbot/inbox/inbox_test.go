@@ -597,3 +597,25 @@ func TestFetchBatches(t *testing.T) {
 		t.Errorf("fetchBatches = %v, want %v", got, want)
 	}
 }
+
+// The same failure again and again (here a watched mailbox that does not
+// exist) is logged at Warn once, not at every retry.
+func TestRepeatedFailureWarnsOnce(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	logs := newLogBuffer(t)
+	cfg := ts.config(logs)
+	cfg.Mailbox = "Deleted"
+	ctx, cancel := context.WithCancel(context.Background())
+	w := New(cfg, newTestHandler(t, nil))
+	// Retries every few milliseconds instead of 1 s to 60 s, so that the
+	// test sees many of them.
+	w.backoffMin, w.backoffMax = time.Millisecond, 5*time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	eventually(t, "ten retries", func() bool { return strings.Count(logs.String(), "imap connection failed") >= 10 })
+	cancel()
+	<-done
+	if n := strings.Count(logs.String(), `level=WARN msg="imap connection failed"`); n != 1 {
+		t.Errorf("%d warnings for the same failure, want 1:\n%s", n, logs.String())
+	}
+}

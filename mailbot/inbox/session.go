@@ -387,6 +387,7 @@ func (s *session) deliver(ctx context.Context, msgs []Message) error {
 			}
 		}
 		if mk.target == "" {
+			log.Info("messages marked, left in place")
 			continue
 		}
 		if err := s.move(ctx, mk.uids, mk.target); err != nil {
@@ -397,7 +398,9 @@ func (s *session) deliver(ctx context.Context, msgs []Message) error {
 			if err := s.soft(log, msg, err); err != nil {
 				return err
 			}
+			continue
 		}
+		log.Info("messages marked and moved")
 	}
 	return nil
 }
@@ -429,28 +432,28 @@ func (s *session) plan(m Message, d Disposition) (mk mark, ok bool) {
 	if d.Reason != "" {
 		log = log.With("reason", d.Reason)
 	}
+	// The handler logged what it did; what the inbox does is logged once
+	// it is done (deliver).
 	switch d.Action {
 	case Leave:
-		log.Info("message left for a later sweep")
+		log.Info("message left in the inbox for a later sweep")
 		return mark{}, false
 	case Handled:
 		mk.flags, mk.target = []imap.Flag{s.marker, imap.FlagSeen}, s.cfg.ProcessedMailbox
-		log.Info("message handled", "to", mk.target)
 	case SetAside:
 		mk.flags, mk.target = []imap.Flag{s.marker, imap.FlagSeen}, d.Mailbox
 		if s.keywords {
 			mk.flags = append(mk.flags, KeywordRejected)
 		}
-		log.Warn("message set aside", "to", mk.target)
 	case Quarantine:
 		// No flag: moved back, it is unhandled. Not moved (a failure),
 		// it is tried again.
 		mk.target = d.Mailbox
-		log.Warn("message quarantined", "to", mk.target)
 	default:
 		log.Error("handler returned an unknown action, message left in place")
 		return mark{}, false
 	}
+	log.Debug("message to be marked and moved", "to", mk.target)
 	mk.flags = slices.Compact(mk.flags) // \Seen twice without keywords
 	mk.uids = imap.UIDSetNum(imap.UID(m.UID))
 	return mk, true
