@@ -79,8 +79,9 @@ type Scheduler struct {
 	now   func() time.Time
 	wake  func()
 
-	mu    sync.Mutex
-	zones map[string]*time.Location
+	mu     sync.Mutex
+	zones  map[string]*time.Location
+	future map[string]bool // spaces whose creation time was found in the future (logged once)
 }
 
 // New makes a scheduler over an open store. now is the clock (nil means
@@ -183,7 +184,7 @@ func (s *Scheduler) SendDue(ctx context.Context) (int, error) {
 		spaces, err := tx.Spaces()
 		for _, sp := range spaces {
 			due, key := s.scheduleOf(sp).current(now, s.zone(sp))
-			if !due.IsZero() && tx.Period(SpacePeriod+sp.ID) < key && !sp.Created.After(due) {
+			if !due.IsZero() && tx.Period(SpacePeriod+sp.ID) < key && !s.createdOf(sp, now).After(due) {
 				ids = append(ids, sp.ID)
 			}
 		}
@@ -212,6 +213,29 @@ func (s *Scheduler) SendDue(ctx context.Context) (int, error) {
 	return total, errors.Join(errs...)
 }
 
+// createdOf is when a space was created, as the schedule counts it: a
+// creation time in the future (the clock ran ahead when the space was
+// added, and was set back since) is not believed, and the space counts as
+// created long ago, so that it gets its digest at the next slot, not when
+// the clock catches up with the bad time.
+func (s *Scheduler) createdOf(sp storage.Space, now time.Time) time.Time {
+	if !sp.Created.After(now.Add(time.Minute)) {
+		return sp.Created
+	}
+	s.mu.Lock()
+	first := !s.future[sp.ID]
+	if s.future == nil {
+		s.future = map[string]bool{}
+	}
+	s.future[sp.ID] = true
+	s.mu.Unlock()
+	if first {
+		s.log.Warn("digest: a space was created in the future; the clock was set back; its creation time is ignored",
+			"space", sp.ID, "created", sp.Created.Format(time.RFC3339))
+	}
+	return time.Time{}
+}
+
 // sendSpace queues one space's digest if its period is due.
 func (s *Scheduler) sendSpace(id string) (int, error) {
 	now := s.now()
@@ -230,11 +254,12 @@ func (s *Scheduler) sendSpace(id string) (int, error) {
 		if due.IsZero() || last >= key {
 			return nil // done (a later key: the zone or the schedule changed)
 		}
-		if sp.Created.After(due) {
+		created := s.createdOf(sp, now)
+		if created.After(due) {
 			return nil // a new space waits for its first slot
 		}
 		w := window{
-			Start: since(sch, last, due, sp.Created, loc), End: due, AsOf: now, Loc: loc,
+			Start: since(sch, last, due, created, loc), End: due, AsOf: now, Loc: loc,
 			Day: due.In(loc), FileDate: key,
 		}
 		m, err := s.spaceDigest(tx, sp, w)

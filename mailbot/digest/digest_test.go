@@ -371,6 +371,23 @@ func TestNewSpaceWaitsForItsSlot(t *testing.T) {
 	}
 }
 
+// A space created while the clock ran ahead (its creation time in the
+// future once the clock is set back) gets its digest at its next slot, not
+// when the clock catches up with the bad time.
+func TestSpaceCreatedInTheFuture(t *testing.T) {
+	f := newFixture(t)
+	f.sendDue(t, nyDue)
+	f.outbox(t)
+	f.update(t, func(tx *storage.Tx) error {
+		if err := tx.PutSpace(storage.Space{ID: "ahead", Name: "Ahead", TZ: "America/New_York", Created: utc("2027-03-01T10:00:00Z")}); err != nil {
+			return err
+		}
+		return tx.AddManager(storage.Manager{Email: "m@ahead.test", Space: "ahead"})
+	})
+	f.sendDue(t, "2026-12-07T13:00:45Z")
+	find(t, f.outbox(t), "m@ahead.test")
+}
+
 func TestSpaceDigestContent(t *testing.T) {
 	f := newFixture(t)
 	f.sendDue(t, nyDue)
