@@ -51,7 +51,7 @@ var (
 // domains are the test domains whose mail is signed: their keys and DMARC
 // policies (p=reject) are published for the milters.
 func domains() []string {
-	d := []string{"visa.test", "indyhall.test", "betahaus.test", "elsewhere.test", "evil.test"}
+	d := []string{"visa.test", "indyhall.test", "betahaus.test", "elsewhere.test", "evil.test", "stall1.test", "stall2.test"}
 	for i := range chaosPlanFromEnv().managers {
 		d = append(d, chaosDomain(i))
 	}

@@ -39,7 +39,7 @@ const (
 	DefaultProbe          = 30 * time.Second
 	DefaultMaxCrashes     = 3
 	DefaultSendTimeout    = 2 * time.Minute
-	DefaultSlowAfter      = 15 * time.Second
+	DefaultSlowAfter      = 5 * time.Second
 	DefaultMaxConnections = 16
 )
 
@@ -480,7 +480,7 @@ func (q *Queue) deliver(s Sender, it storage.OutboxItem) outcome {
 	if raw == nil {
 		return outcome{id: it.ID, sent: true} // sent or held meanwhile
 	}
-	q.cfg.Log.Debug("outbox: sending", "id", it.ID, "attempt", it.Attempts, "kind", it.Kind)
+	q.cfg.Log.Debug("outbox: sending", "id", it.ID, "to", it.To, "attempt", it.Attempts, "kind", it.Kind)
 	// Finish a send in hand even during shutdown, within a bound.
 	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.SendTimeout)
 	sendErr := s.Send(ctx, it.From, it.To, raw)
