@@ -184,9 +184,10 @@ func (b *Bot) NotifyHeld(it storage.OutboxItem) {
 	}{it.ID, it.Crashes, it.Kind, strings.Join(it.To, ", "), it.Answers})
 }
 
-// dropNoticeDelay is how long the bot gathers replies dropped for good
-// before it tells the admins of all of them in one notice.
-const dropNoticeDelay = time.Minute
+// dropNoticeEvery bounds the admins' notices about dropped replies: the
+// first drop is told at once, the ones in the following minute together
+// at its end.
+const dropNoticeEvery = time.Minute
 
 // droppedReply is one line of the admins' notice about dropped replies.
 type droppedReply struct {
@@ -194,19 +195,26 @@ type droppedReply struct {
 }
 
 // NotifyDropped tells the admins of a message the outbox dropped for good
-// (refused with a 5xx, or given up on; outbox.Config.OnDropped): the replies
-// dropped within dropNoticeDelay go out in one notice. A dropped notice
-// is not reported, so that an admin address that refuses mail cannot start
-// a loop of notices about notices.
+// (refused with a 5xx, or given up on; outbox.Config.OnDropped), batched
+// by dropNoticeEvery. A dropped notice is not reported, so that an admin
+// address that refuses mail cannot start a loop of notices about notices.
 func (b *Bot) NotifyDropped(it storage.OutboxItem, err error) {
 	if it.Kind == outbox.KindNotice {
 		return
 	}
 	b.dropMu.Lock()
-	defer b.dropMu.Unlock()
 	b.dropped = append(b.dropped, droppedReply{Kind: it.Kind, To: strings.Join(it.To, ", "), Answers: it.Answers, Error: err.Error()})
-	if len(b.dropped) == 1 {
-		time.AfterFunc(dropNoticeDelay, b.flushDropped)
+	now := b.now()
+	wait := b.dropLast.Add(dropNoticeEvery).Sub(now)
+	first := len(b.dropped) == 1
+	b.dropMu.Unlock()
+	switch {
+	case !first:
+		// A flush is planned already.
+	case wait <= 0:
+		b.flushDropped()
+	default:
+		time.AfterFunc(wait, b.flushDropped)
 	}
 }
 
@@ -214,7 +222,7 @@ func (b *Bot) NotifyDropped(it storage.OutboxItem, err error) {
 func (b *Bot) flushDropped() {
 	b.dropMu.Lock()
 	list := b.dropped
-	b.dropped = nil
+	b.dropped, b.dropLast = nil, b.now()
 	b.dropMu.Unlock()
 	if len(list) > 0 {
 		b.notifyAdmins("dropped", struct{ Replies []droppedReply }{list})

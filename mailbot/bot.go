@@ -80,8 +80,9 @@ type Bot struct {
 	limiter  *Limiter
 	failures *failures
 
-	dropMu  sync.Mutex     // guards dropped
-	dropped []droppedReply // replies dropped for good, for the next notice
+	dropMu   sync.Mutex     // guards dropped and dropLast
+	dropped  []droppedReply // replies dropped for good, for the next notice
+	dropLast time.Time      // when the last such notice went out
 
 	store storeState // intake paused while the store cannot be written
 	// direct sends a notice without the store (which may be what fails);

@@ -338,10 +338,21 @@ func TestReplyToBotWithoutCommandsIsNotAnswered(t *testing.T) {
 func TestDroppedRepliesAreReported(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	refused := errors.New("550 5.1.1 no such user")
+	b.NotifyDropped(storage.OutboxItem{Kind: "reply", To: []string{"first@indyhall.test"}, Answers: "cmd0@indyhall.test"}, refused)
+	if r := queued(t, db); len(r) != 1 || !strings.Contains(replyText(t, r[0]), "first@indyhall.test") {
+		t.Fatalf("the first drop is not told at once: %d notices", len(r))
+	}
+	db.Update(func(tx *storage.Tx) error { // sent
+		return tx.Outbox(func(it storage.OutboxItem) bool { tx.DeleteOutboxItem(it.ID); return true })
+	})
+	// Those within the next minute are told together.
 	b.NotifyDropped(storage.OutboxItem{Kind: "reply", To: []string{"gone@indyhall.test"}, Answers: "cmd1@indyhall.test"}, refused)
 	b.NotifyDropped(storage.OutboxItem{Kind: "digest", To: []string{"old@betahaus.test"}}, refused)
 	b.NotifyDropped(storage.OutboxItem{Kind: "notice", To: []string{"admin@visa.test"}}, refused)
-	b.flushDropped()
+	if r := queued(t, db); len(r) != 0 {
+		t.Fatalf("%d notices before the minute is over, want 0", len(r))
+	}
+	b.flushDropped() // as the minute's timer does
 	r := queued(t, db)
 	if len(r) != 1 {
 		t.Fatalf("%d notices, want 1", len(r))

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-func init() { worlds = append(worlds, "stall") }
+func init() { worlds = append(worlds, "stall", "refused") }
 
 // stallingSMTP is a proxy in front of the submission server that holds a
 // connection as soon as the client names a recipient of a stalled domain,
@@ -23,6 +23,12 @@ type stallingSMTP struct {
 }
 
 func stallSMTP(t *testing.T, backend string, domains ...string) *stallingSMTP {
+	return faultySMTP(t, backend, domains, nil)
+}
+
+// faultySMTP is stallSMTP that also refuses, for good (550), every
+// recipient of the refused domains.
+func faultySMTP(t *testing.T, backend string, domains, refused []string) *stallingSMTP {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,10 +67,19 @@ func stallSMTP(t *testing.T, backend string, domains ...string) *stallingSMTP {
 				for {
 					line, err := r.ReadString('\n')
 					if len(line) > 0 {
+						rcpt := strings.HasPrefix(strings.ToUpper(line), "RCPT TO:")
 						for _, d := range domains {
-							if strings.HasPrefix(strings.ToUpper(line), "RCPT TO:") && strings.Contains(strings.ToLower(line), "@"+d+">") {
+							if rcpt && strings.Contains(strings.ToLower(line), "@"+d+">") {
 								time.Sleep(time.Hour) // until close
 							}
+						}
+						refuse := false
+						for _, d := range refused {
+							refuse = refuse || rcpt && strings.Contains(strings.ToLower(line), "@"+d+">")
+						}
+						if refuse {
+							client.Write([]byte("550 5.1.1 <someone>: Recipient address rejected: User unknown\r\n"))
+							continue
 						}
 						if _, err := server.Write([]byte(line)); err != nil {
 							return
@@ -113,4 +128,23 @@ func TestStalledRecipientsBesideTheFrontDesk(t *testing.T) {
 	mustContain(t, waitSubject(t, w.alex, "Re: front desk"), "NOT VERIFIED: nobody@elsewhere.test")
 	proxy.close()
 	b.stop()
+}
+
+// TestRefusedReplyIsToldToTheAdmins: a reply the submission server refuses
+// for good (550) is dropped, and the admins are told which, answering what.
+func TestRefusedReplyIsToldToTheAdmins(t *testing.T) {
+	w := newWorld("refused")
+	store := t.TempDir() + "/visa.db"
+	proxy := faultySMTP(t, stack.SMTPAddr, nil, []string{"stall1.test"})
+	b := startBot(t, w, store, proxy.addr())
+	setup(t, w)
+	cmd := thunderbird(envelope{From: "someone@stall1.test", To: w.bot, Subject: "hello", MessageID: "refused-cmd@stall1.test"}, "help")
+	send(t, "someone@stall1.test", w.bot, cmd)
+	notice := waitSubject(t, w.admin, "[Coworking Visa] replies could not be delivered")
+	mustContain(t, notice, "someone@stall1.test", "refused-cmd@stall1.test", "550")
+	proxy.close()
+	b.stop()
+	if !strings.Contains(b.log.String(), "answers=refused-cmd@stall1.test") {
+		t.Errorf("the log does not name the command mail the dropped reply answered")
+	}
 }
