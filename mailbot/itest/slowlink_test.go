@@ -55,25 +55,25 @@ func throttle(t *testing.T, backend string, rate int) string {
 	return ln.Addr().String()
 }
 
-// TestSlowIMAPLink: the bot reads its inbox through a link of 200 KB/s
+// TestSlowIMAPLink: the bot reads its inbox through a link of 100 KB/s
 // while commands with large attachments arrive: a fetch takes far longer
 // than the watchdog's limit, bytes flowing all the while, and every
 // command is answered; the log says the link is slow.
 func TestSlowIMAPLink(t *testing.T) {
 	w := newWorld("slowlink")
 	store := t.TempDir() + "/visa.db"
-	slow := throttle(t, stack.IMAPAddr, 200<<10)
+	slow := throttle(t, stack.IMAPAddr, 100<<10)
 	b := startBotConfig(t, writeBotConfig(t, botConfig{bot: w.bot, admin: w.admin, store: store, adjust: func(c *config.Config) {
 		host, port := splitHostPort(t, slow)
 		c.IMAP.Host = host
 		fmt.Sscan(port, &c.IMAP.Port)
-		// A watchdog of 2 s instead of 60 s, so that fetches of about a
-		// megabyte over this link take longer than it in a test of
-		// seconds.
-		c.IMAP.CommandTimeout = 2 * time.Second
+		// A watchdog of 4 s instead of 60 s, so that a fetch of half a
+		// megabyte over this link (5 s) takes longer than it in a test
+		// of seconds, while a login on a busy machine does not.
+		c.IMAP.CommandTimeout = 4 * time.Second
 	}}))
 	setup(t, w)
-	attachment := strings.Repeat("This line pads a large attachment that a slow link carries slowly.\n", 4500) // ~300 KB
+	attachment := strings.Repeat("This line pads a large attachment that a slow link carries slowly.\n", 7500) // ~500 KB
 	for i := range 3 {
 		send(t, w.alex, w.bot, thunderbird(envelope{From: w.alex, To: w.bot, Subject: fmt.Sprintf("slow %d", i)},
 			fmt.Sprintf("verify nobody%d@elsewhere.test\n\n%s", i, attachment)))
@@ -86,7 +86,7 @@ func TestSlowIMAPLink(t *testing.T) {
 	if !strings.Contains(log, "slow link") {
 		t.Errorf("the log does not say the link is slow")
 	}
-	if strings.Contains(log, "sent nothing for too long") {
-		t.Errorf("the watchdog cut a command while bytes flowed")
+	if strings.Contains(log, "UID FETCH: the server sent nothing for too long") {
+		t.Errorf("the watchdog cut a fetch while bytes flowed")
 	}
 }
