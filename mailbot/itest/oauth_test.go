@@ -117,11 +117,13 @@ func TestOAuth2(t *testing.T) {
 
 	// 5. The login is revoked while the bot runs. SMTP logs in with its
 	// password here, so that the notice to the admins has a way out that
-	// does not depend on the revoked login; notify_admins_after is 3 s
-	// instead of 30 minutes, so the test need not wait.
+	// does not depend on the revoked login; notify_admins_after is 8 s
+	// instead of 30 minutes, so the test need not wait, and long enough
+	// for the retries (1, 2, 4 s apart) to reach the token endpoint and
+	// learn that the refresh token is revoked even on a busy machine.
 	cfg = w.config("oauth-revoked", func(c *config.Config) {
 		c.SMTP.Auth, c.SMTP.PasswordEnv = "password", "MAILBOT_SMTP_PASSWORD"
-		c.OAuth2.NotifyAdminsAfter = 3 * time.Second
+		c.OAuth2.NotifyAdminsAfter = 8 * time.Second
 	})
 	b = runBinary(t, append(os.Environ(), "MAILBOT_SMTP_PASSWORD="+password), "run", "--config", cfg)
 	b.config = cfg
