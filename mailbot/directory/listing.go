@@ -1,0 +1,166 @@
+package directory
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"unicode"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/coworkingvisa/mailbot/storage"
+)
+
+// listing is the store's spaces as the directory shows them: sorted by
+// country, city and name, each with the folded forms the search compares.
+// It is built from one read transaction and kept while the store's
+// generation stays the same, so that a page of a big network does not
+// decode every space again; any write to the store makes a new one at the
+// next request.
+type listing struct {
+	gen       uint64
+	spaces    []entry
+	countries []country // in the order of the spaces
+}
+
+// entry is one space of a listing.
+type entry struct {
+	storage.Space
+	country    string // the country's key (see countryKey)
+	cityFold   string
+	countryFld string
+	nameFold   string
+}
+
+// country is one group of the listing: the spaces from first to first+count.
+type country struct {
+	Key   string // countryKey of the spaces' Country
+	Name  string // as the first space (by id) spells it; "" for spaces that name none
+	first int
+	count int
+}
+
+// noCountry is the key of the spaces that name no country: a key no
+// folded country name has, so that ?country= can name the group.
+const noCountry = "-"
+
+// countryKey groups spellings that differ in case and accents only.
+func countryKey(c string) string {
+	if k := fold(c); k != "" {
+		return k
+	}
+	return noCountry
+}
+
+// newListing sorts the spaces of one read of the store.
+func newListing(gen uint64, spaces []storage.Space) *listing {
+	l := &listing{gen: gen, spaces: make([]entry, len(spaces))}
+	names := map[string]string{} // country key -> its spelling
+	for i, s := range spaces {
+		e := entry{Space: s, country: countryKey(s.Country), cityFold: fold(s.City), countryFld: fold(s.Country),
+			nameFold: fold(s.Name)}
+		if _, ok := names[e.country]; !ok {
+			names[e.country] = strings.TrimSpace(s.Country)
+		}
+		l.spaces[i] = e
+	}
+	slices.SortFunc(l.spaces, func(a, b entry) int {
+		// Spaces that name no country come last.
+		if (a.country == noCountry) != (b.country == noCountry) {
+			if a.country == noCountry {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(
+			cmp.Compare(a.country, b.country),
+			cmp.Compare(a.cityFold, b.cityFold),
+			cmp.Compare(a.nameFold, b.nameFold),
+			cmp.Compare(a.ID, b.ID),
+		)
+	})
+	for i, e := range l.spaces {
+		if n := len(l.countries); n > 0 && l.countries[n-1].Key == e.country {
+			l.countries[n-1].count++
+			continue
+		}
+		name := names[e.country]
+		l.countries = append(l.countries, country{Key: e.country, Name: name, first: i, count: 1})
+	}
+	return l
+}
+
+// filter is what a request asks to see.
+type filter struct {
+	Query   string // matched against city and country
+	Country string // a country key; "" for every country
+}
+
+// match returns the spaces the filter lets through, in listing order.
+func (l *listing) match(f filter) []entry {
+	spaces := l.spaces
+	if f.Country != "" {
+		i := slices.IndexFunc(l.countries, func(c country) bool { return c.Key == f.Country })
+		if i < 0 {
+			return nil
+		}
+		c := l.countries[i]
+		spaces = l.spaces[c.first : c.first+c.count]
+	}
+	q := fold(f.Query)
+	if q == "" {
+		return spaces
+	}
+	var out []entry
+	for _, e := range spaces {
+		if wordPrefix(e.cityFold, q) || wordPrefix(e.countryFld, q) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// space finds a space by id.
+func (l *listing) space(id string) (entry, bool) {
+	for _, e := range l.spaces {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return entry{}, false
+}
+
+// wordPrefix reports whether q starts s or one of its words: "berlin"
+// finds "Berlin", "san fr" finds "San Francisco", "york" finds "New York",
+// and "de" finds "DE" and "Den Haag" but not "Dresden".
+func wordPrefix(s, q string) bool {
+	prev := ' '
+	for i, r := range s {
+		if !isWordRune(prev) && isWordRune(r) && strings.HasPrefix(s[i:], q) {
+			return true
+		}
+		prev = r
+	}
+	return false
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// fold is s as the search compares it: trimmed, case-folded, without
+// accents ("Zürich" and "zurich", "São Paulo" and "sao paulo" are equal).
+func fold(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	// A transformer keeps state: one per call.
+	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), cases.Fold(), norm.NFC)
+	out, _, err := transform.String(t, s)
+	if err != nil {
+		return strings.ToLower(s)
+	}
+	return out
+}
