@@ -21,6 +21,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -71,6 +72,7 @@ type Directory struct {
 
 	build sync.Mutex // one rebuild of the listing at a time
 	cur   atomic.Pointer[listing]
+	seed  maphash.Seed // of the hashes of the spaces' records
 }
 
 // New makes the directory of db's spaces, worded by tmpl.
@@ -81,7 +83,7 @@ func New(db *storage.DB, tmpl *templates.Set, opts Options) (*Directory, error) 
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Directory{db: db, tmpl: tmpl, opts: opts, codes: []string{"en"}}
+	d := &Directory{db: db, tmpl: tmpl, opts: opts, codes: []string{"en"}, seed: maphash.MakeSeed()}
 	for _, c := range tmpl.Languages() {
 		if c != "en" {
 			d.codes = append(d.codes, c)
@@ -116,8 +118,8 @@ func (d *Directory) Register(s *web.Server) {
 	s.Handle("GET /spaces.json", http.HandlerFunc(d.serveJSON))
 }
 
-// current is the listing of the store as it is now: the kept one when the
-// store's generation has not moved, else a new one.
+// current is the listing of the store as it is now: the kept one when
+// no space has changed since it was built, else a new one.
 func (d *Directory) current() (*listing, error) {
 	var l *listing
 	err := d.db.View(func(tx *storage.Tx) error {
@@ -129,21 +131,32 @@ func (d *Directory) current() (*listing, error) {
 	if err != nil || l != nil {
 		return l, err
 	}
-	// The store changed: one request rebuilds, the others wait for it
-	// rather than decoding every space at the same time.
+	// The store changed: one request looks, the others wait for it
+	// rather than reading every space at the same time.
 	d.build.Lock()
 	defer d.build.Unlock()
 	err = d.db.View(func(tx *storage.Tx) error {
 		gen := tx.Generation()
-		if cur := d.cur.Load(); cur != nil && cur.gen == gen {
+		cur := d.cur.Load()
+		if cur != nil && cur.gen == gen {
 			l = cur
 			return nil
 		}
-		spaces, err := tx.Spaces()
-		if err != nil {
+		var h maphash.Hash
+		h.SetSeed(d.seed)
+		if err := tx.HashSpaces(&h); err != nil {
 			return err
 		}
-		l = newListing(gen, spaces)
+		sum := h.Sum64()
+		if cur != nil && cur.sum == sum {
+			l = cur.at(gen) // other records changed, not the spaces
+		} else {
+			spaces, err := tx.Spaces()
+			if err != nil {
+				return err
+			}
+			l = newListing(gen, sum, spaces)
+		}
 		d.cur.Store(l)
 		return nil
 	})
@@ -179,18 +192,21 @@ func (d *Directory) page(w http.ResponseWriter, r *http.Request, l *templates.La
 	h.Set("Vary", "Accept-Language")
 	h.Set("Content-Security-Policy", d.csp)
 	h.Set("Referrer-Policy", "no-referrer")
-	send(w, r, status, b.Bytes())
+	send(w, r, status, b.Bytes(), "")
 }
 
-// send writes a response body with its validator. Every answer may be
+// send writes a response body with its validator, tag (etag(body)
+// when ""). Every answer may be
 // stored, but must be checked with the server before each use
 // (Cache-Control: no-cache, RFC 9111 §5.2.2.4): the directory is current
 // at every load, and an unchanged page costs a 304 (RFC 9110 §13.1.2).
-func send(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+func send(w http.ResponseWriter, r *http.Request, status int, body []byte, tag string) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-cache")
 	if status == http.StatusOK {
-		tag := etag(body)
+		if tag == "" {
+			tag = etag(body)
+		}
 		h.Set("ETag", tag)
 		if noneMatch(r.Header.Get("If-None-Match"), tag) {
 			h.Del("Content-Type")

@@ -44,6 +44,7 @@ func network() []storage.Space {
 
 type fixture struct {
 	db  *storage.DB
+	dir *Directory
 	srv *web.Server
 }
 
@@ -69,7 +70,7 @@ func newFixture(t testing.TB, opts Options, spaces ...storage.Space) *fixture {
 	}
 	srv := web.New(web.Options{})
 	dir.Register(srv)
-	return &fixture{db: db, srv: srv}
+	return &fixture{db: db, dir: dir, srv: srv}
 }
 
 func put(t testing.TB, db *storage.DB, spaces ...storage.Space) {
@@ -543,12 +544,18 @@ func TestCurrentAtEveryRequest(t *testing.T) {
 		t.Fatalf("before: ETag %q\n%s", tag, first.Body)
 	}
 	jsonTag := f.get(t, "/spaces.json").Header().Get("ETag")
-	// A write that changes nothing the directory shows keeps the tag.
+	// A write that changes no space keeps the tag, and the spaces as
+	// read before: they are not decoded again.
+	before := f.dir.cur.Load()
 	if err := f.db.Probe(time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if rec := f.get(t, "/", "If-None-Match", tag); rec.Code != http.StatusNotModified {
 		t.Errorf("an unrelated write changed the page: %d", rec.Code)
+	}
+	if after := f.dir.cur.Load(); after.gen <= before.gen || &after.spaces[0] != &before.spaces[0] {
+		t.Errorf("after an unrelated write: generation %d (was %d), spaces read again: %v",
+			after.gen, before.gen, &after.spaces[0] != &before.spaces[0])
 	}
 	err := f.db.Update(func(tx *storage.Tx) error { return tx.DeleteSpace("lacantine") })
 	if err != nil {

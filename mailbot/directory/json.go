@@ -48,9 +48,37 @@ func (d *Directory) serveJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	matches := list.match(filter{Query: clip(q.Get("q"), maxQuery), Country: clip(q.Get("country"), maxQuery)})
-	out := jsonDirectory{Bot: d.opts.BotAddress, Spaces: make([]jsonSpace, len(matches))}
-	for i, e := range matches {
+	f := filter{Query: clip(q.Get("q"), maxQuery), Country: clip(q.Get("country"), maxQuery)}
+	var body []byte
+	var tag string
+	if f == (filter{}) {
+		c := list.json
+		c.once.Do(func() {
+			if c.body, c.err = d.encodeJSON(list.spaces); c.err == nil {
+				c.tag = etag(c.body)
+			}
+		})
+		body, tag, err = c.body, c.tag, c.err
+	} else {
+		body, err = d.encodeJSON(list.match(f))
+	}
+	if err != nil {
+		d.opts.Log.Error("directory: cannot encode the spaces", "error", err)
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	// Public data, for other sites' pages to fetch.
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	send(w, r, http.StatusOK, body, tag)
+}
+
+// encodeJSON is /spaces.json of the spaces.
+func (d *Directory) encodeJSON(spaces []entry) ([]byte, error) {
+	out := jsonDirectory{Bot: d.opts.BotAddress, Spaces: make([]jsonSpace, len(spaces))}
+	for i, e := range spaces {
 		s := jsonSpace{ID: e.ID, Name: e.Name, City: strings.TrimSpace(e.City), Country: strings.TrimSpace(e.Country),
 			TimeZone: e.TZ, Language: e.Language, Terms: strings.TrimSpace(e.Terms), Hours: strings.TrimSpace(e.Hours),
 			NoticeDays: e.NoticeDays, Page: "spaces/" + url.PathEscape(e.ID)}
@@ -73,14 +101,7 @@ func (d *Directory) serveJSON(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(&body)
 	enc.SetEscapeHTML(false) // a reader of JSON needs no \u0026 for &
 	if err := enc.Encode(out); err != nil {
-		d.opts.Log.Error("directory: cannot encode the spaces", "error", err)
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return
+		return nil, err
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	// Public data, for other sites' pages to fetch.
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-	send(w, r, http.StatusOK, body.Bytes())
+	return body.Bytes(), nil
 }
