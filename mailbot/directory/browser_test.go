@@ -142,6 +142,7 @@ func TestInABrowser(t *testing.T) {
 				t.Errorf("the visit link is %s, want %s", got, want)
 			}
 			tab.Screenshot(shots, "space-"+size.name+".png", false)
+			tab.Screenshot(shots, "space-"+size.name+"-full.png", true)
 
 			// The longest words stay within the screen.
 			tab.Navigate(srv.URL+"/spaces/kraftwerk-oerlikon-makerspace", http.StatusOK)
