@@ -296,6 +296,9 @@ func TestSearchByCityOrCountry(t *testing.T) {
 	if !strings.Contains(p.body, `<a href="?country=de" aria-current="page">DE</a>`) {
 		t.Error("?country=de: the index does not mark DE")
 	}
+	if got := f.page(t, "/?country=De", http.StatusOK).spaceNames(); len(got["DE"]) != 3 {
+		t.Errorf("?country=De: %v", got)
+	}
 	p = f.page(t, "/?country=-", http.StatusOK)
 	if got := p.spaceNames(); len(got) != 1 || len(got["Country not given"]) != 1 {
 		t.Errorf("?country=-: %v", got)
@@ -646,5 +649,44 @@ func TestWordPrefix(t *testing.T) {
 	}
 	if fold(" Zürich ") != "zurich" || fold("STRASSE") != fold("straße") || fold("São Paulo") != "sao paulo" {
 		t.Errorf("fold: %q %q %q %q", fold(" Zürich "), fold("STRASSE"), fold("straße"), fold("São Paulo"))
+	}
+}
+
+// Requests in parallel with writes read consistent listings (run with
+// -race): every answer is a whole page of one state of the store.
+func TestConcurrentRequestsAndWrites(t *testing.T) {
+	f := newFixture(t, Options{}, network()...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 20 {
+			s := storage.Space{ID: fmt.Sprintf("new%02d", i), Name: fmt.Sprintf("New %02d", i), City: "Lisbon", Country: "PT"}
+			if err := f.db.Update(func(tx *storage.Tx) error { return tx.PutSpace(s) }); err != nil {
+				t.Error(err) // not Fatal: this is not the test's goroutine
+				return
+			}
+		}
+	}()
+	errs := make(chan string, 8)
+	for range 8 {
+		go func() {
+			for range 20 {
+				rec := f.get(t, "/?q=lisbon")
+				if rec.Code != http.StatusOK || !strings.HasSuffix(rec.Body.String(), "</html>\n") {
+					errs <- fmt.Sprintf("%d\n%s", rec.Code, rec.Body)
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 8 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+	<-done
+	if n := strings.Count(f.get(t, "/?q=lisbon").Body.String(), "<h4>"); n != 20 {
+		t.Errorf("after the writes: %d spaces in Lisbon, want 20", n)
 	}
 }

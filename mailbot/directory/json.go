@@ -47,8 +47,7 @@ func (d *Directory) serveJSON(w http.ResponseWriter, r *http.Request) {
 		d.unavailable(w, d.lang(r), err)
 		return
 	}
-	q := r.URL.Query()
-	f := filter{Query: clip(q.Get("q"), maxQuery), Country: clip(q.Get("country"), maxQuery)}
+	f := filterOf(r)
 	var body []byte
 	var tag string
 	if f == (filter{}) {

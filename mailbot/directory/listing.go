@@ -2,6 +2,7 @@ package directory
 
 import (
 	"cmp"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -116,6 +117,14 @@ func newListing(gen, sum uint64, spaces []storage.Space) *listing {
 type filter struct {
 	Query   string // matched against city and country
 	Country string // a country key; "" for every country
+}
+
+// filterOf is what a request's ?q= and ?country= ask for. A country is
+// named by its key, as the index links name it; any spelling of it does
+// (?country=DE).
+func filterOf(r *http.Request) filter {
+	q := r.URL.Query()
+	return filter{Query: clip(q.Get("q"), maxQuery), Country: fold(clip(q.Get("country"), maxQuery))}
 }
 
 // match returns the spaces the filter lets through, in listing order.

@@ -98,9 +98,9 @@ func (d *Directory) serveIndex(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := filter{Query: clip(q.Get("q"), maxQuery), Country: clip(q.Get("country"), maxQuery)}
-	v := indexView{Lang: l.Code(), Bot: d.opts.BotAddress, BotHref: mailto(d.opts.BotAddress, "", ""), Total: len(list.spaces), Query: f.Query,
-		Filtered: f.Query != "" || f.Country != ""}
+	f := filterOf(r)
+	v := indexView{Lang: l.Code(), Bot: d.opts.BotAddress, BotHref: mailto(d.opts.BotAddress, "", ""),
+		Total: len(list.spaces), Query: f.Query, Filtered: f.Query != "" || f.Country != ""}
 	v.Countries = make([]countryLink, len(list.countries))
 	for i, c := range list.countries {
 		v.Countries[i] = countryLink{Name: countryName(l, c.Name, c.Key), Count: c.count,
