@@ -15,6 +15,7 @@ import (
 	"github.com/coworkingvisa/mailbot/mailbot/config"
 	"github.com/coworkingvisa/mailbot/mailbot/control"
 	"github.com/coworkingvisa/mailbot/mailbot/digest"
+	"github.com/coworkingvisa/mailbot/mailbot/directory"
 	"github.com/coworkingvisa/mailbot/mailbot/health"
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
@@ -212,6 +213,12 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		d.oauthAlert = func(a oauth.Alert) { bot.NotifyOAuth(account, smtpToo, a) }
 	}
 	d.observe(cfg)
+	dir, err := directory.New(db, tmpl, directory.Options{BotAddress: cfg.Bot.Address, Language: cfg.Bot.Language, Log: log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	dir.Register(d.Web)
 	if tokens != nil {
 		d.Health.Add("oauth2", tokens.Healthy)
 		tokens.OnFetch(m.TokenRefreshed)
