@@ -86,19 +86,19 @@ func TestParseVisaCommands(t *testing.T) {
 		}
 	}
 	for line, why := range map[string]string{
-		"visit indyhall":                      "needs a space id and a date",
-		"visit indyhall 2026-02-30":           "not a valid date",
-		"visit indyhall none":                 "not a valid date",
-		"visit indyhall 2026-12-03 days=0":    "from 1 to 31",
-		"visit indyhall 2026-12-03 days=400":  "from 1 to 31",
-		"visit indyhall 2026-12-03 nights=2":  "unknown option nights=",
-		"terms":                               "needs a space id",
-		"decline visit":                       "needs the token",
-		"update space x free_days=32":         "from 0 to 31",
-		"update space x free_days=lots":       "from 0 to 31",
-		"update space x notice_days=-1":       "from 0 to 365",
-		"confirm roster now":                  "unexpected",
-		"my data please":                      "unexpected",
+		"visit indyhall":                        "needs a space id and a date",
+		"visit indyhall 2026-02-30":             "not a valid date",
+		"visit indyhall none":                   "not a valid date",
+		"visit indyhall 2026-12-03 days=0":      "from 1 to 31",
+		"visit indyhall 2026-12-03 days=400":    "from 1 to 31",
+		"visit indyhall 2026-12-03 nights=2":    "unknown option nights=",
+		"terms":                                 "needs a space id",
+		"decline visit":                         "needs the token",
+		"update space x free_days=32":           "from 0 to 31",
+		"update space x free_days=lots":         "from 0 to 31",
+		"update space x notice_days=-1":         "from 0 to 365",
+		"confirm roster now":                    "unexpected",
+		"my data please":                        "unexpected",
 		"visit indyhall 2026-12-03 note=\"a\nb": "",
 	} {
 		c := ParseLine(line)
