@@ -226,7 +226,7 @@ func (x *executor) confirm(c *Command) (Result, error) {
 		}
 	}
 	if p.Kind == pendingForget {
-		return x.confirmForget()
+		return x.confirmForget(p)
 	}
 	for _, space := range pendingSpaces(p) {
 		if allowed, err := x.mayManage(space); err != nil {

@@ -16,6 +16,19 @@ import (
 // pendingForget is the kind of a waiting "forget me".
 const pendingForget = "forget"
 
+// ErasureWaiting reports whether addr asked to be forgotten and its token
+// is still good at now: their "confirm TOKEN" must be answered even when
+// they are no one the bot otherwise serves.
+func ErasureWaiting(tx *storage.Tx, addr string, now time.Time) (bool, error) {
+	pending, err := tx.PendingOf(addr)
+	for _, p := range pending {
+		if p.Kind == pendingForget && now.Before(p.Expires) {
+			return true, err
+		}
+	}
+	return false, err
+}
+
 // myData lists everything held about the sender's address.
 func (x *executor) myData() (Result, error) {
 	addr := x.actor.Address
@@ -35,6 +48,10 @@ func (x *executor) myData() (Result, error) {
 	var items []string
 	for _, m := range memberships {
 		sp := x.spaceOrID(m.Space)
+		if m.Added.IsZero() {
+			items = append(items, x.t("%s: %s", spaceLabel(sp), x.describe(m)))
+			continue
+		}
 		items = append(items, x.t("%s: %s, added %s", spaceLabel(sp), x.describe(m), m.Added.UTC().Format(time.DateOnly)))
 	}
 	section(x.t("Memberships:"), items)
@@ -204,8 +221,11 @@ func (x *executor) forgetMe() (Result, error) {
 
 // confirmForget erases the sender's data, tells the managers of the
 // spaces concerned, and says what went.
-func (x *executor) confirmForget() (Result, error) {
+func (x *executor) confirmForget(p storage.Pending) (Result, error) {
 	addr := x.actor.Address
+	if err := x.tx.DeletePending(p.Token); err != nil { // used: it is not among what Forget drops
+		return Result{}, err
+	}
 	e, err := x.tx.Forget(addr, x.env.Now)
 	if err != nil {
 		return Result{}, err

@@ -44,11 +44,11 @@ func (x *executor) spaces(c *Command) (Result, error) {
 	}
 	r := x.ok("%d participating spaces.", len(shown))
 	for _, sp := range shown {
-		parts := []string{x.freeDaysWords(sp), x.noticeWords(sp)}
+		terms := x.t("%s; %s", x.freeDaysWords(sp), x.noticeWords(sp))
 		if sp.Terms != "" {
-			parts = append(parts, sp.Terms)
+			terms = x.t("%s; %s", terms, sp.Terms)
 		}
-		r.Detail = append(r.Detail, x.t("%s: %s; %s", sp.ID, spaceLabel(sp), strings.Join(parts, "; ")))
+		r.Detail = append(r.Detail, x.t("%s: %s; %s", sp.ID, spaceLabel(sp), terms))
 	}
 	return r, nil
 }

@@ -237,7 +237,7 @@ func TestVisitAnnounced(t *testing.T) {
 	env := visaEnv(testNow)
 	rep := runEnv(t, db, jonas, env, `visit indyhall 2026-12-03 days=2 note="arriving at 10"`, `visit cantine 2026-12-03`)
 	expect(t, rep, "OK: your visit to Indy Hall (Philadelphia, US) on 2026-12-03 (2 days) is announced; its managers were told.",
-		"OK: your visit to La Cantine (Paris, FR) on 2026-12-03 (1 days) is announced")
+		"OK: your visit to La Cantine (Paris, FR) on 2026-12-03 (1 day) is announced")
 	detail := strings.Join(rep.Results[0].Detail, "\n")
 	for _, want := range []string{"free days left at indyhall in 2026-12: 1 of 3.", "opening hours: Mon-Fri 9-18"} {
 		if !strings.Contains(detail, want) {
@@ -389,7 +389,7 @@ func TestMyData(t *testing.T) {
 		"Memberships:", "betahaus (Berlin): Jonas M. <jonas@betahaus.test> (active)",
 		"Checks of you at front desks:", "checked at indyhall (VERIFIED)",
 		"Visits you announced:", "visit to indyhall on 2026-12-03 (2 days), announced 2026-11-28",
-		"Days used at other spaces:", "indyhall in 2026-11: 1 days", "indyhall in 2026-12: 2 days",
+		"Days used at other spaces:", "indyhall in 2026-11: 1 day\n", "indyhall in 2026-12: 2 days",
 		"Changes to your record (when, where, what, by whom):", "betahaus: update name Jonas Müller → Jonas M. by mad@betahaus.test",
 		"To have all of it erased, send: forget me",
 	} {
@@ -399,7 +399,7 @@ func TestMyData(t *testing.T) {
 	}
 	expect(t, runEnv(t, db, nobody, env, "my data"), "OK: the network holds nothing about someone@else.test.")
 	all = strings.Join(runEnv(t, db, alex, env, "my data").Results[0].Detail, "\n")
-	if !strings.Contains(all, "manager of indyhall since") || !strings.Contains(all, "1 checks of visitors") {
+	if !strings.Contains(all, "manager of indyhall since") || !strings.Contains(all, "1 check of visitors") {
 		t.Errorf("a manager's data:\n%s", all)
 	}
 }
@@ -433,11 +433,14 @@ func TestForgetMe(t *testing.T) {
 	rep = runEnv(t, db, jonas, env, "confirm "+tok)
 	expect(t, rep, "OK: everything the network held about jonas@betahaus.test is erased.")
 	d := strings.Join(rep.Results[0].Detail, "\n")
-	for _, want := range []string{"removed from the rosters of betahaus, cantine", "1 checks of you at front desks deleted.",
-		"1 visits deleted.", "3 counted days deleted.", "changes in the history now name forgotten-"} {
+	for _, want := range []string{"removed from the rosters of betahaus, cantine", "1 check of you at front desks deleted.",
+		"1 visit deleted.", "3 counted days deleted.", "1 change in the history now names forgotten-"} {
 		if !strings.Contains(d, want) {
 			t.Errorf("confirm says:\n%s\nwant %q", d, want)
 		}
+	}
+	if strings.Contains(d, "waiting for confirmation") {
+		t.Errorf("the used token counts as a dropped change:\n%s", d)
 	}
 	if len(rep.Notices) != 2 {
 		t.Fatalf("notices = %+v", rep.Notices)
