@@ -61,7 +61,7 @@ func NewLimiter(lim Limits) *Limiter { return &Limiter{lim: lim} }
 // Keys of the stranger budgets in the store's rate windows, apart from the
 // address keys of the hourly limit.
 const (
-	strangerKey       = "stranger:"        // + address: one answer a day
+	strangerKey       = "stranger:"        // + pseudonym: one answer a day
 	strangerDomainKey = "stranger-domain:" // + domain: the domain's daily budget
 	strangersKey      = "strangers"        // all strangers: the hourly budget
 )
