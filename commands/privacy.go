@@ -219,6 +219,12 @@ func (x *executor) forgetMe() (Result, error) {
 	return r, nil
 }
 
+// erased is what an erasure took from one space: a membership, a manager.
+type erased struct {
+	member  *storage.Member
+	managed bool
+}
+
 // confirmForget erases the sender's data, tells the managers of the
 // spaces concerned, and says what went.
 func (x *executor) confirmForget(p storage.Pending) (Result, error) {
@@ -232,21 +238,12 @@ func (x *executor) confirmForget(p storage.Pending) (Result, error) {
 	}
 	// The erasure itself is a change to each roster, made by the person,
 	// and recorded under their pseudonym.
-	affected := map[string]*struct {
-		member *storage.Member
-		had    bool // managed it
-	}{}
+	affected := map[string]*erased{}
 	var order []string
-	touch := func(space string) *struct {
-		member *storage.Member
-		had    bool
-	} {
+	touch := func(space string) *erased {
 		a, ok := affected[space]
 		if !ok {
-			a = &struct {
-				member *storage.Member
-				had    bool
-			}{}
+			a = &erased{}
 			affected[space] = a
 			order = append(order, space)
 		}
@@ -256,7 +253,7 @@ func (x *executor) confirmForget(p storage.Pending) (Result, error) {
 		touch(e.Memberships[i].Space).member = &e.Memberships[i]
 	}
 	for _, s := range e.Managed {
-		touch(s).had = true
+		touch(s).managed = true
 	}
 	sort.Strings(order)
 	for _, space := range order {
@@ -269,7 +266,7 @@ func (x *executor) confirmForget(p storage.Pending) (Result, error) {
 		if _, err := x.tx.Record(ch); err != nil {
 			return Result{}, err
 		}
-		if err := x.forgetNotice(space, e.Pseudonym, affected[space].member, affected[space].had); err != nil {
+		if err := x.forgetNotice(space, e.Pseudonym, affected[space].member, affected[space].managed); err != nil {
 			return Result{}, err
 		}
 	}

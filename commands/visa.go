@@ -193,17 +193,17 @@ func (x *executor) visit(c *Command) (Result, error) {
 		v.Homes = append(v.Homes, h.Space)
 	}
 	dates := v.Dates()
-	today := x.dayAt(sp)
+	today := x.dayAt(sp) // in the host's calendar
 	first, _ := time.Parse(time.DateOnly, v.From)
-	now, _ := time.Parse(time.DateOnly, today)
+	day0, _ := time.Parse(time.DateOnly, today)
 	switch {
 	case v.From < today:
 		return x.fail("%s is in the past: it is %s at %s.", v.From, today, sp.ID), nil
-	case first.After(now.AddDate(1, 0, 0)):
+	case first.After(day0.AddDate(1, 0, 0)):
 		return x.fail("%s is more than a year ahead: visits are announced at most a year in advance.", v.From), nil
-	case first.Before(now.AddDate(0, 0, sp.NoticeDays)):
+	case first.Before(day0.AddDate(0, 0, sp.NoticeDays)):
 		return x.fail("%s needs %d days' notice: the first day you may announce now is %s.",
-			sp.ID, sp.NoticeDays, now.AddDate(0, 0, sp.NoticeDays).Format(time.DateOnly)), nil
+			sp.ID, sp.NoticeDays, day0.AddDate(0, 0, sp.NoticeDays).Format(time.DateOnly)), nil
 	case sp.FreeDays != nil && *sp.FreeDays == 0:
 		return x.fail("%s gives visitors no free days.", sp.ID), nil
 	}

@@ -143,3 +143,44 @@ func tokenIn(t *testing.T, reply string) string {
 	}
 	return strings.Fields(reply[i+len("confirm "):])[0]
 }
+
+// The daemon's hourly prune applies privacy.retention: old visa records go,
+// and old audit entries of people on no roster name their pseudonym; the
+// admins (the config names them anyway) and people on a roster keep theirs.
+func TestPruneByRetention(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	now := fixedClock()()
+	old := now.AddDate(-2, 0, 0)
+	db.Update(func(tx *storage.Tx) error {
+		tx.PutMember(storage.Member{Space: "indyhall", Email: "stays@indyhall.test", Status: "active"})
+		tx.RecordVerification(storage.Verification{At: old, Host: "alex@indyhall.test", Visitor: "v@else.test"})
+		tx.PutVisit(storage.Visit{Token: "OLD", Space: "indyhall", Member: "v@else.test", From: old.Format(time.DateOnly), Days: 1, At: old})
+		for _, c := range []storage.Change{
+			{At: old, Actor: "admin@visa.test", Space: "indyhall", Kind: "member", Key: "gone@else.test", Action: "remove"},
+			{At: old, Actor: "gone@else.test", Space: "indyhall", Kind: "member", Key: "stays@indyhall.test", Action: "add"},
+			{At: now, Actor: "alex@indyhall.test", Space: "indyhall", Kind: "member", Key: "recent@else.test", Action: "remove"},
+		} {
+			if _, err := tx.Record(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	d := &Daemon{DB: db, Bot: b, log: quiet, retention: time.Duration(testConfig().Privacy.Retention)}
+	d.pruneVisa(now)
+	db.View(func(tx *storage.Tx) error {
+		var n int
+		tx.Verifications(0, func(storage.Verification) bool { n++; return true })
+		if _, found, _ := tx.Visit("OLD"); n != 0 || found {
+			t.Errorf("%d verifications and the visit (%v) outlived the retention", n, found)
+		}
+		var got []string
+		tx.Changes(0, func(c storage.Change) bool { got = append(got, c.Actor+" "+c.Key); return true })
+		p := tx.Pseudonym("gone@else.test")
+		want := "admin@visa.test " + p + "|" + p + " stays@indyhall.test|alex@indyhall.test recent@else.test"
+		if strings.Join(got, "|") != want {
+			t.Errorf("audit after the prune:\n%s\nwant\n%s", strings.Join(got, "|"), want)
+		}
+		return nil
+	})
+}
