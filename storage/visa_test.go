@@ -461,3 +461,45 @@ func TestPseudonym(t *testing.T) {
 		t.Errorf("pseudonyms %q %q %q", pa1, pa2, pb)
 	}
 }
+
+// Transactions that run while Compact swaps the file wait for it and go on
+// with the new file: none fails, none is lost.
+func TestCompactWhileWriting(t *testing.T) {
+	db, path := openTemp(t)
+	const writers, each = 4, 50
+	done := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			for i := range each {
+				err := db.Update(func(tx *Tx) error {
+					return tx.PutMember(Member{Space: "s", Email: strings.Repeat("x", w+1) + "@" + strings.Repeat("y", i+1) + ".test", Status: StatusActive})
+				})
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 3 {
+		if _, err := db.Compact(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range writers {
+		if err := <-done; err != nil {
+			t.Fatalf("a write during compaction: %v", err)
+		}
+	}
+	db.View(func(tx *Tx) error {
+		if n := tx.CountMembers("s"); n != writers*each {
+			t.Errorf("%d members after writing during compactions, want %d", n, writers*each)
+		}
+		return nil
+	})
+	db.Close()
+	if r, err := Verify(path); err != nil || !r.Clean() {
+		t.Errorf("the store: %v %q", err, r.Problems)
+	}
+}
