@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/coworkingvisa/mailbot/storage"
@@ -55,14 +57,14 @@ func (x *executor) updateSpace(c *Command) (Result, error) {
 		return x.fail("there is no space %s.", c.Target), nil
 	}
 	if len(c.Opts) == 0 {
-		return x.fail("update space needs something to change: name=, city=, country=, tz=, terms=, digest_day=, digest_time= or language=."), nil
+		return x.fail("update space needs something to change: name=, city=, country=, tz=, terms=, digest_day=, digest_time=, language=, free_days=, notice_days=, hours= or directions=."), nil
 	}
 	if res := x.checkLanguage(c); res != nil {
 		return *res, nil
 	}
 	s := old
 	applySpaceOpts(&s, c.Opts)
-	if s == old {
+	if reflect.DeepEqual(s, old) {
 		return x.ok("space %s is unchanged.", s.ID), nil
 	}
 	s.Updated = x.env.Now
@@ -199,6 +201,19 @@ func applySpaceOpts(s *storage.Space, opts map[string]string) {
 			s.DigestTime = v
 		case "language":
 			s.Language = v
+		case "free_days":
+			s.FreeDays = nil
+			if v == "unlimited" {
+				s.FreeDays = new(storage.FreeDaysUnlimited)
+			} else if n, err := strconv.Atoi(v); err == nil {
+				s.FreeDays = &n
+			}
+		case "notice_days":
+			s.NoticeDays, _ = strconv.Atoi(v) // checked by the parser
+		case "hours":
+			s.Hours = v
+		case "directions":
+			s.Directions = v
 		}
 	}
 }

@@ -171,6 +171,9 @@ func (x *executor) makeRoomForPending() ([]string, error) {
 
 // pendingWhat names a pending change for a person.
 func (x *executor) pendingWhat(p storage.Pending) string {
+	if p.Kind == pendingForget {
+		return x.t("the erasure of your data (forget me)")
+	}
 	if p.Kind == pendingReplace {
 		var pl replacePayload
 		if json.Unmarshal(p.Payload, &pl) == nil && pl.File != "" {
@@ -208,6 +211,9 @@ func (x *executor) confirm(c *Command) (Result, error) {
 	if !x.env.Now.Before(p.Expires) {
 		expired := p.Expires.UTC().Format("2006-01-02 15:04 UTC")
 		switch pl, err := heldOf(p); {
+		case p.Kind == pendingForget:
+			return x.fail("token %s expired on %s; nothing was erased. Send forget me again for a new token.",
+				showToken(key), expired), nil
 		case p.Kind == pendingReplace:
 			return x.fail("token %s expired on %s; nothing was changed. Send the import again for a new token.",
 				showToken(key), expired), nil
@@ -218,6 +224,9 @@ func (x *executor) confirm(c *Command) (Result, error) {
 			return x.fail("token %s expired on %s; nothing was changed. Send the changes again for a new token.",
 				showToken(key), expired), nil
 		}
+	}
+	if p.Kind == pendingForget {
+		return x.confirmForget(p)
 	}
 	for _, space := range pendingSpaces(p) {
 		if allowed, err := x.mayManage(space); err != nil {

@@ -79,6 +79,20 @@ type Env struct {
 	// Languages are the codes a space's language= may name
 	// (templates.Set.Languages); nil means the embedded catalogs' ones.
 	Languages []string
+	// Templates renders the notices a command sends to others (a host's
+	// managers, a visitor) in their own language; nil means the embedded
+	// set. Language is the network's (bot.language), for spaces that chose
+	// none; "" means English.
+	Templates *templates.Set
+	Language  string
+	// DefaultTZ is the time zone of spaces that name none (digest.timezone):
+	// free days are counted by calendar day and month in the host's zone.
+	// nil means UTC.
+	DefaultTZ *time.Location
+	// RosterConfirmDays: a roster neither confirmed nor changed for twice
+	// this many days is pointed out to hosts who verify its members
+	// (digest.roster_confirm_days); 0 never.
+	RosterConfirmDays int
 }
 
 // Report is the outcome of all of a message's commands.
@@ -88,6 +102,19 @@ type Report struct {
 	Help    bool     // the reply should carry the help text
 	Cut     bool     // more commands than allowed: the rest were not read
 	Items   []Item   // the script, in order, for the transcript
+	// Notices are messages to people other than the sender, to send with
+	// the reply: a visit notice to a host's managers, a declined visit to
+	// the visitor, an erasure to a space's managers.
+	Notices []Notice
+}
+
+// Notice is a message a command sends to others than its sender, written
+// in their language.
+type Notice struct {
+	To       []string // one message each
+	Language string   // the code of the language it is written in
+	Subject  string
+	Lines    []string // the first is the lead sentence; the others follow it, one a line
 }
 
 // Counts tallies the results by status, for the summary line.
@@ -127,6 +154,8 @@ func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error
 		if it.Command.Name == "help" {
 			r.Help = true
 		}
+		r.Notices = append(r.Notices, x.notices...)
+		x.notices = nil
 		if len(x.guard.held) > held && x.guard.first < 0 {
 			x.guard.first = len(r.Results)
 		}
@@ -162,6 +191,10 @@ type executor struct {
 	file      *rosterFile // the message's roster file, read once
 	// listed are the rosters list members showed: a reply carries one file.
 	listed []listing
+	// notices are what the command in hand sends to others (Report.Notices).
+	notices []Notice
+	// zones caches the spaces' time zones by name.
+	zones map[string]*time.Location
 }
 
 func newExecutor(tx *storage.Tx, actor Actor, env Env) *executor {
@@ -219,6 +252,20 @@ func (x *executor) run(c *Command) (Result, error) {
 			return x.denied("%s is for network admins only.", c.Name), nil
 		}
 		return x.admin(c)
+	case "spaces":
+		return x.spaces(c)
+	case "terms":
+		return x.terms(c)
+	case "visit":
+		return x.visit(c)
+	case "decline visit":
+		return x.declineVisit(c)
+	case "my data":
+		return x.myData()
+	case "forget me":
+		return x.forgetMe()
+	case "confirm roster":
+		return x.confirmRoster(c)
 	}
 	return x.fail("unknown command %q.", c.Name), nil
 }

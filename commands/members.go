@@ -2,7 +2,6 @@ package commands
 
 import (
 	"encoding/json"
-	"sort"
 	"strings"
 
 	"github.com/coworkingvisa/mailbot/storage"
@@ -301,7 +300,10 @@ func (x *executor) fieldList(fields []string) string {
 
 // verify answers a host: may this visitor work here? Any manager (or admin)
 // may verify any address. An inactive or expired membership reads the same
-// as none at all to a host.
+// as none at all to a host. A VERIFIED answer at a host space (the one the
+// manager manages, or names with space=) uses one of the visitor's days
+// there, at most one per calendar day in the host's time zone, and says
+// which day of the month's free days it is.
 func (x *executor) verify(c *Command) (Result, error) {
 	managed, err := x.tx.ManagedSpaces(x.actor.Address)
 	if err != nil {
@@ -310,54 +312,94 @@ func (x *executor) verify(c *Command) (Result, error) {
 	if len(managed) == 0 && !x.actor.Admin {
 		return x.denied("only space managers may verify visitors."), nil
 	}
-	all, err := x.tx.MembershipsOf(c.Target)
+	host := c.Opts["space"]
+	switch {
+	case host != "" && !x.actor.Admin && !contains(managed, host):
+		return x.denied("you are not a manager of space %s.", host), nil
+	case host == "" && len(managed) == 1:
+		host = managed[0]
+	}
+	active, err := x.activeHomes(c.Target)
 	if err != nil {
 		return Result{}, err
 	}
-	var active []storage.Member
-	for _, m := range all {
-		if m.ActiveOn(x.today()) {
-			active = append(active, m)
-		}
-	}
-	sort.Slice(active, func(i, j int) bool { return active[i].Space < active[j].Space })
-	v := storage.Verification{At: x.env.Now, Host: x.actor.Address, Visitor: c.Target,
+	v := storage.Verification{At: x.env.Now, Host: x.actor.Address, HostSpace: host, Visitor: c.Target,
 		Verified: len(active) > 0, MessageID: x.env.MessageID}
-	if len(managed) == 1 {
-		v.HostSpace = managed[0]
-	}
 	var res Result
 	if len(active) == 0 {
 		res = Result{Status: NotVerified, Text: x.t("%s is not an active member of a participating space.", c.Target)}
 	} else {
-		var parts []string
-		for _, m := range active {
-			sp, _, err := x.tx.Space(m.Space)
-			if err != nil {
-				return Result{}, err
-			}
-			if sp.ID == "" {
-				sp = storage.Space{ID: m.Space}
-			}
-			p := x.t("a member of %s", spaceLabel(sp))
-			if m.Name != "" {
-				p = x.t("%s, a member of %s", m.Name, spaceLabel(sp))
-			}
-			if m.Until != "" {
-				p = x.t("%s, until %s", p, m.Until)
-			}
-			parts = append(parts, p)
+		text, err := x.verifiedWords(c.Target, active)
+		if err != nil {
+			return Result{}, err
 		}
-		v.HomeSpace = active[0].Space
 		for _, m := range active {
 			v.HomeSpaces = append(v.HomeSpaces, m.Space)
 		}
-		res = Result{Status: Verified, Text: x.t("%s is %s.", c.Target, x.andList(parts))}
+		v.HomeSpace = v.HomeSpaces[0]
+		if day, err := x.countDay(host, c.Target, active); err != nil {
+			return Result{}, err
+		} else if day != "" {
+			text = x.t("%s; %s.", strings.TrimSuffix(text, "."), day)
+		}
+		res = Result{Status: Verified, Text: text}
 	}
 	if err := x.tx.RecordVerification(v); err != nil {
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// verifiedWords is what VERIFIED says of a visitor active in homes (by
+// space id): "a@x is Alice, a member of betahaus (Berlin, DE)." A home
+// whose roster went unconfirmed for too long says so.
+func (x *executor) verifiedWords(visitor string, homes []storage.Member) (string, error) {
+	var parts []string
+	for _, m := range homes {
+		sp, _, err := x.tx.Space(m.Space)
+		if err != nil {
+			return "", err
+		}
+		if sp.ID == "" {
+			sp = storage.Space{ID: m.Space}
+		}
+		p := x.t("a member of %s", spaceLabel(sp))
+		if m.Name != "" {
+			p = x.t("%s, a member of %s", m.Name, spaceLabel(sp))
+		}
+		if m.Until != "" {
+			p = x.t("%s, until %s", p, m.Until)
+		}
+		if since, stale, err := x.staleSince(sp); err != nil {
+			return "", err
+		} else if stale {
+			p = x.t("%s, roster not confirmed since %s", p, since)
+		}
+		parts = append(parts, p)
+	}
+	return x.t("%s is %s.", visitor, x.andList(parts)), nil
+}
+
+// countDay uses today (in the host's zone) of a verified visitor's days
+// at host, and says which day of the month it is; "" when there is no
+// host to count for, or the visitor is one of its own members.
+func (x *executor) countDay(host, visitor string, homes []storage.Member) (string, error) {
+	if host == "" || isHome(homes, host) {
+		return "", nil
+	}
+	sp, found, err := x.tx.Space(host)
+	if err != nil || !found {
+		return "", err
+	}
+	var ids []string
+	for _, m := range homes {
+		ids = append(ids, m.Space)
+	}
+	date := x.dayAt(sp)
+	if _, err := x.tx.UseDay(host, visitor, date, true, "", ids, x.env.Now); err != nil {
+		return "", err
+	}
+	return x.daysWords(sp, x.tx.DaysUsed(host, visitor, date[:7])), nil
 }
 
 // andList joins the home spaces of a visitor: "a; and b; and c".

@@ -64,7 +64,9 @@ type spec struct {
 // spaceOpts are the options of add space and update space. digest_day and
 // digest_time override the network's digest schedule for one space;
 // language is the language of its managers' replies and digests.
-var spaceOpts = []string{"name", "city", "country", "tz", "terms", "digest_day", "digest_time", "language"}
+// free_days, notice_days, hours and directions are its terms for visitors.
+var spaceOpts = []string{"name", "city", "country", "tz", "terms", "digest_day", "digest_time", "language",
+	"free_days", "notice_days", "hours", "directions"}
 
 var specs = map[string]spec{
 	"add member":     {target: "name-email", opts: []string{"name", "status", "until", "space"}},
@@ -72,7 +74,7 @@ var specs = map[string]spec{
 	"remove member":  {target: "email", opts: []string{"space"}},
 	"list members":   {opts: []string{"status", "space"}},
 	"import members": {opts: []string{"space"}, words: []string{"replace"}},
-	"verify":         {target: "email"},
+	"verify":         {target: "email", opts: []string{"space"}},
 	"history":        {target: "email", opts: []string{"space"}},
 	"confirm":        {target: "token"},
 	"help":           {},
@@ -82,6 +84,14 @@ var specs = map[string]spec{
 	"add manager":    {target: "email", opts: []string{"space"}, required: []string{"space"}},
 	"remove manager": {target: "email", opts: []string{"space"}, required: []string{"space"}},
 	"list spaces":    {},
+	// The visa exchange: members, hosts, and anyone about their own data.
+	"spaces":         {opts: []string{"city", "country"}},
+	"terms":          {target: "space"},
+	"visit":          {target: "space-date", opts: []string{"days", "note"}},
+	"decline visit":  {target: "token", opts: []string{"reason"}},
+	"my data":        {},
+	"forget me":      {},
+	"confirm roster": {opts: []string{"space"}},
 }
 
 // verbs are the first words that make a line a command line. A verb that
@@ -96,13 +106,27 @@ var verbs = map[string][]string{
 	"history": nil,
 	"confirm": nil,
 	"help":    nil,
+	"spaces":  nil,
+	"terms":   nil,
+	"visit":   nil,
+	"decline": {"visit"},
+	"my":      {"data"},
+	"forget":  {"me"},
 }
+
+// phraseVerbs are first words that make a command only together with
+// their object ("my data", "forget me", "decline visit"): a line such as
+// "My name is Alex" is not a command at all, rather than a command with
+// the wrong object.
+var phraseVerbs = map[string]bool{"my": true, "forget": true, "decline": true}
 
 // objectAliases lets "add members" or "list member" mean the obvious thing.
 var objectAliases = map[string]string{
 	"member": "member", "members": "member",
 	"space": "space", "spaces": "space",
 	"manager": "manager", "managers": "manager",
+	"visit": "visit", "visits": "visit",
+	"data": "data", "me": "me",
 }
 
 // Parse reads the subject and the body lines of a message (the sender's own
@@ -270,6 +294,12 @@ func ParseLine(line string) *Command {
 	c := &Command{Line: line, Opts: map[string]string{}}
 	rest := tokens[1:]
 	name := verb
+	if phraseVerbs[verb] && (len(rest) == 0 || rest[0].key != "" || !contains(objects, objectAliases[strings.ToLower(rest[0].word)])) {
+		return nil
+	}
+	if verb == "confirm" && len(rest) > 0 && rest[0].key == "" && strings.EqualFold(rest[0].word, "roster") {
+		name, rest = "confirm roster", rest[1:]
+	}
 	if objects != nil {
 		if len(rest) == 0 || rest[0].key != "" {
 			c.Name = verb
@@ -371,6 +401,24 @@ func fill(c *Command, sp spec, rest []token) templates.Message {
 			return templates.Msg("%s needs the token from the bot's message", c.Name)
 		}
 		c.Target, words = words[0], words[1:]
+	case "space-date":
+		// visit SPACE YYYY-MM-DD: the date is the first word after the
+		// space, kept in Opts["date"].
+		if len(words) < 2 {
+			return templates.Msg("%s needs a space id and a date, e.g. %s indyhall 2027-03-31", c.Name, c.Name)
+		}
+		id, err := NormalizeSpaceID(words[0])
+		if err != nil {
+			return problem(err)
+		}
+		date, err := NormalizeDate(words[1])
+		if err == nil && date == "" {
+			err = templates.Errorf("%q is not a valid date: write YYYY-MM-DD, e.g. 2027-03-31", truncate(words[1], 40))
+		}
+		if err != nil {
+			return problem(err)
+		}
+		c.Target, c.Opts["date"], words = id, date, words[2:]
 	}
 	for _, w := range words {
 		if !contains(sp.words, strings.ToLower(w)) {
@@ -410,7 +458,13 @@ func validateOpts(c *Command) templates.Message {
 			v, err = normalizeClock(v)
 		case "language":
 			v, err = normalizeLanguage(v)
-		case "name", "city", "country", "terms":
+		case "free_days":
+			v, err = normalizeFreeDays(v)
+		case "notice_days":
+			v, err = normalizeCount(k, v, 0, maxNoticeDays)
+		case "days":
+			v, err = normalizeCount(k, v, 1, maxVisitDays)
+		case "name", "city", "country", "terms", "hours", "directions", "note", "reason":
 			err = checkText(k, v)
 		}
 		if err != nil {

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,4 +82,33 @@ func normalizeLanguage(s string) (string, error) {
 		return "", templates.Errorf("%q is not a language code: write en, fr, de or es", truncate(s, 20))
 	}
 	return v, nil
+}
+
+// Bounds of the visa exchange's numbers.
+const (
+	maxFreeDays   = 31  // free_days: a month has no more days
+	maxNoticeDays = 365 // notice_days: visits are announced at most a year ahead
+	maxVisitDays  = 31  // days= of one visit
+)
+
+// normalizeFreeDays checks free_days=: a number of days a month,
+// "unlimited", or "default" (or "none") for a space that has not said.
+func normalizeFreeDays(s string) (string, error) {
+	v := strings.ToLower(strings.TrimSpace(s))
+	switch v {
+	case "unlimited":
+		return "unlimited", nil
+	case "", "default", "none":
+		return "", nil
+	}
+	return normalizeCount("free_days", v, 0, maxFreeDays)
+}
+
+// normalizeCount checks a whole number from lo to hi for option key.
+func normalizeCount(key, s string, lo, hi int) (string, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < lo || n > hi {
+		return "", templates.Errorf("%s= must be a whole number from %d to %d, not %q", key, lo, hi, truncate(s, 20))
+	}
+	return strconv.Itoa(n), nil
 }

@@ -102,6 +102,34 @@ func (b *Bot) answer(in incoming, text, html string, files []reply.Attachment, n
 	}
 }
 
+// queueNotices puts the messages commands send to others (a visit notice
+// to a host's managers, a declined visit to its visitor, an erasure to a
+// space's managers) in the outbox, one per recipient, each in the language
+// the command wrote it in.
+func (b *Bot) queueNotices(tx *storage.Tx, notices []commands.Notice, now time.Time) error {
+	for _, n := range notices {
+		if len(n.Lines) == 0 {
+			continue
+		}
+		text, html, err := b.tmpl.In(n.Language).Notice(templates.Notice{BotName: b.set.BotName, BotAddress: b.set.BotAddress,
+			Text: n.Lines[0], Lines: n.Lines[1:]})
+		if err != nil {
+			return err
+		}
+		for _, to := range n.To {
+			if to == b.set.BotAddress {
+				continue
+			}
+			m := reply.Message{From: b.set.BotAddress, FromName: b.set.BotName, To: to,
+				Subject: "[" + b.set.BotName + "] " + n.Subject, Text: text, HTML: html, Date: now, AutoSubmitted: "auto-generated"}
+			if _, err := outbox.Add(tx, m, outbox.KindNotice, b.set.MaxReplyBytes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // queueRateNotice tells a sender once, in their language, that they hit
 // the hourly reply limit.
 func (b *Bot) queueRateNotice(tx *storage.Tx, in incoming, now time.Time) error {

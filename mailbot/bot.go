@@ -67,6 +67,11 @@ type Settings struct {
 	// Language is the network's language (bot.language): of admin
 	// notices, and of replies to senders whose space chose none.
 	Language string
+	// The visa exchange: the zone of spaces that name none (free days
+	// are counted in the host's calendar), and after how many days an
+	// unconfirmed roster is pointed out (digest.roster_confirm_days).
+	DefaultTZ         *time.Location
+	RosterConfirmDays int
 }
 
 // Bot handles command emails. It is safe for concurrent use.
@@ -113,6 +118,9 @@ type incoming struct {
 	tooLarge bool   // over the size limit: only the header was read
 	sender   string // authenticated, canonical
 	keys     []string
+	// legacy are the keys older versions recorded the message under (with
+	// the address itself): looked up, never written.
+	legacy []string
 }
 
 // Handle runs one raw message through the pipeline and says what the inbox
@@ -173,8 +181,10 @@ func (b *Bot) admit(ctx context.Context, raw []byte, key string) (in incoming, d
 	if sender.Address == b.set.BotAddress {
 		return in, b.setAside(metrics.OwnAddress, "mail from the bot's own address", msg), false
 	}
+	// The exactly-once record names the sender by pseudonym: a sender who
+	// asks to be forgotten leaves no address in it.
 	return incoming{raw: raw, msg: msg, tooLarge: len(raw) > b.maxBytes(), sender: sender.Address,
-		keys: handledKeys(sender.Address, msg, raw)}, d, true
+		keys: handledKeys(b.db.Pseudonym(sender.Address), msg, raw), legacy: handledKeys(sender.Address, msg, raw)}, d, true
 }
 
 // readBody reads the whole message once the sender may be answered. A
@@ -218,7 +228,7 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 	var done bool
 	var over bool
 	err := b.db.View(func(tx *storage.Tx) (err error) {
-		if done, err = handledAny(tx, in.keys); done || err != nil {
+		if done, err = handledAny(tx, append(in.keys, in.legacy...)); done || err != nil {
 			return err
 		}
 		if role, err = b.roleOf(tx, in.sender); err != nil || role.known() {
@@ -249,7 +259,7 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 	var counted tally
 	err = b.db.Update(func(tx *storage.Tx) error {
 		answered, outcome, counted = false, "", tally{reason: metrics.RateLimited}
-		if done, err := handledAny(tx, in.keys); done || err != nil {
+		if done, err := handledAny(tx, append(in.keys, in.legacy...)); done || err != nil {
 			return err
 		}
 		verdict, err := b.limiter.Admit(tx, in.sender, role.known(), now)
@@ -273,7 +283,7 @@ func (b *Bot) commit(in incoming) inbox.Disposition {
 			}
 		}
 		for _, k := range in.keys {
-			if err := tx.MarkHandled(k, storage.HandledMessage{At: now, Sender: in.sender, Outcome: outcome}); err != nil {
+			if err := tx.MarkHandled(k, storage.HandledMessage{At: now, Outcome: outcome}); err != nil {
 				return err
 			}
 		}
@@ -336,7 +346,8 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *t
 		}
 		actor := commands.Actor{Address: in.sender, Admin: role.admin}
 		env := commands.Env{Now: now, MessageID: in.msg.MessageID, Attachments: attachments(in.msg), Limits: b.set.Commands,
-			Printer: l.Printer(), Languages: b.tmpl.Languages()}
+			Printer: l.Printer(), Languages: b.tmpl.Languages(),
+			Templates: b.tmpl, Language: b.set.Language, DefaultTZ: b.set.DefaultTZ, RosterConfirmDays: b.set.RosterConfirmDays}
 		if report, err = commands.Execute(tx, actor, env, script); err != nil {
 			return false, "", err
 		}
@@ -346,6 +357,9 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *t
 		outcome = fmt.Sprintf("replied: %d commands, %d lines ignored", len(report.Results), len(report.Ignored))
 	}
 	if err := b.queueReport(tx, l, in, report, now); err != nil {
+		return false, "", err
+	}
+	if err := b.queueNotices(tx, report.Notices, now); err != nil {
 		return false, "", err
 	}
 	return true, outcome, nil

@@ -66,7 +66,18 @@ func SettingsFrom(cfg *config.Config) Settings {
 		QuarantineMailbox: cfg.IMAP.QuarantineMailbox,
 		RejectedMailbox:   cfg.IMAP.RejectedMailbox,
 		Language:          cfg.Bot.Language,
+		DefaultTZ:         defaultZone(cfg),
+		RosterConfirmDays: cfg.Digest.RosterConfirmDays,
 	}
+}
+
+// defaultZone is the zone of spaces that name none (digest.timezone,
+// which the config's validation loaded once already).
+func defaultZone(cfg *config.Config) *time.Location {
+	if sch, err := cfg.Digest.Schedule(); err == nil {
+		return sch.Location
+	}
+	return time.UTC
 }
 
 // trustPolicy is the configured trust, with the bot's own DKIM check when
@@ -104,6 +115,8 @@ type Daemon struct {
 	// storePath locates the control socket next to the store, through
 	// which operator commands reach the running daemon.
 	storePath string
+	// retention is privacy.retention: how long visa records are kept.
+	retention time.Duration
 
 	// Metrics, Health and Web are what an operator watches (observe.go):
 	// other parts add health checks and routes to them in Open. Web
@@ -206,7 +219,7 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	// mail is read at once, not at the next poll.
 	bot.SetResumed(w.Poke)
 	d := &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log, storePath: cfg.Store.Path,
-		keep: cfg.Limits.MaxMessageAge + 24*time.Hour, Metrics: m}
+		keep: cfg.Limits.MaxMessageAge + 24*time.Hour, Metrics: m, retention: time.Duration(cfg.Privacy.Retention)}
 	if tokens != nil {
 		account, smtpToo := cfg.OAuth2Account(), cfg.SMTP.Auth == "oauth2"
 		d.OAuth, d.oauthAfter = tokens, cfg.OAuth2.NotifyAdminsAfter
@@ -251,7 +264,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	serveControl := func(ctx context.Context) error {
 		return control.Serve(ctx, ctl, control.NewHandler(d.DB, hooks))
 	}
-	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run, serveControl, d.maintain}
+	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run, serveControl, d.maintain,
+		d.compactWhenDue}
 	if serveWeb != nil {
 		parts = append(parts, serveWeb)
 	}
@@ -347,4 +361,5 @@ func (d *Daemon) prune(now time.Time) {
 	if handled+rates+confirmations > 0 {
 		d.log.Info("pruned old records", "handled", handled, "rates", rates, "confirmations", confirmations)
 	}
+	d.pruneVisa(now)
 }

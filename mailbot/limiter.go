@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coworkingvisa/mailbot/commands"
 	"github.com/coworkingvisa/mailbot/storage"
 )
 
@@ -60,19 +61,21 @@ func NewLimiter(lim Limits) *Limiter { return &Limiter{lim: lim} }
 // Keys of the stranger budgets in the store's rate windows, apart from the
 // address keys of the hourly limit.
 const (
-	strangerKey       = "stranger:"        // + address: one answer a day
+	strangerKey       = "stranger:"        // + pseudonym: one answer a day
 	strangerDomainKey = "stranger-domain:" // + domain: the domain's daily budget
 	strangersKey      = "strangers"        // all strangers: the hourly budget
 )
 
 // Admit counts one message of sender against its budgets in tx. known
-// senders (admins, managers) have the hourly limit; strangers the daily and
-// hourly budgets, and an OverBudget verdict writes nothing.
+// senders (admins, managers, members) have the hourly limit; strangers the
+// daily and hourly budgets, and an OverBudget verdict writes nothing. The
+// counters are kept under the sender's pseudonym (storage.Tx.Pseudonym),
+// so that they hold no address, and outlast the sender's erasure.
 func (l *Limiter) Admit(tx *storage.Tx, sender string, known bool, now time.Time) (Verdict, error) {
 	if known {
-		return l.admitKnown(tx, sender, now)
+		return l.admitKnown(tx, tx.Pseudonym(sender), now)
 	}
-	budgets := l.strangerBudgets(sender)
+	budgets := l.strangerBudgets(tx, sender)
 	windows := make([]storage.RateWindow, len(budgets))
 	for i, bg := range budgets {
 		w, err := tx.RateWindow(bg.key)
@@ -100,7 +103,7 @@ func (l *Limiter) Admit(tx *storage.Tx, sender string, known bool, now time.Time
 // would be over one of the budgets now: such mail is set aside before its
 // body is read at all.
 func (l *Limiter) StrangerOverBudget(tx *storage.Tx, sender string, now time.Time) (bool, error) {
-	for _, bg := range l.strangerBudgets(sender) {
+	for _, bg := range l.strangerBudgets(tx, sender) {
 		w, err := tx.RateWindow(bg.key)
 		if err != nil {
 			return false, err
@@ -123,19 +126,19 @@ type budget struct {
 }
 
 // strangerBudgets are the budgets a stranger's answer counts against:
-// theirs, their domain's and all strangers'.
-func (l *Limiter) strangerBudgets(sender string) []budget {
+// theirs (under their pseudonym), their domain's and all strangers'.
+func (l *Limiter) strangerBudgets(tx *storage.Tx, sender string) []budget {
 	domain := sender[strings.LastIndexByte(sender, '@')+1:]
 	return []budget{
-		{strangerKey + sender, 24 * time.Hour, 1},
+		{strangerKey + tx.Pseudonym(sender), 24 * time.Hour, 1},
 		{strangerDomainKey + domain, 24 * time.Hour, l.lim.StrangerRepliesPerDomainPerDay},
 		{strangersKey, time.Hour, l.lim.StrangerRepliesPerHour},
 	}
 }
 
-// admitKnown applies the hourly limit of one admin or manager: when it is
-// spent, the first message over it gets a notice and later ones nothing
-// until the hour has passed.
+// admitKnown applies the hourly limit of one admin, manager or member
+// (sender is their counter's key): when it is spent, the first message
+// over it gets a notice and later ones nothing until the hour has passed.
 func (l *Limiter) admitKnown(tx *storage.Tx, sender string, now time.Time) (Verdict, error) {
 	if l.lim.RepliesPerSenderPerHour <= 0 {
 		return Answer, nil
@@ -208,11 +211,16 @@ func (b *Bot) breakerAllows() bool {
 type role struct {
 	admin   bool
 	manager bool
+	member  bool // an active member of a participating space
+	// erasing: someone else who holds a live "forget me" token, and must
+	// be able to send "confirm TOKEN" the same day.
+	erasing bool
 }
 
-// known reports a sender the bot serves (an admin or a manager), as
-// opposed to a stranger: someone authenticated who is neither.
-func (r role) known() bool { return r.admin || r.manager }
+// known reports a sender the bot serves (an admin, a manager, a member,
+// or someone asked to confirm their erasure), as opposed to a stranger:
+// someone authenticated who is none of these.
+func (r role) known() bool { return r.admin || r.manager || r.member || r.erasing }
 
 func (r role) name() string {
 	switch {
@@ -220,12 +228,16 @@ func (r role) name() string {
 		return "admin"
 	case r.manager:
 		return "manager"
+	case r.member:
+		return "member"
+	case r.erasing:
+		return "erasing"
 	}
 	return "stranger"
 }
 
 // roleOf looks the sender up in the config's admins and the store's
-// managers.
+// managers and rosters.
 func (b *Bot) roleOf(tx *storage.Tx, sender string) (role, error) {
 	var r role
 	for _, a := range b.set.Admins {
@@ -234,6 +246,23 @@ func (b *Bot) roleOf(tx *storage.Tx, sender string) (role, error) {
 		}
 	}
 	managed, err := tx.ManagedSpaces(sender)
+	if err != nil {
+		return r, err
+	}
 	r.manager = len(managed) > 0
+	if r.admin || r.manager {
+		return r, nil
+	}
+	now := b.now()
+	all, err := tx.MembershipsOf(sender)
+	if err != nil {
+		return r, err
+	}
+	for _, m := range all {
+		r.member = r.member || m.ActiveOn(now.UTC().Format(time.DateOnly))
+	}
+	if !r.member {
+		r.erasing, err = commands.ErasureWaiting(tx, sender, now)
+	}
 	return r, err
 }

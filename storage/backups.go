@@ -105,7 +105,7 @@ func Describe(path string) (Identity, uint64, error) {
 	err = b.View(func(tx *bolt.Tx) error {
 		var ours bool
 		var err error
-		gen = uint64(tx.ID())
+		gen = generation(tx)
 		id, _, ours, _, err = readIdentity(tx)
 		if err == nil && !ours {
 			err = &StoreError{Path: path, Kind: ErrForeign, Detail: "a bbolt database without the mailbot's meta record"}

@@ -84,7 +84,7 @@ func Verify(path string) (*Report, error) {
 	}
 	defer b.Close()
 	err = b.View(func(tx *bolt.Tx) error {
-		r.Generation = uint64(tx.ID())
+		r.Generation = generation(tx)
 		checkBolt(tx, r)
 		checkRecords(tx, r)
 		return nil
@@ -139,7 +139,8 @@ func checkRecords(tx *bolt.Tx, r *Report) {
 		bucket []byte
 	}{{"spaces", bucketSpaces}, {"managers", bucketManagers}, {"members", bucketMembers}, {"audit records", bucketAudit},
 		{"verifications", bucketVerifications}, {"handled messages", bucketHandled}, {"outbox messages", bucketOutbox},
-		{"pending confirmations", bucketPending}, {"pending files", bucketPendingFiles}} {
+		{"pending confirmations", bucketPending}, {"pending files", bucketPendingFiles},
+		{"visits", bucketVisits}, {"used visa days", bucketVisaDays}} {
 		if b := tx.Bucket(k.bucket); b != nil {
 			r.Counts = append(r.Counts, Count{k.name, b.Stats().KeyN})
 		}

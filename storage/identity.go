@@ -58,7 +58,24 @@ func (db *DB) Identity() Identity { return db.id }
 
 // Generation is the number of the last committed transaction: it grows
 // with every change, and a copy keeps the number it had when taken.
-func (t *Tx) Generation() uint64 { return uint64(t.tx.ID()) }
+func (t *Tx) Generation() uint64 { return generation(t.tx) }
+
+// keyGenerationBase in the meta bucket is added to bbolt's transaction id
+// to make the generation. A compacted store (Compact) is a new bbolt file
+// whose transaction ids start again from 1: its base is the generation it
+// was compacted at, so that the generation still only grows, and an older
+// copy is still told from the live file.
+var keyGenerationBase = []byte("generation_base")
+
+// generation is the store's generation as of tx: its base plus bbolt's
+// transaction id.
+func generation(tx *bolt.Tx) uint64 {
+	var base uint64
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		base = btoi(meta.Get(keyGenerationBase))
+	}
+	return base + uint64(tx.ID())
+}
 
 // StampPath is the file beside the store that records what the live store
 // was.

@@ -36,6 +36,11 @@ func (t *Tx) Record(c Change) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if c.Kind == "member" && c.Space != "" {
+		if err := t.rosterChanged(c.Space, c.At); err != nil {
+			return 0, err
+		}
+	}
 	return seq, t.indexChange(c)
 }
 

@@ -26,9 +26,12 @@ type Space struct {
 	// free days per visitor per calendar month (nil while the space has
 	// not said; FreeDaysUnlimited for no limit), days of notice a visit
 	// needs, and opening hours in the space's own words.
-	FreeDays   *int      `json:"free_days,omitempty"`
-	NoticeDays int       `json:"notice_days,omitempty"`
-	Hours      string    `json:"hours,omitempty"`
+	FreeDays   *int   `json:"free_days,omitempty"`
+	NoticeDays int    `json:"notice_days,omitempty"`
+	Hours      string `json:"hours,omitempty"`
+	// Directions tell a visitor how to get in: where the door is, whom
+	// to ask for.
+	Directions string    `json:"directions,omitempty"`
 	Created    time.Time `json:"created"`
 	Updated    time.Time `json:"updated"`
 }

@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -61,11 +62,18 @@ var (
 	// The refresh tokens of the bot's own OAuth2 logins (auth: oauth2),
 	// one per client and account (see OAuthKey).
 	bucketOAuth = []byte("oauth2") // client id \x00 account (lowercase) -> OAuthToken
+	// The visa exchange (visa.go): members' announced visits, the free
+	// days each visitor used at each host, and when each space's roster
+	// was last confirmed or changed.
+	bucketVisits      = []byte("visits")       // token -> Visit
+	bucketVisaDays    = []byte("visa_days")    // host \x00 visitor \x00 YYYY-MM-DD -> DayUse
+	bucketRosterState = []byte("roster_state") // space id -> RosterState
 
 	allBuckets = [][]byte{bucketMeta, bucketSpaces, bucketManagers, bucketManagerSpaces,
 		bucketMembers, bucketMemberIndex, bucketAudit, bucketAuditMember, bucketVerifications, bucketHandled,
 		bucketOutbox, bucketOutboxRaw, bucketRates, bucketPending, bucketPeriods, bucketHandledAt,
-		bucketPendingFiles, bucketPendingFileRefs, bucketRemovals, bucketOAuth}
+		bucketPendingFiles, bucketPendingFileRefs, bucketRemovals, bucketOAuth,
+		bucketVisits, bucketVisaDays, bucketRosterState}
 )
 
 // ErrLocked is returned by Open when another process holds the file.
@@ -73,10 +81,14 @@ var ErrLocked = errors.New("store is in use by another process (is the daemon ru
 
 // DB is an open store.
 type DB struct {
+	// mu is held shared by every transaction and exclusively by Compact,
+	// which replaces bolt with a compacted copy of the file.
+	mu    sync.RWMutex
 	bolt  *bolt.DB
 	path  string
 	id    Identity
 	stamp *stamp // nil only while create makes the store
+	pkey  []byte // the key of pseudonyms (see Pseudonym)
 }
 
 // Open opens the store at path, or creates it when there is no file there,
@@ -107,6 +119,9 @@ func Open(path string) (*DB, error) {
 		return nil, err
 	}
 	b, err := openBolt(path, false)
+	if err == nil {
+		removeCompactLeftovers(path) // the file is ours now: no compaction runs
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +175,7 @@ func (db *DB) start() error {
 	var gen, schema uint64
 	var ours bool
 	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
-		gen = uint64(tx.ID())
+		gen = generation(tx)
 		db.id, schema, ours, _, err = readIdentity(tx)
 		return err
 	})
@@ -183,7 +198,11 @@ func (db *DB) start() error {
 		return fmt.Errorf("open store %s: %w", db.path, err)
 	}
 	db.stamp = openStamp(db.path, db.id.ID)
-	return db.bolt.View(func(tx *bolt.Tx) error { db.stamp.record(uint64(tx.ID())); return nil })
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		db.pkey = append([]byte(nil), tx.Bucket(bucketMeta).Get(keyPseudonym)...)
+		db.stamp.record(generation(tx))
+		return nil
+	})
 }
 
 // create makes a new store at path, complete with its meta records, under
@@ -231,6 +250,7 @@ func (db *DB) migrate() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
 		auditIndexed := tx.Bucket(bucketAuditMember) != nil
 		handledIndexed := tx.Bucket(bucketHandledAt) != nil
+		rosterKnown := tx.Bucket(bucketRosterState) != nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
@@ -246,7 +266,15 @@ func (db *DB) migrate() error {
 				return err
 			}
 		}
+		if !rosterKnown {
+			if err := (&Tx{tx: tx}).fillRosterState(); err != nil {
+				return err
+			}
+		}
 		meta := tx.Bucket(bucketMeta)
+		if err := ensurePseudonymKey(meta); err != nil {
+			return err
+		}
 		if meta.Get(keyIdentity) == nil {
 			id, err := newIdentity(time.Now())
 			if err != nil {
@@ -285,6 +313,8 @@ func (db *DB) Probe(now time.Time) error {
 
 // Close closes the file.
 func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
 	if db.stamp != nil {
 		db.stamp.close()
 	}
@@ -295,9 +325,11 @@ func (db *DB) Close() error {
 // fn returns nil. Nothing fn wrote is kept when it returns an error. Once
 // committed, its generation goes to the stamp.
 func (db *DB) Update(fn func(*Tx) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
 	var gen uint64
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		gen = uint64(tx.ID())
+		gen = generation(tx)
 		return fn(&Tx{tx: tx})
 	})
 	if err == nil && db.stamp != nil {
@@ -308,12 +340,16 @@ func (db *DB) Update(fn func(*Tx) error) error {
 
 // View runs fn in a read-only transaction.
 func (db *DB) View(fn func(*Tx) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
 	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
 }
 
 // Backup writes a consistent copy of the whole store to w while other
 // transactions go on.
 func (db *DB) Backup(w io.Writer) (int64, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
 	var n int64
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		var err error

@@ -44,6 +44,15 @@ type DigestCounts struct {
 	EndingSoon int // active, ending within EndingDays
 }
 
+// Reciprocity is a space's visa balance in visitor days: days visitors from
+// other spaces used there (hosted) and days its members used at other
+// spaces (sent), this month and this year in the space's calendar.
+type Reciprocity struct {
+	Month, Year            string // "2026-11", "2026"
+	HostedMonth, SentMonth int
+	HostedYear, SentYear   int
+}
+
 // DigestData is what one space's weekly digest shows its managers.
 type DigestData struct {
 	BotName, BotAddress string
@@ -70,6 +79,13 @@ type DigestData struct {
 	// to its roster in the period.
 	AddedElsewhere []DigestAdd
 	Attachment     string // the roster CSV's file name
+	Reciprocity    Reciprocity
+	// RosterStale: the roster was neither confirmed nor changed since
+	// RosterFresh (YYYY-MM-DD), more than RosterConfirmDays ago;
+	// RosterVeryStale: more than twice that, and hosts are told so.
+	RosterStale, RosterVeryStale bool
+	RosterFresh                  string
+	RosterConfirmDays            int
 }
 
 // NetworkSpace is one space's line in the network digest.
@@ -83,6 +99,16 @@ type NetworkSpace struct {
 	Changes       int // in the window
 	Hosted        int // verified visitors from other spaces, in the window
 	Sent          int // members verified at other spaces, in the window
+	// The year's visitor days, hosted and sent, and their balance
+	// (hosted minus sent): who gives more to the network than it takes.
+	HostedYear, SentYear, Balance int
+}
+
+// StaleRoster is a space whose roster was neither confirmed nor changed
+// for more than twice digest.roster_confirm_days.
+type StaleRoster struct {
+	ID, Name string
+	Since    string // YYYY-MM-DD
 }
 
 // NetworkDigestData is what the network admins' weekly digest shows.
@@ -104,6 +130,10 @@ type NetworkDigestData struct {
 	VerifiedCount        int
 	NotVerifiedCount     int
 	VerificationsOmitted int
+	Year                 string // of the balances
+	// Stale are the rosters unconfirmed for more than StaleDays.
+	Stale     []StaleRoster
+	StaleDays int
 }
 
 // Digest renders a space's weekly digest as text and HTML.

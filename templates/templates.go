@@ -48,11 +48,13 @@ type Reply struct {
 	Summary    string
 }
 
-// Notice is a one-off message from the bot, such as the rate-limit notice.
+// Notice is a one-off message from the bot, such as the rate-limit notice
+// or a visit notice to a host's managers.
 type Notice struct {
 	BotName    string
 	BotAddress string
 	Text       string
+	Lines      []string // shown below Text, one a line
 }
 
 // Set is the parsed templates and catalogs, in every language they have.

@@ -52,8 +52,10 @@ type Config struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 	Limits       Limits        `yaml:"limits"`
 	Digest       Digest        `yaml:"digest"`
-	Outbox       Outbox        `yaml:"outbox"`
-	Templates    Templates     `yaml:"templates"`
+	// Privacy says how long the records of visits are kept.
+	Privacy   Privacy   `yaml:"privacy"`
+	Outbox    Outbox    `yaml:"outbox"`
+	Templates Templates `yaml:"templates"`
 	// Log is the logging: section. Its former name, log:, is still read
 	// (see file), with a warning.
 	Log Log `yaml:"logging"`
@@ -215,6 +217,60 @@ type Digest struct {
 	Weekday  string `yaml:"weekday"`
 	Time     string `yaml:"time"`
 	Timezone string `yaml:"timezone"`
+	// RosterConfirmDays: a space whose roster was neither confirmed
+	// (confirm roster) nor changed for this many days is reminded in each
+	// digest; past twice as long, hosts hear of it when they verify its
+	// members, and the network digest lists it. 0 never reminds.
+	RosterConfirmDays int `yaml:"roster_confirm_days"`
+}
+
+// Privacy is how long the bot keeps what it learns of people's visits.
+type Privacy struct {
+	// Retention: verifications and visits older than this are removed, and
+	// in older audit records the addresses of people on no roster any more
+	// are replaced by pseudonyms.
+	Retention LongDuration `yaml:"retention"`
+}
+
+// LongDuration is a duration that may also be written in days, "400d",
+// besides Go's form ("9600h"): spans of months read badly in hours.
+type LongDuration time.Duration
+
+// UnmarshalYAML reads "400d", or a Go duration such as "9600h".
+func (d *LongDuration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseLongDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = LongDuration(v)
+	return nil
+}
+
+// MarshalYAML writes whole days as "400d", anything else as Go does.
+func (d LongDuration) MarshalYAML() (any, error) { return d.String(), nil }
+
+func (d LongDuration) String() string {
+	if v := time.Duration(d); v > 0 && v%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
+	}
+	return time.Duration(d).String()
+}
+
+// ParseLongDuration reads a number of days ("400d") or a Go duration.
+func ParseLongDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number of days such as 400d", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: write days (400d) or hours (9600h)", s)
+	}
+	return v, nil
 }
 
 // Outbox is the backoff for replies that cannot be sent now.
@@ -365,7 +421,10 @@ func Default() *Config {
 			StrangerRepliesPerDomainPerDay: 20,
 			StrangerRepliesPerHour:         100,
 		},
-		Digest: Digest{Weekday: "monday", Time: "08:00", Timezone: "UTC"},
+		Digest: Digest{Weekday: "monday", Time: "08:00", Timezone: "UTC", RosterConfirmDays: 90},
+		// A little over a year: this year's and last year's same month
+		// can be compared, and nothing older is kept.
+		Privacy: Privacy{Retention: LongDuration(400 * 24 * time.Hour)},
 		// A reply answers a person who is waiting (a host at the front
 		// desk): the first retry comes within seconds, and the queue
 		// notices within 30 s when the submission server is back.
@@ -766,6 +825,12 @@ func (c *Config) Validate() error {
 
 	if _, err := c.Digest.Schedule(); err != nil {
 		p = append(p, err)
+	}
+	if c.Digest.RosterConfirmDays < 0 {
+		p.add("digest.roster_confirm_days", "must be 0 (no reminders) or more, got %d", c.Digest.RosterConfirmDays)
+	}
+	if time.Duration(c.Privacy.Retention) < 24*time.Hour {
+		p.add("privacy.retention", "must be at least a day (1d), got %v", c.Privacy.Retention)
 	}
 
 	p.positive("outbox.retry_initial", c.Outbox.RetryInitial)

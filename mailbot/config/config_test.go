@@ -106,6 +106,8 @@ func TestParseDefaults(t *testing.T) {
 		{"digest.weekday", c.Digest.Weekday, "monday"},
 		{"digest.time", c.Digest.Time, "08:00"},
 		{"digest.timezone", c.Digest.Timezone, "UTC"},
+		{"digest.roster_confirm_days", c.Digest.RosterConfirmDays, 90},
+		{"privacy.retention", time.Duration(c.Privacy.Retention), 400 * 24 * time.Hour},
 		{"outbox.retry_initial", c.Outbox.RetryInitial, 5 * time.Second},
 		{"outbox.retry_max", c.Outbox.RetryMax, time.Hour},
 		{"limits.max_message_age", c.Limits.MaxMessageAge, 7 * 24 * time.Hour},
@@ -141,6 +143,12 @@ func TestParseValid(t *testing.T) {
 		check     func(*Config) bool
 	}{
 		{"imap starttls port", map[string]any{"imap.tls": "starttls"}, func(c *Config) bool { return c.IMAP.Port == 143 }},
+		{"retention in days", map[string]any{"privacy.retention": "30d"},
+			func(c *Config) bool { return time.Duration(c.Privacy.Retention) == 30*24*time.Hour }},
+		{"retention as a Go duration", map[string]any{"privacy.retention": "36h"},
+			func(c *Config) bool { return time.Duration(c.Privacy.Retention) == 36*time.Hour }},
+		{"no roster reminders", map[string]any{"digest.roster_confirm_days": 0},
+			func(c *Config) bool { return c.Digest.RosterConfirmDays == 0 }},
 		{"smtp starttls port", map[string]any{"smtp.tls": "starttls"}, func(c *Config) bool { return c.SMTP.Port == 587 }},
 		{"smtp none on loopback", map[string]any{"smtp.tls": "none", "smtp.host": "127.0.0.1"},
 			func(c *Config) bool { return c.SMTP.Port == 25 }},
@@ -207,6 +215,10 @@ func TestParseErrors(t *testing.T) {
 		want      string // the error names this key or says this
 	}{
 		{"typo in a key", map[string]any{"imap.hots": "x"}, "field hots not found"},
+		{"retention in weeks", map[string]any{"privacy.retention": "2w"}, "not a duration: write days (400d)"},
+		{"retention of days not a number", map[string]any{"privacy.retention": "xd"}, "not a number of days"},
+		{"retention under a day", map[string]any{"privacy.retention": "2h"}, "privacy.retention: must be at least a day"},
+		{"negative roster reminder", map[string]any{"digest.roster_confirm_days": -1}, "digest.roster_confirm_days: must be 0"},
 		{"typo in a section", map[string]any{"limit.max_lines": 5}, "field limit not found"},
 		{"port out of range", map[string]any{"imap.port": 70000}, "imap.port: must be 1-65535"},
 		{"unknown tls mode", map[string]any{"smtp.tls": "ssl"}, "smtp.tls: must be implicit, starttls or none"},
@@ -498,9 +510,9 @@ func TestDigestSchedule(t *testing.T) {
 		hour, minute int
 		zone         string
 	}{
-		{Digest{"monday", "08:00", "UTC"}, time.Monday, 8, 0, "UTC"},
-		{Digest{"Sunday", "23:59", "Europe/Paris"}, time.Sunday, 23, 59, "Europe/Paris"},
-		{Digest{"friday", "7:05", "America/Argentina/Buenos_Aires"}, time.Friday, 7, 5, "America/Argentina/Buenos_Aires"},
+		{Digest{Weekday: "monday", Time: "08:00", Timezone: "UTC"}, time.Monday, 8, 0, "UTC"},
+		{Digest{Weekday: "Sunday", Time: "23:59", Timezone: "Europe/Paris"}, time.Sunday, 23, 59, "Europe/Paris"},
+		{Digest{Weekday: "friday", Time: "7:05", Timezone: "America/Argentina/Buenos_Aires"}, time.Friday, 7, 5, "America/Argentina/Buenos_Aires"},
 	}
 	for _, tt := range tests {
 		s, err := tt.d.Schedule()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,8 +70,15 @@ type letter struct {
 	To         []string
 }
 
-// spaceDigest builds a space's digest for its managers.
-func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (letter, error) {
+// spaceDigest builds a space's digest for its managers; visa is the count
+// of visa days (nil: counted here).
+func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa *visaTally) (letter, error) {
+	if visa == nil {
+		var err error
+		if visa, err = tallyVisa(tx); err != nil {
+			return letter{}, err
+		}
+	}
 	managers, err := tx.Managers(sp.ID)
 	if err != nil {
 		return letter{}, err
@@ -155,6 +163,11 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 		return letter{}, err
 	}
 
+	data.Reciprocity = visa.of(sp.ID, local)
+	if err := s.rosterFreshness(tx, sp, w.AsOf, &data); err != nil {
+		return letter{}, err
+	}
+
 	var csv bytes.Buffer
 	if err := csvroster.Write(&csv, members); err != nil {
 		return letter{}, err
@@ -177,11 +190,17 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window) (let
 	return out, nil
 }
 
-// networkDigest builds the admins' digest of the whole network.
-func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
+// networkDigest builds the admins' digest of the whole network; visa is
+// the count of visa days (nil: counted here).
+func (s *Scheduler) networkDigest(tx *storage.Tx, w window, visa *visaTally) (letter, error) {
 	spaces, err := tx.Spaces()
 	if err != nil {
 		return letter{}, err
+	}
+	if visa == nil {
+		if visa, err = tallyVisa(tx); err != nil {
+			return letter{}, err
+		}
 	}
 	labels, err := spaceLabels(tx)
 	if err != nil {
@@ -196,6 +215,8 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
 		TimeZone: w.Loc.String(),
 	}
 	index := map[string]int{}
+	data.StaleDays = 2 * s.set.RosterConfirmDays
+	data.Year = w.AsOf.In(w.Loc).Format("2006")
 	for _, sp := range spaces {
 		members, err := tx.Members(sp.ID)
 		if err != nil {
@@ -207,6 +228,14 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window) (letter, error) {
 		}
 		ns := templates.NetworkSpace{ID: sp.ID, Name: nameOf(sp), City: sp.City, Country: sp.Country,
 			TimeZone: sp.TZ, Managers: len(managers), Members: len(members)}
+		bal := visa.of(sp.ID, w.AsOf.In(w.Loc))
+		ns.HostedYear, ns.SentYear, ns.Balance = bal.HostedYear, bal.SentYear, bal.HostedYear-bal.SentYear
+		data.Year = bal.Year
+		if since, stale, err := s.staleSince(tx, sp, w.AsOf, 2); err != nil {
+			return letter{}, err
+		} else if stale {
+			data.Stale = append(data.Stale, templates.StaleRoster{ID: sp.ID, Name: nameOf(sp), Since: since})
+		}
 		for _, m := range members {
 			if m.ActiveOn(today) {
 				ns.Active++
@@ -376,6 +405,10 @@ func describe(l *templates.Lang, c storage.Change, loc *time.Location, space str
 				[]string{l.Sprintf("tz"), before.TZ, after.TZ},
 				[]string{l.Sprintf("terms"), before.Terms, after.Terms},
 				[]string{l.Sprintf("language"), before.Language, after.Language},
+				[]string{l.Sprintf("free days"), freeDays(l, before.FreeDays), freeDays(l, after.FreeDays)},
+				[]string{l.Sprintf("notice days"), strconv.Itoa(before.NoticeDays), strconv.Itoa(after.NoticeDays)},
+				[]string{l.Sprintf("opening hours"), before.Hours, after.Hours},
+				[]string{l.Sprintf("directions"), before.Directions, after.Directions},
 			)
 		}
 	}
@@ -401,6 +434,8 @@ func changeText(l *templates.Lang, c storage.Change) string {
 		return l.Sprintf("updated space %s", c.Key)
 	case "space remove":
 		return l.Sprintf("removed space %s", c.Key)
+	case "member forget", "manager forget":
+		return l.Sprintf("%s asked to be forgotten: their data was erased", c.Key)
 	}
 	return strings.TrimSpace(c.Action + " " + c.Kind + " " + c.Key)
 }

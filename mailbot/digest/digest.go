@@ -43,6 +43,10 @@ type Settings struct {
 	// Language is the network's (bot.language): of the network digest, and
 	// of spaces that chose none.
 	Language string
+	// RosterConfirmDays: a roster neither confirmed nor changed for this
+	// many days is reminded of in its space's digest; past twice as long
+	// the network digest lists it (digest.roster_confirm_days; 0 never).
+	RosterConfirmDays int
 }
 
 // SettingsFrom takes the digest settings out of a loaded configuration.
@@ -54,7 +58,7 @@ func SettingsFrom(cfg *config.Config) (Settings, error) {
 	return Settings{
 		BotAddress: cfg.Bot.Address, BotName: cfg.Bot.Name, Admins: cfg.Admins,
 		Weekday: sch.Weekday, Hour: sch.Hour, Minute: sch.Minute, Second: sch.Second,
-		DefaultTZ: sch.Location, Language: cfg.Bot.Language,
+		DefaultTZ: sch.Location, Language: cfg.Bot.Language, RosterConfirmDays: cfg.Digest.RosterConfirmDays,
 	}, nil
 }
 
@@ -179,6 +183,7 @@ func (s *Scheduler) SendDue(ctx context.Context) (int, error) {
 	// per space and pass would cost a network of 10,000 spaces 10,000
 	// commits a minute. sendSpace checks again inside its own transaction.
 	var ids []string
+	var visa *visaTally
 	now := s.now()
 	err := s.db.View(func(tx *storage.Tx) error {
 		spaces, err := tx.Spaces()
@@ -187,6 +192,10 @@ func (s *Scheduler) SendDue(ctx context.Context) (int, error) {
 			if !due.IsZero() && tx.Period(SpacePeriod+sp.ID) < key && !s.createdOf(sp, now).After(due) {
 				ids = append(ids, sp.ID)
 			}
+		}
+		if err == nil && len(ids) > 0 {
+			// The visa days are counted once for the pass, not per space.
+			visa, err = tallyVisa(tx)
 		}
 		return err
 	})
@@ -199,7 +208,7 @@ func (s *Scheduler) SendDue(ctx context.Context) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		n, err := s.sendSpace(id)
+		n, err := s.sendSpace(id, visa)
 		total += n
 		if err != nil {
 			errs = append(errs, fmt.Errorf("digest of %s: %w", id, err))
@@ -236,8 +245,9 @@ func (s *Scheduler) createdOf(sp storage.Space, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// sendSpace queues one space's digest if its period is due.
-func (s *Scheduler) sendSpace(id string) (int, error) {
+// sendSpace queues one space's digest if its period is due; visa is the
+// pass's count of visa days.
+func (s *Scheduler) sendSpace(id string, visa *visaTally) (int, error) {
 	now := s.now()
 	var n int
 	var key string
@@ -262,7 +272,7 @@ func (s *Scheduler) sendSpace(id string) (int, error) {
 			Start: since(sch, last, due, created, loc), End: due, AsOf: now, Loc: loc,
 			Day: due.In(loc), FileDate: key,
 		}
-		m, err := s.spaceDigest(tx, sp, w)
+		m, err := s.spaceDigest(tx, sp, w, visa)
 		if err != nil {
 			return err
 		}
@@ -311,7 +321,7 @@ func (s *Scheduler) sendNetwork() (int, error) {
 				Start: since(s.sched, last, due, born, loc), End: due, AsOf: now, Loc: loc,
 				Day: due.In(loc), FileDate: key,
 			}
-			m, err := s.networkDigest(tx, w)
+			m, err := s.networkDigest(tx, w, nil)
 			if err != nil {
 				return err
 			}
@@ -378,6 +388,10 @@ func (s *Scheduler) SendNow(space string, dryRun bool, w io.Writer) error {
 	var mails []letter
 	build := func(tx *storage.Tx) error {
 		mails = nil
+		visa, err := tallyVisa(tx)
+		if err != nil {
+			return err
+		}
 		var spaces []storage.Space
 		if space != "" {
 			sp, ok, err := tx.Space(space)
@@ -402,7 +416,7 @@ func (s *Scheduler) SendNow(space string, dryRun bool, w io.Writer) error {
 				Start: since(sch, tx.Period(SpacePeriod+sp.ID), due, sp.Created, loc), End: now, AsOf: now, Loc: loc,
 				Day: day, FileDate: day.Format(dateKey), OnRequest: true,
 			}
-			m, err := s.spaceDigest(tx, sp, win)
+			m, err := s.spaceDigest(tx, sp, win, visa)
 			if err != nil {
 				return fmt.Errorf("digest of %s: %w", sp.ID, err)
 			}
@@ -419,7 +433,7 @@ func (s *Scheduler) SendNow(space string, dryRun bool, w io.Writer) error {
 				Start: since(s.sched, tx.Period(NetworkPeriod), due, time.Time{}, loc), End: now, AsOf: now, Loc: loc,
 				Day: day, FileDate: day.Format(dateKey), OnRequest: true,
 			}
-			m, err := s.networkDigest(tx, win)
+			m, err := s.networkDigest(tx, win, visa)
 			if err != nil {
 				return fmt.Errorf("network digest: %w", err)
 			}
