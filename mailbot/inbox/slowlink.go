@@ -50,11 +50,23 @@ func (t *trackedConn) lastRead() time.Time { return time.Unix(0, t.last.Load()) 
 
 // silence runs f and closes the connection when the server sends nothing
 // for timeout while f runs, or when ctx ends. It reports whether it closed
-// the connection for silence, and how long f ran.
+// the connection for silence, and how long f ran. Once f has returned the
+// connection is never closed here, however late the watcher wakes up.
 func silence(ctx context.Context, conn *trackedConn, timeout time.Duration, f func() error) (err error, silent bool, took time.Duration) {
+	const (
+		running int32 = iota
+		finished
+		closedSilent
+		closedCtx
+	)
+	var state atomic.Int32
+	stop := func(why int32) {
+		if state.CompareAndSwap(running, why) {
+			conn.Close()
+		}
+	}
 	start := time.Now()
 	done := make(chan struct{})
-	var closedSilent, closedCtx atomic.Bool
 	go func() {
 		tick := time.NewTicker(min(timeout/4, time.Second))
 		defer tick.Stop()
@@ -63,8 +75,7 @@ func silence(ctx context.Context, conn *trackedConn, timeout time.Duration, f fu
 			case <-done:
 				return
 			case <-ctx.Done():
-				closedCtx.Store(true)
-				conn.Close()
+				stop(closedCtx)
 				return
 			case now := <-tick.C:
 				last := conn.lastRead()
@@ -72,19 +83,24 @@ func silence(ctx context.Context, conn *trackedConn, timeout time.Duration, f fu
 					last = start
 				}
 				if now.Sub(last) >= timeout {
-					closedSilent.Store(true)
-					conn.Close()
+					stop(closedSilent)
 					return
 				}
 			}
 		}
 	}()
 	err = f()
+	state.CompareAndSwap(running, finished)
 	close(done)
-	if closedCtx.Load() && err == nil {
-		err = ctx.Err()
+	switch state.Load() {
+	case closedCtx:
+		if err == nil {
+			err = ctx.Err()
+		}
+	case closedSilent:
+		silent = true
 	}
-	return err, closedSilent.Load(), time.Since(start)
+	return err, silent, time.Since(start)
 }
 
 // sized is a message and its size, for planning fetches.

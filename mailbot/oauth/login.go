@@ -148,7 +148,15 @@ func BrowserLogin(ctx context.Context, conf *oauth2.Config, out io.Writer, accou
 		}
 	})}
 	go srv.Serve(l)
-	defer srv.Close()
+	// Shut down gracefully: the browser's page must reach it before the
+	// listener goes (Close would cut the answer in hand).
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}()
 
 	fmt.Fprintf(out, "To let the bot read and send the mail of %s, open this URL in a browser and sign in as %s:\n\n%s\n\n",
 		account, account, authURL)
