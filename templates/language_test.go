@@ -78,7 +78,7 @@ func TestStatusWordsStay(t *testing.T) {
 				t.Errorf("%s reply lacks %q:\n%s", lang, want, text)
 			}
 		}
-		if !strings.Contains(html, "<b>VERIFIED:</b>") || !strings.Contains(html, "<b>ERROR:</b>") {
+		if !strings.Contains(html, "✓ VERIFIED:</span>") || !strings.Contains(html, "! ERROR:</span>") {
 			t.Errorf("%s HTML reply:\n%s", lang, html)
 		}
 		help, err := l.Help("visa@x.test")
