@@ -42,13 +42,13 @@ type Reply struct {
 	BotAddress string
 	// Lead is the answer first, shown above the transcript when not
 	// empty (the result a reader came for, in a sentence).
-	Lead       string
-	Entries    []Entry
-	Ignored    []string // lines that were not commands
-	Help       bool     // append the help text
-	Cut        bool     // commands past the limit were not read
-	MaxCmds    int
-	Summary    string
+	Lead    string
+	Entries []Entry
+	Ignored []string // lines that were not commands
+	Help    bool     // append the help text
+	Cut     bool     // commands past the limit were not read
+	MaxCmds int
+	Summary string
 }
 
 // Notice is a one-off message from the bot, such as the rate-limit notice
