@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coworkingvisa/mailbot/commands/csvroster"
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
 )
@@ -137,6 +138,17 @@ func TestListMembers(t *testing.T) {
 		t.Errorf("inactive list = %s %q %q", r.Text, r.Detail, r.Files[0].Data)
 	}
 	expect(t, run(t, db, nobody, "list members"), "DENIED: not a manager")
+
+	// A French reader's spreadsheet expects semicolons; the file still
+	// reads back (csvroster takes either).
+	rep = runEnv(t, db, alex, Env{Printer: templates.Embedded().In("fr").Printer()}, "list members")
+	data := rep.Results[0].Files[0].Data
+	if !strings.HasPrefix(string(data), "\uFEFFemail;name;status;until;updated\n") {
+		t.Errorf("French CSV starts %q", data[:min(len(data), 60)])
+	}
+	if rows, problems, err := csvroster.Read(data, "utf-8", 100); err != nil || len(problems) > 0 || len(rows) != 4 {
+		t.Errorf("the French file reads back as %d rows, %v, %v", len(rows), problems, err)
+	}
 }
 
 func TestImportMembers(t *testing.T) {

@@ -1,7 +1,6 @@
 package digest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -168,8 +167,9 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 		return letter{}, err
 	}
 
-	var csv bytes.Buffer
-	if err := csvroster.Write(&csv, members); err != nil {
+	// The roster in the managers' language's spreadsheet format.
+	csv, err := csvroster.File(members, l.CSVDelimiter())
+	if err != nil {
 		return letter{}, err
 	}
 	data.Attachment = fmt.Sprintf("%s-roster-%s.csv", sp.ID, w.FileDate)
@@ -180,7 +180,7 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 	out := letter{
 		Subject: l.Sprintf("%s weekly digest: %s, %s", s.set.BotName, data.SpaceName, data.Title),
 		Text:    text, HTML: html,
-		Files: []reply.Attachment{{Name: data.Attachment, ContentType: "text/csv; charset=utf-8", Data: csv.Bytes()}},
+		Files: []reply.Attachment{{Name: data.Attachment, ContentType: "text/csv; charset=utf-8", Data: csv}},
 	}
 	for _, mg := range managers {
 		if mg.Email != s.set.BotAddress {

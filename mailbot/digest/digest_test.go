@@ -458,7 +458,11 @@ func TestSpaceDigestContent(t *testing.T) {
 	if !ok {
 		t.Fatalf("no roster attachment; attachments: %v", msg.attachments)
 	}
-	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	// An English digest: Excel's byte order mark, and commas.
+	if !bytes.HasPrefix(data, []byte("\uFEFF")) {
+		t.Errorf("the roster has no byte order mark: %q", data[:min(len(data), 20)])
+	}
+	rows, err := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, []byte("\uFEFF")))).ReadAll()
 	if err != nil {
 		t.Fatalf("the roster is not CSV: %v\n%s", err, data)
 	}

@@ -39,6 +39,10 @@ func TestDigestInTheSpaceLanguage(t *testing.T) {
 			t.Errorf("German digest lacks %q:\n%s", want, de.text)
 		}
 	}
+	// A German spreadsheet expects semicolons.
+	if data := de.attachments["cantine-roster-2026-11-30.csv"]; !strings.HasPrefix(string(data), "\uFEFFemail;name;status;until;updated\n") {
+		t.Errorf("German roster file: %q", data)
+	}
 	if !strings.Contains(de.html, "<th align=\"left\">Wann</th>") {
 		t.Errorf("German HTML digest:\n%s", de.html)
 	}
