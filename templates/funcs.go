@@ -25,7 +25,7 @@ func funcs(l *Lang) map[string]any {
 	}
 	return map[string]any{
 		"t": t, "wrap": wrap, "lang": func() string { return lang },
-		"mark": statusMark, "statusStyle": statusStyle, "memberStyle": memberStyle,
+		"mark": statusMark, "statusStyle": statusStyle, "memberStyle": memberStyle, "memberMark": memberMark,
 		"bar": barWidth,
 	}
 }

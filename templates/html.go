@@ -59,6 +59,17 @@ func memberStyle(state string) htmltemplate.CSS {
 	return "color:#4d4d4d"
 }
 
+// memberMark is the mark before a membership's status word.
+func memberMark(state string) string {
+	switch state {
+	case "active":
+		return "✓"
+	case "expired":
+		return "!"
+	}
+	return "–"
+}
+
 // barWidth is the width, in percent, of a bar of n where the longest bar
 // is of most: at least 2 for a bar of more than nothing, so it shows.
 func barWidth(n, most int) int {

@@ -43,7 +43,7 @@ func TestDigestInTheSpaceLanguage(t *testing.T) {
 	if data := de.attachments["cantine-roster-2026-11-30.csv"]; !strings.HasPrefix(string(data), "\uFEFFemail;name;status;until;updated\n") {
 		t.Errorf("German roster file: %q", data)
 	}
-	if !strings.Contains(de.html, "<th align=\"left\">Wann</th>") {
+	if !strings.Contains(de.html, `<html lang="de">`) || !strings.Contains(de.html, ">Änderungen</h2>") {
 		t.Errorf("German HTML digest:\n%s", de.html)
 	}
 
@@ -55,7 +55,7 @@ func TestDigestInTheSpaceLanguage(t *testing.T) {
 		"Liste des membres au 2026-11-30 : 4 membres, 2 actifs, 2 inactifs (dont 1 avec une date de fin passée), 1 se termine dans les 30 prochains jours.",
 		"membre cat@x.test mis à jour : nom Cat → Cat, the second ; statut actif → inactif",
 		"dan@x.test  expiré  jusqu'au 2026-11-01",
-		"jeu. 26 nov. 13:00  eve@x.test, membre de l'espace La Cantine",
+		"Eve <eve@x.test>, membre de l'espace La Cantine : 1 visite, dernière le jeu. 26 nov. 13:00",
 	} {
 		if !strings.Contains(fr.text, want) {
 			t.Errorf("French digest lacks %q:\n%s", want, fr.text)

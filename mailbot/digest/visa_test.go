@@ -43,15 +43,20 @@ func TestDigestReciprocity(t *testing.T) {
 	q := f.outbox(t)
 	indy := find(t, q, "m1@indyhall.test")
 	for _, want := range []string{
-		"Reciprocity, in visitor days (visitors from other spaces here, your members at other spaces):",
+		"Visitor days (visitors from other spaces here: hosted; your members at other spaces: sent):",
 		"this month (2026-11): hosted 3, sent 1",
 		"this year (2026): hosted 4, sent 1",
+		// The chart's weeks end the day before the slot (Monday 30 Nov).
+		"Visitor days per week (hosted, sent):\n  week of 5 Oct: 0, 0\n  week of 12 Oct: 1, 0\n  week of 19 Oct: 0, 0\n" +
+			"  week of 26 Oct: 0, 0\n  week of 2 Nov: 2, 0\n  week of 9 Nov: 0, 0\n  week of 16 Nov: 0, 0\n  week of 23 Nov: 1, 1\n",
 	} {
 		if !strings.Contains(indy.text, want) {
 			t.Errorf("Indy Hall's digest lacks %q:\n%s", want, indy.text)
 		}
 	}
-	if !strings.Contains(indy.html, "this year (2026): hosted 4, sent 1") {
+	// The HTML chart: bars as wide as their share of the largest week (2).
+	if !strings.Contains(indy.html, "this year (2026): hosted 4, sent 1") || !strings.Contains(indy.html, `<td width="100%" style="background:#2e6f9e`) ||
+		strings.Count(indy.html, `<td width="50%" style="background:#2e6f9e`) != 2 || strings.Count(indy.html, `<td width="50%" style="background:#b3541e`) != 1 {
 		t.Errorf("HTML digest lacks the reciprocity:\n%s", indy.html)
 	}
 	cantine := find(t, q, "boss@cantine.test")
@@ -65,7 +70,7 @@ func TestDigestReciprocity(t *testing.T) {
 			t.Errorf("the network digest lacks %q:\n%s", want, admin.text)
 		}
 	}
-	if !strings.Contains(admin.html, "4 / 1 = +3") {
+	if !strings.Contains(admin.html, "4 − 1 = <b>+3</b>") {
 		t.Errorf("network HTML digest lacks the balance:\n%s", admin.html)
 	}
 }
