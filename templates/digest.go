@@ -95,7 +95,7 @@ type DigestData struct {
 	OnRequest           bool   // sent with `mailbot digest --now`, not on schedule
 	From, To            string // the window of changes and verifications, local time
 	TimeZone            string
-	Today               string // YYYY-MM-DD, the space's local date
+	Today               string // the space's local date, as the reader's language writes it
 	EndingDays          int    // "ending within N days"
 	Counts              DigestCounts
 	Members             []DigestMember
@@ -123,7 +123,8 @@ type DigestData struct {
 	Attachment     string // the roster CSV's file name
 	Reciprocity    Reciprocity
 	// RosterStale: the roster was neither confirmed nor changed since
-	// RosterFresh (YYYY-MM-DD), more than RosterConfirmDays ago;
+	// RosterFresh (a date as the reader's language writes it), more than
+	// RosterConfirmDays ago;
 	// RosterVeryStale: more than twice that, and hosts are told so.
 	RosterStale, RosterVeryStale bool
 	RosterFresh                  string

@@ -106,7 +106,7 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 		SpaceID: sp.ID, SpaceName: nameOf(sp),
 		Title: w.title(l), OnRequest: w.OnRequest,
 		From: l.FormatTime(w.Start.Add(time.Nanosecond).In(w.Loc), rangeLayout), To: l.FormatTime(w.End.In(w.Loc), rangeLayout),
-		TimeZone: w.Loc.String(), Today: today, EndingDays: EndingDays,
+		TimeZone: w.Loc.String(), Today: l.FormatTime(local, dateLayout), EndingDays: EndingDays,
 	}
 	// Names sort as the managers' language sorts them (Élodie with the
 	// E's), not by bytes; the attached file keeps the same order.
@@ -114,8 +114,8 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 	order.members(members)
 	for _, mb := range members {
 		dm := templates.DigestMember{Email: mb.Email, Name: mb.Name, Status: templates.StatusWord(p, mb.Status), State: mb.Status, Until: mb.Until}
-		if t, err := time.Parse(dateKey, mb.Until); err == nil {
-			dm.Ends = l.FormatTime(t, dateLayout)
+		if mb.Until != "" {
+			dm.Ends = longDate(l, mb.Until)
 		}
 		data.Counts.Total++
 		switch {
@@ -281,7 +281,7 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window, visa *visaTally) (le
 		if since, stale, err := s.staleSince(tx, sp, w.AsOf, 2); err != nil {
 			return letter{}, err
 		} else if stale {
-			data.Stale = append(data.Stale, templates.StaleRoster{ID: sp.ID, Name: nameOf(sp), Since: since})
+			data.Stale = append(data.Stale, templates.StaleRoster{ID: sp.ID, Name: nameOf(sp), Since: longDate(l, since)})
 		}
 		for _, m := range members {
 			if m.ActiveOn(today) {
@@ -369,6 +369,16 @@ func (s *Scheduler) enqueue(tx *storage.Tx, m letter, now time.Time) (int, error
 		}
 	}
 	return len(m.To), nil
+}
+
+// longDate writes a YYYY-MM-DD date as the reader's language does ("Thu 10
+// Dec 2026"); a date that does not parse as it is.
+func longDate(l *templates.Lang, date string) string {
+	t, err := time.Parse(dateKey, date)
+	if err != nil {
+		return date
+	}
+	return l.FormatTime(t, dateLayout)
 }
 
 // spaceLabels names every space by its display name, for verifications.

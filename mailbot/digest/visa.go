@@ -63,7 +63,7 @@ func (s *Scheduler) rosterFreshness(tx *storage.Tx, sp storage.Space, now time.T
 	if err != nil || !stale {
 		return err
 	}
-	data.RosterStale, data.RosterFresh = true, since
+	data.RosterStale, data.RosterFresh = true, longDate(s.languageOf(sp), since)
 	_, data.RosterVeryStale, err = s.staleSince(tx, sp, now, 2)
 	return err
 }

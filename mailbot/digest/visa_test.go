@@ -98,12 +98,12 @@ func TestDigestRosterReminders(t *testing.T) {
 	f.sendDue(t, nyDue)
 	q := f.outbox(t)
 	quiet := find(t, q, "q@quiet.test")
-	if !strings.Contains(quiet.text, "The roster was last confirmed or changed on 2026-07-15, more than 90 days ago.") ||
+	if !strings.Contains(quiet.text, "The roster was last confirmed or changed on Wed 15 Jul 2026, more than 90 days ago.") ||
 		strings.Contains(quiet.text, "Hosts who verify your members") {
 		t.Errorf("a roster 138 days old:\n%s", quiet.text)
 	}
 	sleepy := find(t, q, "s@sleepy.test")
-	if !strings.Contains(sleepy.text, "Hosts who verify your members now read that your roster is not confirmed since 2026-01-10.") {
+	if !strings.Contains(sleepy.text, "Hosts who verify your members now read that your roster is not confirmed since Sat 10 Jan 2026.") {
 		t.Errorf("a roster 324 days old:\n%s", sleepy.text)
 	}
 	if !strings.Contains(sleepy.html, "confirm roster") {
@@ -113,7 +113,7 @@ func TestDigestRosterReminders(t *testing.T) {
 		t.Errorf("a fresh roster is reminded:\n%s", indy.text)
 	}
 	admin := find(t, q, "admin@network.test")
-	if !strings.Contains(admin.text, "Rosters not confirmed for more than 180 days:\n  sleepy  Sleepy: since 2026-01-10\n") ||
+	if !strings.Contains(admin.text, "Rosters not confirmed for more than 180 days:\n  sleepy  Sleepy: since Sat 10 Jan 2026\n") ||
 		strings.Contains(admin.text, "quiet  Quiet Space: since") {
 		t.Errorf("the network digest's stale rosters:\n%s", admin.text)
 	}
@@ -143,7 +143,7 @@ func TestDigestVisaInFrench(t *testing.T) {
 			t.Errorf("French digest lacks %q:\n%s", want, fr.text)
 		}
 	}
-	if v := find(t, q, "v@vieux.test"); !strings.Contains(v.text, "confirm roster") || !strings.Contains(v.text, "2026-01-10") ||
+	if v := find(t, q, "v@vieux.test"); !strings.Contains(v.text, "confirm roster") || !strings.Contains(v.text, "le sam. 10 janv. 2026") ||
 		strings.Contains(v.text, "The roster was last") {
 		t.Errorf("French reminder:\n%s", v.text)
 	}
