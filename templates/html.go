@@ -99,6 +99,7 @@ type HelpLine struct {
 	Kind   string   // "title", "heading", "text" or "command"
 	Text   string   // the words; for a command, what it does
 	Syntax []string // for a command, its lines as typed
+	Notes  []string // for a command, what its further syntax lines add, each a line of its own
 }
 
 // helpLines cuts the rendered help text (help.txt) into blocks, so that the
@@ -133,16 +134,21 @@ func helpLines(text string) []HelpLine {
 			out = append(out, HelpLine{Kind: "command", Syntax: []string{syntax}, Text: what})
 		case len(out) > 0 && out[len(out)-1].Kind == "command":
 			last := &out[len(out)-1]
-			if strings.HasPrefix(trimmed, "[") {
+			switch {
+			case strings.HasPrefix(trimmed, "["):
 				syntax, what := columns(trimmed)
 				last.Syntax = append(last.Syntax, syntax)
-				last.Text = join(last.Text, what, "; ")
+				if what != "" {
+					last.Notes = append(last.Notes, what)
+				}
 				afterSyntax = true
-			} else if wasSyntax {
-				// What the syntax line before it adds, not the first
+			case wasSyntax && (last.Text != "" || len(last.Notes) > 0):
+				// What the syntax lines before it add, not the first
 				// description going on.
-				last.Text = join(last.Text, trimmed, "; ")
-			} else {
+				last.Notes = append(last.Notes, trimmed)
+			case len(last.Notes) > 0:
+				last.Notes[len(last.Notes)-1] = join(last.Notes[len(last.Notes)-1], trimmed, " ")
+			default:
 				last.Text = join(last.Text, trimmed, " ")
 			}
 		default:
