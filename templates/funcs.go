@@ -26,7 +26,7 @@ func funcs(l *Lang) map[string]any {
 	return map[string]any{
 		"t": t, "wrap": wrap, "lang": func() string { return lang },
 		"mark": statusMark, "statusStyle": statusStyle, "memberStyle": memberStyle, "memberMark": memberMark,
-		"bar": barWidth,
+		"bar": barWidth, "signed": signed,
 	}
 }
 

@@ -2,6 +2,7 @@ package templates
 
 import (
 	htmltemplate "html/template"
+	"strconv"
 	"strings"
 
 	"golang.org/x/text/message"
@@ -68,6 +69,14 @@ func memberMark(state string) string {
 		return "!"
 	}
 	return "–"
+}
+
+// signed writes a balance with its sign: +3, 0, -3.
+func signed(n int) string {
+	if n > 0 {
+		return "+" + strconv.Itoa(n)
+	}
+	return strconv.Itoa(n)
 }
 
 // barWidth is the width, in percent, of a bar of n where the longest bar

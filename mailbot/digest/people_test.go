@@ -49,7 +49,7 @@ func TestDigestLeadsWithWhatToActOn(t *testing.T) {
 	if strings.Contains(text, "stranger@x.test") || strings.Contains(indy.html, "stranger@x.test") {
 		t.Error("a stranger turned away elsewhere shows in the digest")
 	}
-	if !strings.Contains(indy.html, "old@x.test, Thu 26 Nov 07:00: <span") || !strings.Contains(indy.html, "✗ NOT VERIFIED</span>") {
+	if !strings.Contains(indy.html, "old@x.test · Thu 26 Nov 07:00 · <span") || !strings.Contains(indy.html, "✗ NOT VERIFIED</span>") {
 		t.Errorf("HTML lacks the turned-away line:\n%s", indy.html)
 	}
 	// The order of the sections: act on, visits, changes, roster.

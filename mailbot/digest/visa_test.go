@@ -70,7 +70,7 @@ func TestDigestReciprocity(t *testing.T) {
 			t.Errorf("the network digest lacks %q:\n%s", want, admin.text)
 		}
 	}
-	if !strings.Contains(admin.html, "4 − 1 = <b>+3</b>") {
+	if !strings.Contains(admin.html, "Balance in 2026, in visitor days: 4 − 1 = &#43;3") {
 		t.Errorf("network HTML digest lacks the balance:\n%s", admin.html)
 	}
 }
