@@ -215,6 +215,10 @@ func (x *executor) removeMember(c *Command) (Result, error) {
 	return x.ok("removed %s from %s.", c.Target, sp.ID), nil
 }
 
+// historyLayout is how a history line dates a change: a message id, so
+// that each language writes it its own way.
+const historyLayout = "Mon 2 Jan 2006 15:04 MST"
+
 func (x *executor) history(c *Command) (Result, error) {
 	sp, res, err := x.space(c)
 	if res != nil || err != nil {
@@ -228,9 +232,12 @@ func (x *executor) history(c *Command) (Result, error) {
 		return x.fail("%s has no history in %s.", c.Target, sp.ID), nil
 	}
 	r := x.ok("%d changes to %s in %s.", len(changes), c.Target, sp.ID)
+	// Each change at the space's local time, as its digest shows it; the
+	// time names the message that made it (a raw Message-ID would not).
+	loc := x.zoneOf(sp)
 	for _, ch := range changes {
-		r.Detail = append(r.Detail, x.t("%s %s by %s (message %s)",
-			ch.At.UTC().Format("2006-01-02 15:04 UTC"), x.changeSummary(ch), ch.Actor, ch.MessageID))
+		r.Detail = append(r.Detail, x.t("%s: %s, by %s",
+			templates.FormatTime(x.p, ch.At.In(loc), historyLayout), x.changeSummary(ch), ch.Actor))
 	}
 	return r, nil
 }

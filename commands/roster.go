@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"sort"
@@ -97,16 +96,7 @@ func RosterCSV(tx *storage.Tx, space, status string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return rosterBytes(filterStatus(all, status))
-}
-
-func rosterBytes(members []storage.Member) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteString("\uFEFF")
-	if err := csvroster.Write(&buf, members); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return csvroster.File(filterStatus(all, status), ',')
 }
 
 func filterStatus(all []storage.Member, status string) []storage.Member {
@@ -185,7 +175,8 @@ func (x *executor) listMembers(c *Command) (Result, error) {
 	}
 	x.listed = append(x.listed, this)
 	shown := filterStatus(all, status)
-	data, err := rosterBytes(shown)
+	// Attached with the separator the reader's spreadsheet expects.
+	data, err := csvroster.File(shown, templates.CSVDelimiter(x.p))
 	if err != nil {
 		return Result{}, err
 	}

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coworkingvisa/mailbot/commands/csvroster"
 	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // runEnv executes the lines as actor with the given environment; a zero
@@ -136,6 +138,17 @@ func TestListMembers(t *testing.T) {
 		t.Errorf("inactive list = %s %q %q", r.Text, r.Detail, r.Files[0].Data)
 	}
 	expect(t, run(t, db, nobody, "list members"), "DENIED: not a manager")
+
+	// A French reader's spreadsheet expects semicolons; the file still
+	// reads back (csvroster takes either).
+	rep = runEnv(t, db, alex, Env{Printer: templates.Embedded().In("fr").Printer()}, "list members")
+	data := rep.Results[0].Files[0].Data
+	if !strings.HasPrefix(string(data), "\uFEFFemail;name;status;until;updated\n") {
+		t.Errorf("French CSV starts %q", data[:min(len(data), 60)])
+	}
+	if rows, problems, err := csvroster.Read(data, "utf-8", 100); err != nil || len(problems) > 0 || len(rows) != 4 {
+		t.Errorf("the French file reads back as %d rows, %v, %v", len(rows), problems, err)
+	}
 }
 
 func TestImportMembers(t *testing.T) {
@@ -528,12 +541,29 @@ func TestHistoryShowsWhatChanged(t *testing.T) {
 	rep := run(t, db, alex, "history ann@new.example.org")
 	expect(t, rep, "OK: 3 changes to ann@new.example.org in indyhall")
 	want := []string{
-		"2026-11-28 09:30 UTC add Ann <ann@example.org> (active) by alex@indyhall.test (message m1@test)",
-		"2026-11-28 09:30 UTC update status active → inactive, end date (none) → 2027-01-31 by alex@indyhall.test (message m1@test)",
-		"2026-11-28 09:30 UTC update address ann@example.org → ann@new.example.org by alex@indyhall.test (message m1@test)",
+		"Sat 28 Nov 2026 09:30 UTC: add Ann <ann@example.org> (active), by alex@indyhall.test",
+		"Sat 28 Nov 2026 09:30 UTC: update status active → inactive, end date (none) → 2027-01-31, by alex@indyhall.test",
+		"Sat 28 Nov 2026 09:30 UTC: update address ann@example.org → ann@new.example.org, by alex@indyhall.test",
 	}
 	if got := rep.Results[0].Detail; strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("history =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	expect(t, run(t, db, mad, "history ann@new.example.org"), "ERROR: ann@new.example.org has no history in betahaus")
+}
+
+// A history line dates a change in the space's own zone, as the reader's
+// language writes a date, and names no Message-ID.
+func TestHistoryInTheSpacesZoneAndLanguage(t *testing.T) {
+	db := network(t)
+	run(t, db, admin, "update space indyhall tz=Europe/Paris")
+	run(t, db, alex, `add member ann@example.org name="Ann"`)
+	fr := templates.Embedded().In("fr").Printer()
+	rep := runEnv(t, db, alex, Env{Printer: fr}, "history ann@example.org")
+	want := "sam. 28 nov. 2026 10:30 CET — ajout : Ann <ann@example.org> (actif), par alex@indyhall.test"
+	if got := rep.Results[0].Detail; len(got) != 1 || got[0] != want {
+		t.Errorf("history = %q, want %q", got, want)
+	}
+	if strings.Contains(strings.Join(rep.Results[0].Detail, "\n"), "m1@test") {
+		t.Error("the history names the raw Message-ID")
+	}
 }

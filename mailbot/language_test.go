@@ -57,7 +57,7 @@ func TestRepliesInTheSpaceLanguage(t *testing.T) {
 			t.Errorf("the French reply holds English %q:\n%s", english, manager)
 		}
 	}
-	if !strings.Contains(help, "Mode d'emploi du robot Coworking Visa") || !strings.Contains(help, "  verify EMAIL ") {
+	if !strings.Contains(help, "Mode d'emploi du robot Coworking Visa") || !strings.Contains(help, "verify EMAIL") {
 		t.Errorf("the French help:\n%s", help)
 	}
 	if !strings.Contains(admin2, "OK: Space indyhall aktualisiert: Indy Hall (Philadelphia).") {

@@ -4,8 +4,38 @@ package templates
 type DigestMember struct {
 	Email  string
 	Name   string
-	Status string // active, inactive, or expired (active but past its end date)
+	Status string // active, inactive, or expired (active but past its end date), in the reader's words
+	State  string // the same as the English value ("active", "inactive", "expired"), for the HTML's colours
 	Until  string // YYYY-MM-DD, or "" for open-ended
+	Ends   string // Until as the reader's language writes a date, or ""
+}
+
+// DigestTurnedAway is a check at another space that found no membership,
+// of an address that was a member of this space: a membership that lapsed
+// by mistake shows here first.
+type DigestTurnedAway struct {
+	When    string
+	Visitor string
+	Name    string // as this roster has it, if it still does
+	Host    string // the space that checked
+	Status  string // on this roster now ("inactive", "expired" in the reader's words), or "" when removed from it
+}
+
+// DigestVisitor is one person's visits in a digest's period, on one line:
+// a visitor the space hosted, or one of its members visiting elsewhere.
+type DigestVisitor struct {
+	Visitor  string
+	Name     string // the name a roster gives them, if one does
+	Where    string // a visitor's home space(s); for a member, the spaces that verified them
+	Visits   int    // verifications in the period
+	Last     string // the last one, local time
+	Verified bool   // some check found a membership (a member visiting elsewhere always)
+}
+
+// WeekBar is one week of a space's visits chart, in visitor days.
+type WeekBar struct {
+	Week         string // its first day, as the reader's language writes a date
+	Hosted, Sent int
 }
 
 // DigestChange is one audit record in a digest.
@@ -53,7 +83,10 @@ type Reciprocity struct {
 	HostedYear, SentYear   int
 }
 
-// DigestData is what one space's weekly digest shows its managers.
+// DigestData is what one space's weekly digest shows its managers: first
+// what they act on (the roster's freshness, memberships ending, former
+// members turned away elsewhere, members added elsewhere), then the visits,
+// then the log of changes and the roster.
 type DigestData struct {
 	BotName, BotAddress string
 	SpaceID, SpaceName  string
@@ -62,26 +95,36 @@ type DigestData struct {
 	OnRequest           bool   // sent with `mailbot digest --now`, not on schedule
 	From, To            string // the window of changes and verifications, local time
 	TimeZone            string
-	Today               string // YYYY-MM-DD, the space's local date
+	Today               string // the space's local date, as the reader's language writes it
 	EndingDays          int    // "ending within N days"
 	Counts              DigestCounts
 	Members             []DigestMember
 	Changes             []DigestChange
-	// Sent: this space's members verified at other spaces. Hosted: the
-	// visitors this space's managers checked, verified or not.
-	Sent             []DigestVisit
-	Hosted           []DigestVisit
+	// Visitors: the people this space's managers checked, verified or
+	// not, one line each. Visiting: this space's members verified at
+	// other spaces, one line each. The counts are of checks.
+	Visitors         []DigestVisitor
+	Visiting         []DigestVisitor
 	SentCount        int
 	HostedCount      int // verified visitors from other spaces
 	NotVerifiedCount int // checks at this space that found no membership
 	EndingSoon       []DigestMember
+	// TurnedAway: checks at other spaces that found no membership, of
+	// addresses that were members of this space.
+	TurnedAway []DigestTurnedAway
+	// Weeks: visitor days hosted and sent in each of the last weeks, the
+	// oldest first; WeeksMost is the largest of their numbers (the
+	// chart's scale).
+	Weeks     []WeekBar
+	WeeksMost int
 	// AddedElsewhere: this space's active members that another space added
 	// to its roster in the period.
 	AddedElsewhere []DigestAdd
 	Attachment     string // the roster CSV's file name
 	Reciprocity    Reciprocity
 	// RosterStale: the roster was neither confirmed nor changed since
-	// RosterFresh (YYYY-MM-DD), more than RosterConfirmDays ago;
+	// RosterFresh (a date as the reader's language writes it), more than
+	// RosterConfirmDays ago;
 	// RosterVeryStale: more than twice that, and hosts are told so.
 	RosterStale, RosterVeryStale bool
 	RosterFresh                  string
@@ -152,4 +195,9 @@ func (s *Set) Digest(d DigestData) (text, html string, err error) { return s.en.
 // NetworkDigest renders the network digest in English.
 func (s *Set) NetworkDigest(d NetworkDigestData) (text, html string, err error) {
 	return s.en.NetworkDigest(d)
+}
+
+// ToAct reports whether the digest has anything its managers act on.
+func (d DigestData) ToAct() bool {
+	return d.RosterStale || len(d.EndingSoon) > 0 || len(d.TurnedAway) > 0 || len(d.AddedElsewhere) > 0
 }

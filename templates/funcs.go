@@ -19,7 +19,15 @@ func funcs(l *Lang) map[string]any {
 	if l != nil {
 		t = l.Sprintf
 	}
-	return map[string]any{"t": t, "wrap": wrap}
+	lang := sourceLanguage
+	if l != nil {
+		lang = l.code
+	}
+	return map[string]any{
+		"t": t, "wrap": wrap, "lang": func() string { return lang },
+		"mark": statusMark, "statusStyle": statusStyle, "memberStyle": memberStyle, "memberMark": memberMark,
+		"bar": barWidth, "signed": signed,
+	}
 }
 
 // wrap fills s to width columns, its first line starting at column indent
@@ -56,16 +64,23 @@ var (
 // 15:04" in French), with the abbreviated day and month names ("Mon",
 // "Jan") in the language. Full names ("Monday") are not translated: the
 // layouts use none.
-func (l *Lang) FormatTime(t time.Time, layout string) string {
-	layout = l.p.Sprintf(layout)
+func (l *Lang) FormatTime(t time.Time, layout string) string { return FormatTime(l.p, t, layout) }
+
+// FormatTime is Lang.FormatTime for code that holds a language's printer
+// (Lang.Printer) rather than the language.
+func FormatTime(p *message.Printer, t time.Time, layout string) string {
+	if p == nil {
+		p = Embedded().English().Printer()
+	}
+	layout = p.Sprintf(layout)
 	var b strings.Builder
 	for layout != "" {
 		switch {
 		case strings.HasPrefix(layout, "Mon"):
-			b.WriteString(l.p.Sprintf(weekdayIDs[t.Weekday()]))
+			b.WriteString(p.Sprintf(weekdayIDs[t.Weekday()]))
 			layout = layout[3:]
 		case strings.HasPrefix(layout, "Jan"):
-			b.WriteString(l.p.Sprintf(monthIDs[t.Month()-1]))
+			b.WriteString(p.Sprintf(monthIDs[t.Month()-1]))
 			layout = layout[3:]
 		default:
 			i := len(layout)

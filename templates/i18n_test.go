@@ -24,9 +24,10 @@ import (
 var sourceRoots = []string{"../commands", "../mailbot", "../templates"}
 
 // markers are the functions whose first string constant among their first
-// two arguments is a message id: commands' result helpers (ok, fail,
+// three arguments is a message id: commands' result helpers (ok, fail,
 // denied, t), templates.Msg and templates.Errorf, Printer.Sprintf,
-// Lang.Sprintf and templates.Sprintf, and Lang.FormatTime (its layout).
+// Lang.Sprintf and templates.Sprintf, and Lang.FormatTime and
+// templates.FormatTime (their layout).
 // fmt's own Sprintf and Errorf are not markers.
 var markers = map[string]bool{
 	"ok": true, "fail": true, "denied": true, "t": true,
@@ -77,7 +78,7 @@ func goMessageIDs(t *testing.T) []use {
 				if !markers[name] {
 					return true
 				}
-				for _, arg := range call.Args[:min(2, len(call.Args))] {
+				for _, arg := range call.Args[:min(3, len(call.Args))] {
 					if id, ok := constString(arg, consts); ok {
 						out = append(out, use{id, fset.Position(arg.Pos()).String()})
 						break
@@ -151,7 +152,7 @@ func templateMessageIDs(t *testing.T) []use {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stub := map[string]any{"t": fmt.Sprint, "wrap": fmt.Sprint}
+	stub := funcs(nil)
 	for _, name := range names {
 		body, err := fs.ReadFile(embedded, name)
 		if err != nil {

@@ -38,18 +38,18 @@ msgstr "keine"
 		"betahaus (betahaus): Wochenübersicht, KW 49", // German
 		"Roster on 2026-11-30: 1 Mitglied, 1 active",  // German plural, English around it
 		"Änderungen vom a bis b (Europe/Berlin):\n  keine",
-		"Visa activity in the same period: hosted 0, sent 0.", // English: not in the partial de.po
-		"Roster (1 member; also attached as ):",               // an English plural form
+		"Visitors you hosted (0 verified, 0 not):", // English: not in the partial de.po
+		"Roster (1 member; also attached as ):",    // an English plural form
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("German digest lacks %q:\n%s", want, text)
 		}
 	}
-	if !strings.Contains(html, "Wochenübersicht") || !strings.Contains(html, "<h3>Visa activity</h3>") {
+	if !strings.Contains(html, "Wochenübersicht") || !strings.Contains(html, ">Visits</h2>") {
 		t.Errorf("German HTML digest:\n%s", html)
 	}
 	// The embedded German catalog is untouched by another set's override.
-	if got := Embedded().In("de").Sprintf("Visa activity"); got != "Visa-Aktivität" {
+	if got := Embedded().In("de").Sprintf("Visits"); got != "Besuche" {
 		t.Errorf("embedded German = %q", got)
 	}
 }
@@ -78,7 +78,7 @@ func TestStatusWordsStay(t *testing.T) {
 				t.Errorf("%s reply lacks %q:\n%s", lang, want, text)
 			}
 		}
-		if !strings.Contains(html, "<b>VERIFIED:</b>") || !strings.Contains(html, "<b>ERROR:</b>") {
+		if !strings.Contains(html, "✓ VERIFIED:</span>") || !strings.Contains(html, "! ERROR:</span>") {
 			t.Errorf("%s HTML reply:\n%s", lang, html)
 		}
 		help, err := l.Help("visa@x.test")

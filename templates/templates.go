@@ -40,12 +40,15 @@ type Entry struct {
 type Reply struct {
 	BotName    string
 	BotAddress string
-	Entries    []Entry
-	Ignored    []string // lines that were not commands
-	Help       bool     // append the help text
-	Cut        bool     // commands past the limit were not read
-	MaxCmds    int
-	Summary    string
+	// Lead is the answer first, shown above the transcript when not
+	// empty (the result a reader came for, in a sentence).
+	Lead    string
+	Entries []Entry
+	Ignored []string // lines that were not commands
+	Help    bool     // append the help text
+	Cut     bool     // commands past the limit were not read
+	MaxCmds int
+	Summary string
 }
 
 // Notice is a one-off message from the bot, such as the rate-limit notice
@@ -262,7 +265,23 @@ func (s *Set) Printer() *message.Printer { return s.en.p }
 
 // Reply renders a reply transcript as text and HTML.
 func (l *Lang) Reply(r Reply) (text, html string, err error) {
-	return l.render("reply", r)
+	view := ReplyView{Reply: r}
+	if r.Help {
+		// With the reply itself: the help says what its reader may do.
+		help, err := l.helpText(r)
+		if err != nil {
+			return "", "", err
+		}
+		view.HelpLines = helpLines(help)
+	}
+	return l.renderEach("reply", r, view)
+}
+
+// ReplyView is what reply.html shows: the reply, and its help text cut
+// into blocks that fit a phone (HelpLines, when Help is set).
+type ReplyView struct {
+	Reply
+	HelpLines []HelpLine
 }
 
 // Notice renders a one-off notice as text and HTML.
@@ -307,19 +326,28 @@ func (s Summary) Statuses() string {
 
 // Help renders the help text alone, for `mailbot help`.
 func (l *Lang) Help(botAddress string) (string, error) {
+	return l.helpText(Reply{BotAddress: botAddress})
+}
+
+func (l *Lang) helpText(r Reply) (string, error) {
 	var b bytes.Buffer
-	if err := l.text.ExecuteTemplate(&b, "help.txt", Reply{BotAddress: botAddress}); err != nil {
+	if err := l.text.ExecuteTemplate(&b, "help.txt", r); err != nil {
 		return "", fmt.Errorf("render help: %w", err)
 	}
 	return b.String(), nil
 }
 
 func (l *Lang) render(name string, data any) (string, string, error) {
+	return l.renderEach(name, data, data)
+}
+
+// renderEach renders name.txt with textData and name.html with htmlData.
+func (l *Lang) renderEach(name string, textData, htmlData any) (string, string, error) {
 	var t, h bytes.Buffer
-	if err := l.text.ExecuteTemplate(&t, name+".txt", data); err != nil {
+	if err := l.text.ExecuteTemplate(&t, name+".txt", textData); err != nil {
 		return "", "", fmt.Errorf("render %s.txt: %w", name, err)
 	}
-	if err := l.html.ExecuteTemplate(&h, name+".html", data); err != nil {
+	if err := l.html.ExecuteTemplate(&h, name+".html", htmlData); err != nil {
 		return "", "", fmt.Errorf("render %s.html: %w", name, err)
 	}
 	// Templates open with their first block on a line of its own.

@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,36 @@ func TestOverrideDir(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "reply.txt"), []byte("{{.Broken"), 0o644)
 	if _, err := New(dir); err == nil {
 		t.Error("a broken override was accepted")
+	}
+}
+
+// The HTML help shows each command above what it does, whatever columns
+// the text help has: a description going on over lines is one, a syntax
+// line adds its own note.
+func TestHelpLines(t *testing.T) {
+	got := helpLines(`How to use it
+Write one command per line.
+
+Admins:
+  verify EMAIL                 is this visitor an active
+                               member?
+  add member Full Name <EMAIL>
+  update space ID [name=...]
+                [digest_day=...]   the space's own slot
+                [free_days=N]
+                               its terms for visitors
+Every result line starts with OK:.`)
+	want := []HelpLine{
+		{Kind: "title", Text: "How to use it"},
+		{Kind: "text", Text: "Write one command per line."},
+		{Kind: "heading", Text: "Admins:"},
+		{Kind: "command", Syntax: []string{"verify EMAIL"}, Text: "is this visitor an active member?"},
+		{Kind: "command", Syntax: []string{"add member Full Name <EMAIL>"}},
+		{Kind: "command", Syntax: []string{"update space ID [name=...]", "[digest_day=...]", "[free_days=N]"},
+			Notes: []string{"the space's own slot", "its terms for visitors"}},
+		{Kind: "text", Text: "Every result line starts with OK:."},
+	}
+	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
+		t.Errorf("helpLines =\n%q\nwant\n%q", got, want)
 	}
 }

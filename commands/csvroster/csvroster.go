@@ -3,6 +3,7 @@
 package csvroster
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -18,8 +19,12 @@ var Header = []string{"email", "name", "status", "until", "updated"}
 // Write writes members as CSV, in the order given, with a header row.
 // Every field is written as text, so a spreadsheet keeps dates and
 // addresses as they are, and every cell is defused (see Defuse).
-func Write(w io.Writer, members []storage.Member) error {
+func Write(w io.Writer, members []storage.Member) error { return WriteDelimited(w, members, ',') }
+
+// WriteDelimited is Write with fields separated by comma (',' or ';').
+func WriteDelimited(w io.Writer, members []storage.Member, comma rune) error {
 	cw := csv.NewWriter(w)
+	cw.Comma = comma
 	if err := cw.Write(Header); err != nil {
 		return fmt.Errorf("write roster csv: %w", err)
 	}
@@ -41,6 +46,25 @@ func Write(w io.Writer, members []storage.Member) error {
 		return fmt.Errorf("write roster csv: %w", err)
 	}
 	return nil
+}
+
+// BOM is the UTF-8 byte order mark a file the bot attaches starts with:
+// without it, Excel reads UTF-8 as the system's legacy code page and
+// garbles names with accents.
+const BOM = "\uFEFF"
+
+// File is a roster as the bot attaches it to a mail: the BOM, then the
+// CSV with fields separated by comma, the separator a spreadsheet in the
+// reader's language expects (templates.CSVDelimiter: ';' where decimals
+// are written with a comma, as in French, German and Spanish). Read reads
+// either.
+func File(members []storage.Member, comma rune) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(BOM)
+	if err := WriteDelimited(&b, members, comma); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // formulaStart are the first characters that make a spreadsheet read a

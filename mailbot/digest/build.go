@@ -1,7 +1,6 @@
 package digest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -30,7 +29,11 @@ const (
 	whenLayout  = "Mon 2 Jan 15:04"
 	rangeLayout = "Mon 2 Jan 2006 15:04 MST"
 	titleLayout = "2 Jan 2006"
+	dateLayout  = "Mon 2 Jan 2006"
 )
+
+// chartWeeks is how many weeks a space digest's visits chart shows.
+const chartWeeks = 8
 
 // window is what one digest covers: changes and verifications with
 // Start < At <= End, and the roster as of AsOf.
@@ -103,10 +106,17 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 		SpaceID: sp.ID, SpaceName: nameOf(sp),
 		Title: w.title(l), OnRequest: w.OnRequest,
 		From: l.FormatTime(w.Start.Add(time.Nanosecond).In(w.Loc), rangeLayout), To: l.FormatTime(w.End.In(w.Loc), rangeLayout),
-		TimeZone: w.Loc.String(), Today: today, EndingDays: EndingDays,
+		TimeZone: w.Loc.String(), Today: l.FormatTime(local, dateLayout), EndingDays: EndingDays,
 	}
+	// Names sort as the managers' language sorts them (Élodie with the
+	// E's), not by bytes; the attached file keeps the same order.
+	order := newOrder(l)
+	order.members(members)
 	for _, mb := range members {
-		dm := templates.DigestMember{Email: mb.Email, Name: mb.Name, Status: templates.StatusWord(p, mb.Status), Until: mb.Until}
+		dm := templates.DigestMember{Email: mb.Email, Name: mb.Name, Status: templates.StatusWord(p, mb.Status), State: mb.Status, Until: mb.Until}
+		if mb.Until != "" {
+			dm.Ends = longDate(l, mb.Until)
+		}
 		data.Counts.Total++
 		switch {
 		case mb.ActiveOn(today):
@@ -116,7 +126,7 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 				data.EndingSoon = append(data.EndingSoon, dm)
 			}
 		case mb.Status == storage.StatusActive:
-			dm.Status = templates.StatusWord(p, "expired")
+			dm.Status, dm.State = templates.StatusWord(p, "expired"), "expired"
 			data.Counts.Inactive++
 			data.Counts.Expired++
 		default:
@@ -124,6 +134,7 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 		}
 		data.Members = append(data.Members, dm)
 	}
+	// Soonest first; the same day by name, as the roster is.
 	sort.SliceStable(data.EndingSoon, func(i, j int) bool { return data.EndingSoon[i].Until < data.EndingSoon[j].Until })
 
 	err = changesIn(tx, w.Start, w.End, func(c storage.Change) {
@@ -140,6 +151,12 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 	if err != nil {
 		return letter{}, err
 	}
+	roster := make(map[string]storage.Member, len(members))
+	for _, mb := range members {
+		roster[mb.Email] = mb
+	}
+	visitors, visiting := visitorLines{}, visitorLines{}
+	var lookErr error
 	err = verificationsIn(tx, w.Start, w.End, func(v storage.Verification) {
 		// A visitor active in several spaces is a member of each of them:
 		// each sees the visit.
@@ -148,28 +165,58 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 		case v.HostSpace == sp.ID && ours:
 			// A manager checking one of their own members: no visit.
 		case v.HostSpace == sp.ID:
-			data.Hosted = append(data.Hosted, visit(l, v, w.Loc, labels))
+			dv := visit(l, v, w.Loc, labels)
+			name := ""
 			if v.Verified {
 				data.HostedCount++
+				// Their name as their home roster has it: the host read
+				// it in the VERIFIED line already.
+				if m, ok, err := tx.Member(v.Homes()[0], v.Visitor); err != nil {
+					lookErr = err
+				} else if ok {
+					name = m.Name
+				}
 			} else {
 				data.NotVerifiedCount++
 			}
+			visitors.add(v.Visitor, name, dv.Home, dv.When, v.Verified)
 		case v.Verified && ours:
-			data.Sent = append(data.Sent, visit(l, v, w.Loc, labels))
 			data.SentCount++
+			visiting.add(v.Visitor, roster[v.Visitor].Name, visit(l, v, w.Loc, labels).Host, l.FormatTime(v.At.In(w.Loc), whenLayout), true)
+		case !v.Verified:
+			// Turned away elsewhere: was the address a member here?
+			ta, was, err := turnedAway(tx, l, sp.ID, roster, v, w.Loc, labels)
+			if err != nil {
+				lookErr = err
+			} else if was {
+				data.TurnedAway = append(data.TurnedAway, ta)
+			}
 		}
 	})
+	if err == nil {
+		err = lookErr
+	}
 	if err != nil {
 		return letter{}, err
 	}
+	data.Visitors, data.Visiting = visitors.sorted(order), visiting.sorted(order)
+	// The chart's weeks are the digest's: a weekly one ends with the day
+	// before its slot, one on request with today.
+	last := w.End.In(w.Loc)
+	if !w.OnRequest {
+		last = last.AddDate(0, 0, -1)
+	}
+	data.Weeks, data.WeeksMost = visa.weeks(sp.ID, last, chartWeeks, l)
 
 	data.Reciprocity = visa.of(sp.ID, local)
 	if err := s.rosterFreshness(tx, sp, w.AsOf, &data); err != nil {
 		return letter{}, err
 	}
 
-	var csv bytes.Buffer
-	if err := csvroster.Write(&csv, members); err != nil {
+	// The roster in the managers' language's spreadsheet format, in the
+	// digest's order.
+	csv, err := csvroster.File(members, l.CSVDelimiter())
+	if err != nil {
 		return letter{}, err
 	}
 	data.Attachment = fmt.Sprintf("%s-roster-%s.csv", sp.ID, w.FileDate)
@@ -180,7 +227,7 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 	out := letter{
 		Subject: l.Sprintf("%s weekly digest: %s, %s", s.set.BotName, data.SpaceName, data.Title),
 		Text:    text, HTML: html,
-		Files: []reply.Attachment{{Name: data.Attachment, ContentType: "text/csv; charset=utf-8", Data: csv.Bytes()}},
+		Files: []reply.Attachment{{Name: data.Attachment, ContentType: "text/csv; charset=utf-8", Data: csv}},
 	}
 	for _, mg := range managers {
 		if mg.Email != s.set.BotAddress {
@@ -234,7 +281,7 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window, visa *visaTally) (le
 		if since, stale, err := s.staleSince(tx, sp, w.AsOf, 2); err != nil {
 			return letter{}, err
 		} else if stale {
-			data.Stale = append(data.Stale, templates.StaleRoster{ID: sp.ID, Name: nameOf(sp), Since: since})
+			data.Stale = append(data.Stale, templates.StaleRoster{ID: sp.ID, Name: nameOf(sp), Since: longDate(l, since)})
 		}
 		for _, m := range members {
 			if m.ActiveOn(today) {
@@ -287,6 +334,14 @@ func (s *Scheduler) networkDigest(tx *storage.Tx, w window, visa *visaTally) (le
 	if err != nil {
 		return letter{}, err
 	}
+	// Spaces by name, as the admins' language sorts names.
+	o := newOrder(l)
+	sort.SliceStable(data.Spaces, func(i, j int) bool {
+		return o.less(data.Spaces[i].Name, data.Spaces[i].ID, data.Spaces[j].Name, data.Spaces[j].ID)
+	})
+	sort.SliceStable(data.Stale, func(i, j int) bool {
+		return o.less(data.Stale[i].Name, data.Stale[i].ID, data.Stale[j].Name, data.Stale[j].ID)
+	})
 	text, html, err := l.NetworkDigest(data)
 	if err != nil {
 		return letter{}, err
@@ -314,6 +369,16 @@ func (s *Scheduler) enqueue(tx *storage.Tx, m letter, now time.Time) (int, error
 		}
 	}
 	return len(m.To), nil
+}
+
+// longDate writes a YYYY-MM-DD date as the reader's language does ("Thu 10
+// Dec 2026"); a date that does not parse as it is.
+func longDate(l *templates.Lang, date string) string {
+	t, err := time.Parse(dateKey, date)
+	if err != nil {
+		return date
+	}
+	return l.FormatTime(t, dateLayout)
 }
 
 // spaceLabels names every space by its display name, for verifications.

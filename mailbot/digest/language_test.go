@@ -29,7 +29,7 @@ func TestDigestInTheSpaceLanguage(t *testing.T) {
 	}
 	for _, want := range []string{
 		"La Cantine (cantine): Wochenübersicht, Woche vom 30. Nov. 2026",
-		"Mitgliederliste am 2026-11-30: 1 Mitglied, 1 aktiv, 0 inaktiv, 0 enden in den nächsten 30 Tagen.",
+		"Mitgliederliste am Mo., 30. Nov. 2026: 1 Mitglied, 1 aktiv, 0 inaktiv, 0 enden in den nächsten 30 Tagen.",
 		"Änderungen vom Mo., 23. Nov. 2026 08:00 CET bis Mo., 30. Nov. 2026 08:00 CET (Europe/Paris):",
 		"Do., 26. Nov. 10:00  durch boss@cantine.test\n    Mitglied eve@x.test hinzugefügt: Eve, aktiv",
 		"Eve <eve@x.test>  aktiv",
@@ -39,7 +39,11 @@ func TestDigestInTheSpaceLanguage(t *testing.T) {
 			t.Errorf("German digest lacks %q:\n%s", want, de.text)
 		}
 	}
-	if !strings.Contains(de.html, "<th align=\"left\">Wann</th>") {
+	// A German spreadsheet expects semicolons.
+	if data := de.attachments["cantine-roster-2026-11-30.csv"]; !strings.HasPrefix(string(data), "\uFEFFemail;name;status;until;updated\n") {
+		t.Errorf("German roster file: %q", data)
+	}
+	if !strings.Contains(de.html, `<html lang="de">`) || !strings.Contains(de.html, ">Änderungen</h2>") {
 		t.Errorf("German HTML digest:\n%s", de.html)
 	}
 
@@ -48,10 +52,10 @@ func TestDigestInTheSpaceLanguage(t *testing.T) {
 		t.Errorf("French subject = %q, want %q", got, want)
 	}
 	for _, want := range []string{
-		"Liste des membres au 2026-11-30 : 4 membres, 2 actifs, 2 inactifs (dont 1 avec une date de fin passée), 1 se termine dans les 30 prochains jours.",
+		"Liste des membres au lun. 30 nov. 2026 : 4 membres, 2 actifs, 2 inactifs (dont 1 avec une date de fin passée), 1 se termine dans les 30 prochains jours.",
 		"membre cat@x.test mis à jour : nom Cat → Cat, the second ; statut actif → inactif",
 		"dan@x.test  expiré  jusqu'au 2026-11-01",
-		"jeu. 26 nov. 13:00  eve@x.test, membre de l'espace La Cantine",
+		"Eve <eve@x.test>, membre de l'espace La Cantine : 1 visite, dernière le jeu. 26 nov. 13:00",
 	} {
 		if !strings.Contains(fr.text, want) {
 			t.Errorf("French digest lacks %q:\n%s", want, fr.text)

@@ -14,8 +14,8 @@ import (
 // its roster.
 
 // visaTally counts the used visa days by space and period: hosted[space]
-// and sent[space], each by month ("2026-11") and by year ("2026") of the
-// host's calendar.
+// and sent[space], each by day ("2026-11-30"), month ("2026-11") and year
+// ("2026") of the host's calendar.
 type visaTally struct {
 	hosted, sent map[string]map[string]int
 }
@@ -31,6 +31,7 @@ func tallyVisa(tx *storage.Tx) (*visaTally, error) {
 		if m[space] == nil {
 			m[space] = map[string]int{}
 		}
+		m[space][date]++ // for the weeks of the chart
 		m[space][date[:7]]++
 		m[space][date[:4]]++
 	}
@@ -62,7 +63,7 @@ func (s *Scheduler) rosterFreshness(tx *storage.Tx, sp storage.Space, now time.T
 	if err != nil || !stale {
 		return err
 	}
-	data.RosterStale, data.RosterFresh = true, since
+	data.RosterStale, data.RosterFresh = true, longDate(s.languageOf(sp), since)
 	_, data.RosterVeryStale, err = s.staleSince(tx, sp, now, 2)
 	return err
 }

@@ -43,15 +43,20 @@ func TestDigestReciprocity(t *testing.T) {
 	q := f.outbox(t)
 	indy := find(t, q, "m1@indyhall.test")
 	for _, want := range []string{
-		"Reciprocity, in visitor days (visitors from other spaces here, your members at other spaces):",
+		"Visitor days (visitors from other spaces here: hosted; your members at other spaces: sent):",
 		"this month (2026-11): hosted 3, sent 1",
 		"this year (2026): hosted 4, sent 1",
+		// The chart's weeks end the day before the slot (Monday 30 Nov).
+		"Visitor days per week (hosted, sent):\n  week of 5 Oct: 0, 0\n  week of 12 Oct: 1, 0\n  week of 19 Oct: 0, 0\n" +
+			"  week of 26 Oct: 0, 0\n  week of 2 Nov: 2, 0\n  week of 9 Nov: 0, 0\n  week of 16 Nov: 0, 0\n  week of 23 Nov: 1, 1\n",
 	} {
 		if !strings.Contains(indy.text, want) {
 			t.Errorf("Indy Hall's digest lacks %q:\n%s", want, indy.text)
 		}
 	}
-	if !strings.Contains(indy.html, "this year (2026): hosted 4, sent 1") {
+	// The HTML chart: bars as wide as their share of the largest week (2).
+	if !strings.Contains(indy.html, "this year (2026): hosted 4, sent 1") || !strings.Contains(indy.html, `<td width="100%" style="background:#2e6f9e`) ||
+		strings.Count(indy.html, `<td width="50%" style="background:#2e6f9e`) != 2 || strings.Count(indy.html, `<td width="50%" style="background:#b3541e`) != 1 {
 		t.Errorf("HTML digest lacks the reciprocity:\n%s", indy.html)
 	}
 	cantine := find(t, q, "boss@cantine.test")
@@ -65,7 +70,7 @@ func TestDigestReciprocity(t *testing.T) {
 			t.Errorf("the network digest lacks %q:\n%s", want, admin.text)
 		}
 	}
-	if !strings.Contains(admin.html, "4 / 1 = +3") {
+	if !strings.Contains(admin.html, "Balance in 2026, in visitor days: 4 − 1 = &#43;3") {
 		t.Errorf("network HTML digest lacks the balance:\n%s", admin.html)
 	}
 }
@@ -93,12 +98,12 @@ func TestDigestRosterReminders(t *testing.T) {
 	f.sendDue(t, nyDue)
 	q := f.outbox(t)
 	quiet := find(t, q, "q@quiet.test")
-	if !strings.Contains(quiet.text, "The roster was last confirmed or changed on 2026-07-15, more than 90 days ago.") ||
+	if !strings.Contains(quiet.text, "The roster was last confirmed or changed on Wed 15 Jul 2026, more than 90 days ago.") ||
 		strings.Contains(quiet.text, "Hosts who verify your members") {
 		t.Errorf("a roster 138 days old:\n%s", quiet.text)
 	}
 	sleepy := find(t, q, "s@sleepy.test")
-	if !strings.Contains(sleepy.text, "Hosts who verify your members now read that your roster is not confirmed since 2026-01-10.") {
+	if !strings.Contains(sleepy.text, "Hosts who verify your members now read that your roster is not confirmed since Sat 10 Jan 2026.") {
 		t.Errorf("a roster 324 days old:\n%s", sleepy.text)
 	}
 	if !strings.Contains(sleepy.html, "confirm roster") {
@@ -108,7 +113,7 @@ func TestDigestRosterReminders(t *testing.T) {
 		t.Errorf("a fresh roster is reminded:\n%s", indy.text)
 	}
 	admin := find(t, q, "admin@network.test")
-	if !strings.Contains(admin.text, "Rosters not confirmed for more than 180 days:\n  sleepy  Sleepy: since 2026-01-10\n") ||
+	if !strings.Contains(admin.text, "Rosters not confirmed for more than 180 days:\n  sleepy  Sleepy: since Sat 10 Jan 2026\n") ||
 		strings.Contains(admin.text, "quiet  Quiet Space: since") {
 		t.Errorf("the network digest's stale rosters:\n%s", admin.text)
 	}
@@ -138,7 +143,7 @@ func TestDigestVisaInFrench(t *testing.T) {
 			t.Errorf("French digest lacks %q:\n%s", want, fr.text)
 		}
 	}
-	if v := find(t, q, "v@vieux.test"); !strings.Contains(v.text, "confirm roster") || !strings.Contains(v.text, "2026-01-10") ||
+	if v := find(t, q, "v@vieux.test"); !strings.Contains(v.text, "confirm roster") || !strings.Contains(v.text, "le sam. 10 janv. 2026") ||
 		strings.Contains(v.text, "The roster was last") {
 		t.Errorf("French reminder:\n%s", v.text)
 	}

@@ -151,7 +151,7 @@ func TestVisaEndToEnd(t *testing.T) {
 	}
 	digest := waitSubjectWith(t, w.mad, "récapitulatif", "betahaus")
 	mustContain(t, digest,
-		"Réciprocité, en jours de visite",
+		"Jours de visite (visiteurs d'autres espaces chez vous : accueillis",
 		"ce mois-ci ("+today.Format("2006-01")+") : accueillis 0, envoyés",
 		"Eve Adams <"+w.eve+">",
 		"Ce récapitulatif est envoyé chaque semaine aux responsables de l'espace betahaus.")
