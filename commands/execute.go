@@ -3,6 +3,7 @@ package commands
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,7 +102,10 @@ type Report struct {
 	Ignored []string // lines that are not commands, in order
 	Help    bool     // the reply should carry the help text
 	Cut     bool     // more commands than allowed: the rest were not read
-	Items   []Item   // the script, in order, for the transcript
+	// Items are the script, in order, for the transcript: a command item per
+	// result, in the same order; a line Execute found to be prose has no
+	// command.
+	Items []Item
 	// Notices are messages to people other than the sender, to send with
 	// the reply: a visit notice to a host's managers, a declined visit to
 	// the visitor, an erasure to a space's managers.
@@ -135,8 +139,12 @@ func (r Report) Counts() map[Status]int {
 // checked and held, and one token confirms them all (see guard.go). The
 // message's other lines apply at once.
 func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error) {
-	r := Report{Cut: script.Cut, Items: script.Items}
 	x := newExecutor(tx, actor, env)
+	script, err := x.dropProse(script)
+	if err != nil {
+		return Report{}, err
+	}
+	r := Report{Cut: script.Cut, Items: script.Items}
 	if err := x.planGuard(script); err != nil {
 		return Report{}, fmt.Errorf("plan: %w", err)
 	}
@@ -176,6 +184,26 @@ func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error
 		r.Help = true
 	}
 	return r, nil
+}
+
+// dropProse turns the lines that named a space only if there is one
+// ("Terms apply.", "Visit us": Command.weakSpace) into ignored lines when
+// there is none. The script's items are copied, never changed in place.
+func (x *executor) dropProse(s Script) (Script, error) {
+	out := s
+	out.Items = slices.Clone(s.Items)
+	for i, it := range out.Items {
+		if it.Command == nil || it.Command.weakSpace == "" {
+			continue
+		}
+		if _, found, err := x.tx.Space(it.Command.weakSpace); err != nil {
+			return Script{}, err
+		} else if !found {
+			out.Items[i].Command = nil
+			out.Commands--
+		}
+	}
+	return out, nil
 }
 
 // executor carries one run's context so each command handler stays short.

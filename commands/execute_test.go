@@ -2,6 +2,7 @@ package commands
 
 import (
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +257,30 @@ func TestFailedCommandWritesNothing(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A word after terms or visit that names no space is prose: the line is
+// listed as ignored, and a message of such lines gets the help.
+func TestProseNamingNoSpace(t *testing.T) {
+	db := network(t)
+	rep := run(t, db, alex, "Terms apply.", "Visit us at 399 Market St", "Visit betahaus soon")
+	expect(t, rep, "ERROR: \"soon\" is not a valid date")
+	if want := []string{"Terms apply.", "Visit us at 399 Market St"}; !reflect.DeepEqual(rep.Ignored, want) {
+		t.Errorf("ignored = %q, want %q", rep.Ignored, want)
+	}
+	if rep.Help {
+		t.Error("a message with a command gets the help")
+	}
+	var commands int
+	for _, it := range rep.Items {
+		if it.Command != nil {
+			commands++
+		}
+	}
+	if commands != len(rep.Results) {
+		t.Errorf("%d command items for %d results", commands, len(rep.Results))
+	}
+	if rep := run(t, db, alex, "Hello,", "Terms apply."); len(rep.Results) != 0 || !rep.Help {
+		t.Errorf("prose only: %d results, help %v; want none, and the help", len(rep.Results), rep.Help)
+	}
 }

@@ -352,7 +352,7 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *t
 			return false, "", err
 		}
 		done.reason = metrics.Replied
-		done.commands(script, report)
+		done.commands(report)
 		report.Results = append(unread, report.Results...)
 		outcome = fmt.Sprintf("replied: %d commands, %d lines ignored", len(report.Results), len(report.Ignored))
 	}
