@@ -56,7 +56,7 @@ func TestResultsInTheReadersLanguage(t *testing.T) {
 
 	de := runIn(t, db, mad, "de", "list members", "history off@betahaus.test", "verify ann@example.org")
 	expect(t, de,
-		"OK: betahaus hat 3 Mitglieder: 1 aktiv, 1 inaktiv, 1 mit abgelaufenem Enddatum; 0 enden in den nächsten 30 Tagen.",
+		"OK: betahaus hat 3 Mitglieder: 1 aktiv, 1 inaktiv, 1 abgelaufen (Enddatum überschritten); 0 enden in den nächsten 30 Tagen.",
 		"ERROR: off@betahaus.test hat keinen Verlauf in betahaus.",
 		"NOT VERIFIED: ann@example.org ist kein aktives Mitglied eines teilnehmenden Spaces.",
 	)
