@@ -94,6 +94,14 @@ type Env struct {
 	// this many days is pointed out to hosts who verify its members
 	// (digest.roster_confirm_days); 0 never.
 	RosterConfirmDays int
+	// Contact is whom to ask when the remedy is a person (bot.contact, by
+	// default the first admin's address): an address or a sentence; ""
+	// names none.
+	Contact string
+	// DigestDay and DigestTime are the network's digest slot
+	// (digest.weekday, digest.time), which a new space keeps unless it
+	// names its own; "" says nothing of it.
+	DigestDay, DigestTime string
 }
 
 // Report is the outcome of all of a message's commands.
@@ -251,6 +259,21 @@ func (x *executor) denied(id string, args ...any) Result {
 // t renders a message id in the reader's language.
 func (x *executor) t(id string, args ...any) string { return templates.Sprintf(x.p, id, args...) }
 
+// admins names whom to ask when the remedy is a person: "the network's
+// admins (CONTACT)".
+func (x *executor) admins() string {
+	if x.env.Contact == "" {
+		return x.t("the network's admins")
+	}
+	return x.t("the network's admins (%s)", x.env.Contact)
+}
+
+// withSpace is a command line as it would name a space: the example a
+// manager of several spaces reads ("add member a@x space=indyhall").
+func withSpace(c *Command, space string) string {
+	return strings.TrimRight(c.Line, ".,;!? ") + " space=" + space
+}
+
 // run dispatches one command after its parse check.
 func (x *executor) run(c *Command) (Result, error) {
 	if c.Err != "" {
@@ -277,7 +300,7 @@ func (x *executor) run(c *Command) (Result, error) {
 		return x.confirm(c)
 	case "add space", "update space", "remove space", "add manager", "remove manager", "list spaces":
 		if !x.actor.Admin {
-			return x.denied("%s is for network admins only.", c.Name), nil
+			return x.denied("%s is for network admins only; to have it done, ask %s.", c.Name, x.admins()), nil
 		}
 		return x.admin(c)
 	case "spaces":

@@ -176,12 +176,15 @@ func TestMemberLifecycle(t *testing.T) {
 
 func TestSpaceRules(t *testing.T) {
 	db := network(t)
-	expect(t, run(t, db, multi, "add member a@example.org"), "ERROR: you manage several spaces (betahaus, indyhall)")
+	// The error itself says how to name the space, with the line to send.
+	expect(t, run(t, db, multi, "- add member a@example.org."), "ERROR: you manage several spaces (betahaus, indyhall): "+
+		"say which by adding space=ID to the line, for example: - add member a@example.org space=betahaus")
 	expect(t, run(t, db, multi, "add member a@example.org space=betahaus"), "OK: added a@example.org (active) to betahaus")
 	expect(t, run(t, db, alex, "add member a@example.org space=betahaus"), "DENIED: you are not a manager of space betahaus")
 	expect(t, run(t, db, alex, "remove member jonas@betahaus.test"), "ERROR: jonas@betahaus.test is not a member of indyhall")
 	expect(t, run(t, db, nobody, "add member a@example.org"), "DENIED: someone@else.test is not a manager of any space")
-	expect(t, run(t, db, admin, "add member a@example.org"), "ERROR: name the space with space=ID")
+	expect(t, run(t, db, admin, "add member a@example.org"), "ERROR: as an admin, name the space with space=ID, "+
+		"for example: add member a@example.org space=indyhall")
 	expect(t, run(t, db, admin, "add member b@example.org space=indyhall"), "OK: added b@example.org")
 	expect(t, run(t, db, admin, "add member b@example.org space=nowhere"), "ERROR: there is no space nowhere")
 }
@@ -282,5 +285,33 @@ func TestProseNamingNoSpace(t *testing.T) {
 	}
 	if rep := run(t, db, alex, "Hello,", "Terms apply."); len(rep.Results) != 0 || !rep.Help {
 		t.Errorf("prose only: %d results, help %v; want none, and the help", len(rep.Results), rep.Help)
+	}
+}
+
+// A sender who may not act learns whom to ask: bot.contact, an address or
+// a sentence, or no one in particular when there is none.
+func TestRefusalsNameTheContact(t *testing.T) {
+	db := network(t)
+	var rep Report
+	for _, contact := range []string{"", "visa-team@example.org", "the Visa team, +49 30 1234567"} {
+		err := db.Update(func(tx *storage.Tx) error {
+			var err error
+			rep, err = Execute(tx, nobody, Env{Now: testNow, MessageID: "m1@test", Contact: contact},
+				Parse("", []string{"add member a@example.org", "verify jonas@betahaus.test", "add space x name=X", "spaces"}, 100))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ask := "ask the network's admins."
+		if contact != "" {
+			ask = "ask the network's admins (" + contact + ")."
+		}
+		expect(t, rep,
+			"DENIED: someone@else.test is not a manager of any space; to manage one, "+ask,
+			"DENIED: only space managers may verify visitors; to become one, "+ask,
+			"DENIED: add space is for network admins only; to have it done, "+ask,
+			"DENIED: spaces is for members and managers of participating spaces: if you are a member of one, ask its managers "+
+				"to add someone@else.test to its roster; for anything else, "+ask)
 	}
 }

@@ -46,7 +46,7 @@ func TestResultsInTheReadersLanguage(t *testing.T) {
 		"ERROR: nobody@example.org n'est pas membre de l'espace indyhall.",
 		"ERROR: \"bad\" n'est pas une adresse e-mail valide : il faut exactement un @.",
 		"OK: ann@example.org mis à jour (statut) : Ann Lee <ann@example.org> (inactif).",
-		"DENIED: list spaces est réservé aux administrateurs du réseau.",
+		"DENIED: list spaces est réservé aux administrateurs du réseau ; pour le faire faire, adressez-vous aux administrateurs du réseau.",
 		"ERROR: option colour= inconnue pour add member (connues : name= status= until= space=).",
 		"OK: indyhall a 1 membre : 0 actif, 1 inactif ; 0 se termine dans les 30 prochains jours. La liste des membres figure ci-dessous",
 	)

@@ -21,19 +21,20 @@ func (x *executor) space(c *Command) (storage.Space, *Result, error) {
 	switch {
 	case id != "":
 		if !x.actor.Admin && !contains(managed, id) {
-			r := x.denied("you are not a manager of space %s.", id)
+			r := x.denied("you are not a manager of space %s; to become one, ask %s.", id, x.admins())
 			return storage.Space{}, &r, nil
 		}
 	case len(managed) == 1:
 		id = managed[0]
 	case len(managed) > 1:
-		r := x.fail("you manage several spaces (%s): add space=ID to say which.", strings.Join(managed, ", "))
+		r := x.fail("you manage several spaces (%s): say which by adding space=ID to the line, for example: %s",
+			strings.Join(managed, ", "), withSpace(c, managed[0]))
 		return storage.Space{}, &r, nil
 	case x.actor.Admin:
-		r := x.fail("name the space with space=ID.")
+		r := x.fail("as an admin, name the space with space=ID, for example: %s", withSpace(c, "indyhall"))
 		return storage.Space{}, &r, nil
 	default:
-		r := x.denied("%s is not a manager of any space; ask a network admin to add you.", x.actor.Address)
+		r := x.denied("%s is not a manager of any space; to manage one, ask %s.", x.actor.Address, x.admins())
 		return storage.Space{}, &r, nil
 	}
 	s, found, err := x.tx.Space(id)
@@ -338,12 +339,12 @@ func (x *executor) verify(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if len(managed) == 0 && !x.actor.Admin {
-		return x.denied("only space managers may verify visitors."), nil
+		return x.denied("only space managers may verify visitors; to become one, ask %s.", x.admins()), nil
 	}
 	host := c.Opts["space"]
 	switch {
 	case host != "" && !x.actor.Admin && !contains(managed, host):
-		return x.denied("you are not a manager of space %s.", host), nil
+		return x.denied("you are not a manager of space %s; to become one, ask %s.", host, x.admins()), nil
 	case host == "" && len(managed) == 1:
 		host = managed[0]
 	}

@@ -333,7 +333,7 @@ func TestVerifyCountsFreeDays(t *testing.T) {
 		"VERIFIED: jonas@betahaus.test is Jonas Müller, a member of betahaus (Berlin).",
 		"VERIFIED: ann@indyhall.test is a member of Indy Hall (Philadelphia, US); day 1 this month at betahaus, with no limit on free days.",
 		"VERIFIED: ann@indyhall.test is a member of Indy Hall (Philadelphia, US).",
-		"DENIED: you are not a manager of space cantine.")
+		"DENIED: you are not a manager of space cantine; to become one, ask the network's admins.")
 	expect(t, runEnv(t, db, mad, visaEnv(day2), "verify ann@indyhall.test"),
 		"VERIFIED: ann@indyhall.test is a member of Indy Hall (Philadelphia, US); day 1 this month at betahaus, with no limit")
 }
