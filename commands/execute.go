@@ -34,6 +34,16 @@ type Result struct {
 	Text    string
 	Detail  []string
 	Files   []File
+	// Verdict is set on the result of a verify: what a reply read on a
+	// phone at the front desk puts first (its Subject, its first line).
+	Verdict *Verdict
+}
+
+// Verdict is a verify's answer in brief: the visitor, and the spaces they
+// are an active member of (none for NOT VERIFIED).
+type Verdict struct {
+	Visitor string
+	Homes   []string // space ids
 }
 
 // File is a file a command returns, attached to the reply (a roster CSV).
@@ -231,6 +241,8 @@ type executor struct {
 	notices []Notice
 	// zones caches the spaces' time zones by name.
 	zones map[string]*time.Location
+	// advised is set once a NOT VERIFIED said what a host can do next.
+	advised bool
 }
 
 func newExecutor(tx *storage.Tx, actor Actor, env Env) *executor {

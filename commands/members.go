@@ -357,6 +357,7 @@ func (x *executor) verify(c *Command) (Result, error) {
 	var res Result
 	if len(active) == 0 {
 		res = Result{Status: NotVerified, Text: x.t("%s is not an active member of a participating space.", c.Target)}
+		res.Detail = x.notVerifiedAdvice()
 	} else {
 		text, err := x.verifiedWords(c.Target, active)
 		if err != nil {
@@ -376,7 +377,26 @@ func (x *executor) verify(c *Command) (Result, error) {
 	if err := x.tx.RecordVerification(v); err != nil {
 		return Result{}, err
 	}
+	res.Verdict = &Verdict{Visitor: c.Target, Homes: v.HomeSpaces}
 	return res, nil
+}
+
+// notVerifiedAdvice tells a host at the front desk what to do after NOT
+// VERIFIED, once a message: the same words whether the address is unknown,
+// inactive or expired, which a host must not be able to tell apart.
+func (x *executor) notVerifiedAdvice() []string {
+	if x.advised {
+		return nil
+	}
+	x.advised = true
+	out := []string{
+		x.t("Check the spelling, or ask the visitor for the address their home space has on its roster, and verify that one."),
+		x.t("If the visitor is sure, the managers of their home space can add or renew the membership."),
+	}
+	if x.env.Contact != "" {
+		out = append(out, x.t("Questions about the network: %s", x.env.Contact))
+	}
+	return out
 }
 
 // verifiedWords is what VERIFIED says of a visitor active in homes (by

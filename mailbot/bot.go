@@ -363,7 +363,13 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *t
 		report.Results = append(unread, report.Results...)
 		outcome = fmt.Sprintf("replied: %d commands, %d lines ignored", len(report.Results), len(report.Ignored))
 	}
-	if err := b.queueReport(tx, l, in, report, now); err != nil {
+	v := view{sender: in.sender, now: now}
+	if report.Help {
+		if v.audience, err = b.audience(tx, in.sender, role, now); err != nil {
+			return false, "", err
+		}
+	}
+	if err := b.queueReport(tx, l, in, report, v, now); err != nil {
 		return false, "", err
 	}
 	if err := b.queueNotices(tx, report.Notices, now); err != nil {
