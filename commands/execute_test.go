@@ -315,3 +315,105 @@ func TestRefusalsNameTheContact(t *testing.T) {
 				"to add someone@else.test to its roster; for anything else, "+ask)
 	}
 }
+
+// A manager an admin adds is welcomed, in their space's language, with
+// what they can do, examples and whom to ask; adding them again is no news.
+func TestWelcomeNewManager(t *testing.T) {
+	db := network(t)
+	env := Env{Now: testNow, MessageID: "m1@test", Contact: "admin@visa.test"}
+	var rep Report
+	add := func(lines ...string) {
+		t.Helper()
+		err := db.Update(func(tx *storage.Tx) error {
+			var err error
+			rep, err = Execute(tx, admin, env, Parse("", lines, 100))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(`add space cantine name="La Cantine" city=Paris country=FR language=fr`, "add manager camille@cantine.test space=cantine")
+	expect(t, rep, "OK: added space cantine", "OK: camille@cantine.test is now a manager of cantine.")
+	if len(rep.Notices) != 1 {
+		t.Fatalf("%d notices, want the welcome", len(rep.Notices))
+	}
+	n := rep.Notices[0]
+	text := strings.Join(n.Lines, "\n")
+	if n.To[0] != "camille@cantine.test" || n.Language != "fr" || n.Subject != "Bienvenue : vous gérez désormais cantine" ||
+		!strings.Contains(text, "admin@visa.test vous a nommé responsable de La Cantine (Paris, FR)") ||
+		!strings.Contains(text, "  verify visitor@example.org") || !strings.Contains(text, "Adressez-vous à admin@visa.test") {
+		t.Errorf("welcome = %+v\n%s", n, text)
+	}
+	if d := strings.Join(rep.Results[1].Detail, " "); !strings.Contains(d, "welcome") {
+		t.Errorf("the admin is not told of the welcome: %q", d)
+	}
+	add("add manager camille@cantine.test space=cantine")
+	if len(rep.Notices) != 0 {
+		t.Errorf("a manager added twice is welcomed twice: %+v", rep.Notices)
+	}
+}
+
+// Onboarding a space: the OK confirms its time zone and digest slot and
+// says the next step; a city or a country's name gets the value it means.
+func TestOnboardingASpace(t *testing.T) {
+	db := network(t)
+	env := Env{Now: testNow, MessageID: "m1@test", DefaultTZ: time.UTC, DigestDay: "monday", DigestTime: "08:00"}
+	runAdmin := func(lines ...string) Report {
+		t.Helper()
+		return runEnv(t, db, admin, env, lines...)
+	}
+	expect(t, runAdmin(`add space tokyo name="Tokyo Hub" tz=Tokyo`, `add space tokyo name="Tokyo Hub" country=Japan`,
+		`add space tokyo name="Tokyo Hub" country=Atlantis`),
+		"ERROR: \"Tokyo\" is not a time zone name; did you mean tz=Asia/Tokyo?",
+		"ERROR: \"Japan\" is not a two-letter country code (ISO 3166); did you mean country=JP?",
+		"ERROR: \"Atlantis\" is not a two-letter country code (ISO 3166), such as DE, FR or US.")
+	rep := runAdmin(`add space tokyo name="Tokyo Hub" city=Tokyo country=jp tz=Asia/Tokyo`, `add space nozone name="No Zone"`,
+		"update space tokyo digest_day=friday digest_time=17:00", "update space tokyo city=Shibuya")
+	expect(t, rep, "OK: added space tokyo: Tokyo Hub (Tokyo, JP).", "OK: added space nozone: No Zone.",
+		"OK: updated space tokyo", "OK: updated space tokyo")
+	for i, want := range [][]string{
+		{"time zone: Asia/Tokyo", "weekly digest to its managers: Mon at 08:00, Asia/Tokyo time",
+			"Next: add its managers, who keep its roster: add manager EMAIL space=tokyo"},
+		{"time zone: UTC, the network's default (to set its own: update space nozone tz=Area/City)",
+			"weekly digest to its managers: Mon at 08:00, UTC time", "Next: add its managers"},
+		{"time zone: Asia/Tokyo", "weekly digest to its managers: Fri at 17:00, Asia/Tokyo time"},
+		nil, // no change of zone or slot: nothing to repeat
+	} {
+		got := rep.Results[i].Detail
+		if len(got) != len(want) {
+			t.Errorf("result %d: %q, want %q", i, got, want)
+			continue
+		}
+		for j := range want {
+			if !strings.HasPrefix(got[j], want[j]) {
+				t.Errorf("result %d line %d = %q, want %q", i, j, got[j], want[j])
+			}
+		}
+	}
+}
+
+// Removing the last manager of a space that has members asks for confirm:
+// without one, nobody keeps its roster or reads its digest.
+func TestRemoveLastManager(t *testing.T) {
+	db := network(t)
+	expect(t, run(t, db, admin, `add space cantine name="La Cantine"`, "add manager camille@cantine.test space=cantine",
+		"add manager claire@cantine.test space=cantine", "remove manager claire@cantine.test space=cantine",
+		"add member zoe@cantine.test space=cantine", "remove manager camille@cantine.test space=cantine"),
+		"OK: added space", "OK: camille@cantine.test is now a manager", "OK: claire@cantine.test is now a manager",
+		"OK: claire@cantine.test is no longer a manager of cantine.", "OK: added zoe@cantine.test",
+		"OK: camille@cantine.test is the last manager of cantine, which has 1 member: without a manager, nobody keeps its roster")
+	rep := run(t, db, admin, "list spaces")
+	if d := strings.Join(rep.Results[0].Detail, "\n"); !strings.Contains(d, "managers camille@cantine.test") {
+		t.Errorf("the last manager is gone before confirm:\n%s", d)
+	}
+	held := run(t, db, admin, "remove manager camille@cantine.test space=cantine").Results[0].Text
+	tok := held[strings.LastIndex(held, "confirm ")+len("confirm "):]
+	expect(t, run(t, db, alex, "confirm "+tok), "DENIED: this token was given to another manager")
+	expect(t, run(t, db, admin, "confirm "+tok), "OK: camille@cantine.test is no longer a manager of cantine.")
+	expect(t, run(t, db, admin, "confirm "+tok), "ERROR: nothing is waiting for confirmation")
+	// A space without members loses its last manager at once.
+	expect(t, run(t, db, admin, `add space empty name="Empty"`, "add manager e@empty.test space=empty",
+		"remove manager e@empty.test space=empty"), "OK: added space", "OK: e@empty.test is now a manager",
+		"OK: e@empty.test is no longer a manager of empty.")
+}

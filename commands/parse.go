@@ -763,6 +763,8 @@ func validateOpts(c *Command) templates.Message {
 			v, err = NormalizeSpaceID(v)
 		case "tz":
 			err = checkTimeZone(v)
+		case "country":
+			v, err = normalizeCountry(c.Name, v)
 		case "digest_day":
 			v, err = normalizeWeekday(v)
 		case "digest_time":
@@ -775,7 +777,7 @@ func validateOpts(c *Command) templates.Message {
 			v, err = normalizeCount(k, v, 0, maxNoticeDays)
 		case "days":
 			v, err = normalizeCount(k, v, 1, maxVisitDays)
-		case "name", "city", "country", "terms", "hours", "directions", "note", "reason":
+		case "name", "city", "terms", "hours", "directions", "note", "reason":
 			err = checkText(k, v)
 		}
 		if err != nil {

@@ -156,3 +156,30 @@ func TestFirstContact(t *testing.T) {
 		t.Errorf("a manager's help:\n%s", text)
 	}
 }
+
+// A manager an admin adds gets a welcome of their own: what they can do,
+// examples, and whom to ask.
+func TestWelcomeNotice(t *testing.T) {
+	b, db := newReadingBot(t)
+	b.Handle(context.Background(), mail("admin@visa.test", "", "new manager", "add manager sam@indyhall.test space=indyhall"))
+	all := queued(t, db)
+	if len(all) != 2 {
+		t.Fatalf("%d messages queued, want the reply and the welcome", len(all))
+	}
+	var welcome string
+	for _, raw := range all {
+		if strings.Contains(raw, "To: <sam@indyhall.test>") {
+			welcome = raw
+		}
+	}
+	subject, text := readReply(t, welcome)
+	if subject != "[Visa] Welcome: you now manage indyhall" {
+		t.Errorf("welcome Subject = %q", subject)
+	}
+	for _, w := range []string{"admin@visa.test made you a manager of Indy Hall", "  verify visitor@example.org",
+		"Send help for every command you can use.", "Questions? Ask admin@visa.test.", "Auto-Submitted: auto-generated"} {
+		if !strings.Contains(text, w) && !strings.Contains(welcome, w) {
+			t.Errorf("the welcome lacks %q:\n%s", w, text)
+		}
+	}
+}
