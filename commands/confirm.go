@@ -35,6 +35,7 @@ const (
 	pendingReplace = "replace"
 	pendingChanges = "changes"
 	pendingRemove  = "remove"
+	pendingManager = "manager" // the removal of a space's last manager (admin.go)
 )
 
 // maxPendingPerManager bounds the changes one manager has waiting for
@@ -174,6 +175,12 @@ func (x *executor) pendingWhat(p storage.Pending) string {
 	if p.Kind == pendingForget {
 		return x.t("the erasure of your data (forget me)")
 	}
+	if p.Kind == pendingManager {
+		var pl managerPayload
+		if json.Unmarshal(p.Payload, &pl) == nil {
+			return x.t("the removal of %s, the last manager of %s", pl.Email, p.Space)
+		}
+	}
 	if p.Kind == pendingReplace {
 		var pl replacePayload
 		if json.Unmarshal(p.Payload, &pl) == nil && pl.File != "" {
@@ -217,6 +224,9 @@ func (x *executor) confirm(c *Command) (Result, error) {
 		case p.Kind == pendingReplace:
 			return x.fail("token %s expired on %s; nothing was changed. Send the import again for a new token.",
 				showToken(key), expired), nil
+		case p.Kind == pendingManager:
+			return x.fail("token %s expired on %s; nothing was changed. Send remove manager again for a new token.",
+				showToken(key), expired), nil
 		case err == nil && allRemovals(pl):
 			return x.fail("token %s expired on %s; nothing was changed. Send the removals again for a new token.",
 				showToken(key), expired), nil
@@ -227,6 +237,9 @@ func (x *executor) confirm(c *Command) (Result, error) {
 	}
 	if p.Kind == pendingForget {
 		return x.confirmForget(p)
+	}
+	if p.Kind == pendingManager {
+		return x.confirmRemoveManager(p)
 	}
 	for _, space := range pendingSpaces(p) {
 		if allowed, err := x.mayManage(space); err != nil {

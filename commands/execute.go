@@ -3,6 +3,7 @@ package commands
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,16 @@ type Result struct {
 	Text    string
 	Detail  []string
 	Files   []File
+	// Verdict is set on the result of a verify: what a reply read on a
+	// phone at the front desk puts first (its Subject, its first line).
+	Verdict *Verdict
+}
+
+// Verdict is a verify's answer in brief: the visitor, and the spaces they
+// are an active member of (none for NOT VERIFIED).
+type Verdict struct {
+	Visitor string
+	Homes   []string // space ids
 }
 
 // File is a file a command returns, attached to the reply (a roster CSV).
@@ -93,6 +104,14 @@ type Env struct {
 	// this many days is pointed out to hosts who verify its members
 	// (digest.roster_confirm_days); 0 never.
 	RosterConfirmDays int
+	// Contact is whom to ask when the remedy is a person (bot.contact, by
+	// default the first admin's address): an address or a sentence; ""
+	// names none.
+	Contact string
+	// DigestDay and DigestTime are the network's digest slot
+	// (digest.weekday, digest.time), which a new space keeps unless it
+	// names its own; "" says nothing of it.
+	DigestDay, DigestTime string
 }
 
 // Report is the outcome of all of a message's commands.
@@ -101,7 +120,10 @@ type Report struct {
 	Ignored []string // lines that are not commands, in order
 	Help    bool     // the reply should carry the help text
 	Cut     bool     // more commands than allowed: the rest were not read
-	Items   []Item   // the script, in order, for the transcript
+	// Items are the script, in order, for the transcript: a command item per
+	// result, in the same order; a line Execute found to be prose has no
+	// command.
+	Items []Item
 	// Notices are messages to people other than the sender, to send with
 	// the reply: a visit notice to a host's managers, a declined visit to
 	// the visitor, an erasure to a space's managers.
@@ -135,8 +157,12 @@ func (r Report) Counts() map[Status]int {
 // checked and held, and one token confirms them all (see guard.go). The
 // message's other lines apply at once.
 func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error) {
-	r := Report{Cut: script.Cut, Items: script.Items}
 	x := newExecutor(tx, actor, env)
+	script, err := x.dropProse(script)
+	if err != nil {
+		return Report{}, err
+	}
+	r := Report{Cut: script.Cut, Items: script.Items}
 	if err := x.planGuard(script); err != nil {
 		return Report{}, fmt.Errorf("plan: %w", err)
 	}
@@ -178,6 +204,26 @@ func Execute(tx *storage.Tx, actor Actor, env Env, script Script) (Report, error
 	return r, nil
 }
 
+// dropProse turns the lines that named a space only if there is one
+// ("Terms apply.", "Visit us": Command.weakSpace) into ignored lines when
+// there is none. The script's items are copied, never changed in place.
+func (x *executor) dropProse(s Script) (Script, error) {
+	out := s
+	out.Items = slices.Clone(s.Items)
+	for i, it := range out.Items {
+		if it.Command == nil || it.Command.weakSpace == "" {
+			continue
+		}
+		if _, found, err := x.tx.Space(it.Command.weakSpace); err != nil {
+			return Script{}, err
+		} else if !found {
+			out.Items[i].Command = nil
+			out.Commands--
+		}
+	}
+	return out, nil
+}
+
 // executor carries one run's context so each command handler stays short.
 type executor struct {
 	tx    *storage.Tx
@@ -195,6 +241,8 @@ type executor struct {
 	notices []Notice
 	// zones caches the spaces' time zones by name.
 	zones map[string]*time.Location
+	// advised is set once a NOT VERIFIED said what a host can do next.
+	advised bool
 }
 
 func newExecutor(tx *storage.Tx, actor Actor, env Env) *executor {
@@ -223,6 +271,21 @@ func (x *executor) denied(id string, args ...any) Result {
 // t renders a message id in the reader's language.
 func (x *executor) t(id string, args ...any) string { return templates.Sprintf(x.p, id, args...) }
 
+// admins names whom to ask when the remedy is a person: "the network's
+// admins (CONTACT)".
+func (x *executor) admins() string {
+	if x.env.Contact == "" {
+		return x.t("the network's admins")
+	}
+	return x.t("the network's admins (%s)", x.env.Contact)
+}
+
+// withSpace is a command line as it would name a space: the example a
+// manager of several spaces reads ("add member a@x space=indyhall").
+func withSpace(c *Command, space string) string {
+	return strings.TrimRight(c.Line, ".,;!? ") + " space=" + space
+}
+
 // run dispatches one command after its parse check.
 func (x *executor) run(c *Command) (Result, error) {
 	if c.Err != "" {
@@ -249,7 +312,7 @@ func (x *executor) run(c *Command) (Result, error) {
 		return x.confirm(c)
 	case "add space", "update space", "remove space", "add manager", "remove manager", "list spaces":
 		if !x.actor.Admin {
-			return x.denied("%s is for network admins only.", c.Name), nil
+			return x.denied("%s is for network admins only; to have it done, ask %s.", c.Name, x.admins()), nil
 		}
 		return x.admin(c)
 	case "spaces":

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -175,12 +176,15 @@ func TestMemberLifecycle(t *testing.T) {
 
 func TestSpaceRules(t *testing.T) {
 	db := network(t)
-	expect(t, run(t, db, multi, "add member a@example.org"), "ERROR: you manage several spaces (betahaus, indyhall)")
+	// The error itself says how to name the space, with the line to send.
+	expect(t, run(t, db, multi, "- add member a@example.org."), "ERROR: you manage several spaces (betahaus, indyhall): "+
+		"say which by adding space=ID to the line, for example: - add member a@example.org space=betahaus")
 	expect(t, run(t, db, multi, "add member a@example.org space=betahaus"), "OK: added a@example.org (active) to betahaus")
 	expect(t, run(t, db, alex, "add member a@example.org space=betahaus"), "DENIED: you are not a manager of space betahaus")
 	expect(t, run(t, db, alex, "remove member jonas@betahaus.test"), "ERROR: jonas@betahaus.test is not a member of indyhall")
 	expect(t, run(t, db, nobody, "add member a@example.org"), "DENIED: someone@else.test is not a manager of any space")
-	expect(t, run(t, db, admin, "add member a@example.org"), "ERROR: name the space with space=ID")
+	expect(t, run(t, db, admin, "add member a@example.org"), "ERROR: as an admin, name the space with space=ID, "+
+		"for example: add member a@example.org space=indyhall")
 	expect(t, run(t, db, admin, "add member b@example.org space=indyhall"), "OK: added b@example.org")
 	expect(t, run(t, db, admin, "add member b@example.org space=nowhere"), "ERROR: there is no space nowhere")
 }
@@ -256,4 +260,160 @@ func TestFailedCommandWritesNothing(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A word after terms or visit that names no space is prose: the line is
+// listed as ignored, and a message of such lines gets the help.
+func TestProseNamingNoSpace(t *testing.T) {
+	db := network(t)
+	rep := run(t, db, alex, "Terms apply.", "Visit us at 399 Market St", "Visit betahaus soon")
+	expect(t, rep, "ERROR: \"soon\" is not a valid date")
+	if want := []string{"Terms apply.", "Visit us at 399 Market St"}; !reflect.DeepEqual(rep.Ignored, want) {
+		t.Errorf("ignored = %q, want %q", rep.Ignored, want)
+	}
+	if rep.Help {
+		t.Error("a message with a command gets the help")
+	}
+	var commands int
+	for _, it := range rep.Items {
+		if it.Command != nil {
+			commands++
+		}
+	}
+	if commands != len(rep.Results) {
+		t.Errorf("%d command items for %d results", commands, len(rep.Results))
+	}
+	if rep := run(t, db, alex, "Hello,", "Terms apply."); len(rep.Results) != 0 || !rep.Help {
+		t.Errorf("prose only: %d results, help %v; want none, and the help", len(rep.Results), rep.Help)
+	}
+}
+
+// A sender who may not act learns whom to ask: bot.contact, an address or
+// a sentence, or no one in particular when there is none.
+func TestRefusalsNameTheContact(t *testing.T) {
+	db := network(t)
+	var rep Report
+	for _, contact := range []string{"", "visa-team@example.org", "the Visa team, +49 30 1234567"} {
+		err := db.Update(func(tx *storage.Tx) error {
+			var err error
+			rep, err = Execute(tx, nobody, Env{Now: testNow, MessageID: "m1@test", Contact: contact},
+				Parse("", []string{"add member a@example.org", "verify jonas@betahaus.test", "add space x name=X", "spaces"}, 100))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ask := "ask the network's admins."
+		if contact != "" {
+			ask = "ask the network's admins (" + contact + ")."
+		}
+		expect(t, rep,
+			"DENIED: someone@else.test is not a manager of any space; to manage one, "+ask,
+			"DENIED: only space managers may verify visitors; to become one, "+ask,
+			"DENIED: add space is for network admins only; to have it done, "+ask,
+			"DENIED: spaces is for members and managers of participating spaces: if you are a member of one, ask its managers "+
+				"to add someone@else.test to its roster; for anything else, "+ask)
+	}
+}
+
+// A manager an admin adds is welcomed, in their space's language, with
+// what they can do, examples and whom to ask; adding them again is no news.
+func TestWelcomeNewManager(t *testing.T) {
+	db := network(t)
+	env := Env{Now: testNow, MessageID: "m1@test", Contact: "admin@visa.test"}
+	var rep Report
+	add := func(lines ...string) {
+		t.Helper()
+		err := db.Update(func(tx *storage.Tx) error {
+			var err error
+			rep, err = Execute(tx, admin, env, Parse("", lines, 100))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(`add space cantine name="La Cantine" city=Paris country=FR language=fr`, "add manager camille@cantine.test space=cantine")
+	expect(t, rep, "OK: added space cantine", "OK: camille@cantine.test is now a manager of cantine.")
+	if len(rep.Notices) != 1 {
+		t.Fatalf("%d notices, want the welcome", len(rep.Notices))
+	}
+	n := rep.Notices[0]
+	text := strings.Join(n.Lines, "\n")
+	if n.To[0] != "camille@cantine.test" || n.Language != "fr" || n.Subject != "Bienvenue : vous gérez désormais cantine" ||
+		!strings.Contains(text, "admin@visa.test vous a nommé responsable de La Cantine (Paris, FR)") ||
+		!strings.Contains(text, "  verify visitor@example.org") || !strings.Contains(text, "Adressez-vous à admin@visa.test") {
+		t.Errorf("welcome = %+v\n%s", n, text)
+	}
+	if d := strings.Join(rep.Results[1].Detail, " "); !strings.Contains(d, "welcome") {
+		t.Errorf("the admin is not told of the welcome: %q", d)
+	}
+	add("add manager camille@cantine.test space=cantine")
+	if len(rep.Notices) != 0 {
+		t.Errorf("a manager added twice is welcomed twice: %+v", rep.Notices)
+	}
+}
+
+// Onboarding a space: the OK confirms its time zone and digest slot and
+// says the next step; a city or a country's name gets the value it means.
+func TestOnboardingASpace(t *testing.T) {
+	db := network(t)
+	env := Env{Now: testNow, MessageID: "m1@test", DefaultTZ: time.UTC, DigestDay: "monday", DigestTime: "08:00"}
+	runAdmin := func(lines ...string) Report {
+		t.Helper()
+		return runEnv(t, db, admin, env, lines...)
+	}
+	expect(t, runAdmin(`add space tokyo name="Tokyo Hub" tz=Tokyo`, `add space tokyo name="Tokyo Hub" country=Japan`,
+		`add space tokyo name="Tokyo Hub" country=Atlantis`),
+		"ERROR: \"Tokyo\" is not a time zone name; did you mean tz=Asia/Tokyo?",
+		"ERROR: \"Japan\" is not a two-letter country code (ISO 3166); did you mean country=JP?",
+		"ERROR: \"Atlantis\" is not a two-letter country code (ISO 3166), such as DE, FR or US.")
+	rep := runAdmin(`add space tokyo name="Tokyo Hub" city=Tokyo country=jp tz=Asia/Tokyo`, `add space nozone name="No Zone"`,
+		"update space tokyo digest_day=friday digest_time=17:00", "update space tokyo city=Shibuya")
+	expect(t, rep, "OK: added space tokyo: Tokyo Hub (Tokyo, JP).", "OK: added space nozone: No Zone.",
+		"OK: updated space tokyo", "OK: updated space tokyo")
+	for i, want := range [][]string{
+		{"time zone: Asia/Tokyo", "weekly digest to its managers: Mon at 08:00, Asia/Tokyo time",
+			"Next: add its managers, who keep its roster: add manager EMAIL space=tokyo"},
+		{"time zone: UTC, the network's default (to set its own: update space nozone tz=Area/City)",
+			"weekly digest to its managers: Mon at 08:00, UTC time", "Next: add its managers"},
+		{"time zone: Asia/Tokyo", "weekly digest to its managers: Fri at 17:00, Asia/Tokyo time"},
+		nil, // no change of zone or slot: nothing to repeat
+	} {
+		got := rep.Results[i].Detail
+		if len(got) != len(want) {
+			t.Errorf("result %d: %q, want %q", i, got, want)
+			continue
+		}
+		for j := range want {
+			if !strings.HasPrefix(got[j], want[j]) {
+				t.Errorf("result %d line %d = %q, want %q", i, j, got[j], want[j])
+			}
+		}
+	}
+}
+
+// Removing the last manager of a space that has members asks for confirm:
+// without one, nobody keeps its roster or reads its digest.
+func TestRemoveLastManager(t *testing.T) {
+	db := network(t)
+	expect(t, run(t, db, admin, `add space cantine name="La Cantine"`, "add manager camille@cantine.test space=cantine",
+		"add manager claire@cantine.test space=cantine", "remove manager claire@cantine.test space=cantine",
+		"add member zoe@cantine.test space=cantine", "remove manager camille@cantine.test space=cantine"),
+		"OK: added space", "OK: camille@cantine.test is now a manager", "OK: claire@cantine.test is now a manager",
+		"OK: claire@cantine.test is no longer a manager of cantine.", "OK: added zoe@cantine.test",
+		"OK: camille@cantine.test is the last manager of cantine, which has 1 member: without a manager, nobody keeps its roster")
+	rep := run(t, db, admin, "list spaces")
+	if d := strings.Join(rep.Results[0].Detail, "\n"); !strings.Contains(d, "managers camille@cantine.test") {
+		t.Errorf("the last manager is gone before confirm:\n%s", d)
+	}
+	held := run(t, db, admin, "remove manager camille@cantine.test space=cantine").Results[0].Text
+	tok := held[strings.LastIndex(held, "confirm ")+len("confirm "):]
+	expect(t, run(t, db, alex, "confirm "+tok), "DENIED: this token was given to another manager")
+	expect(t, run(t, db, admin, "confirm "+tok), "OK: camille@cantine.test is no longer a manager of cantine.")
+	expect(t, run(t, db, admin, "confirm "+tok), "ERROR: nothing is waiting for confirmation")
+	// A space without members loses its last manager at once.
+	expect(t, run(t, db, admin, `add space empty name="Empty"`, "add manager e@empty.test space=empty",
+		"remove manager e@empty.test space=empty"), "OK: added space", "OK: e@empty.test is now a manager",
+		"OK: e@empty.test is no longer a manager of empty.")
 }

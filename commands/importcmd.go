@@ -191,8 +191,33 @@ func (x *executor) importMembers(c *Command) (Result, error) {
 			f.name, sp.ID, x.importCounts(rep, noRemovals), len(held))
 		r.Detail = x.heldDetail(held)
 	}
+	r.Detail = append(r.Detail, x.pastEndDates(p)...)
 	r.Detail = append(r.Detail, x.rejectedDetail(rep.Rejected)...)
 	return r, nil
+}
+
+// pastEndDates says which members an import gives an end date already
+// past: they were accepted, and stop verifying at once (see pastEndDate).
+func (x *executor) pastEndDates(p importPlan) []string {
+	var who []string
+	for _, m := range p.adds {
+		if x.pastEndDate(nil, m) != "" {
+			who = append(who, m.Email)
+		}
+	}
+	for _, u := range p.updates {
+		if x.pastEndDate(&u[0], u[1]) != "" {
+			who = append(who, u[1].Email)
+		}
+	}
+	if len(who) == 0 {
+		return nil
+	}
+	if len(who) > maxRemovedDetail {
+		who = append(who[:maxRemovedDetail:maxRemovedDetail], "…")
+	}
+	return []string{x.t("%d members have an end date already past in the file, so are no longer active and do not verify "+
+		"(NOT VERIFIED): %s", len(who), strings.Join(who, ", "))}
 }
 
 // heldDetail lists an import's held updates, a bounded number of them.

@@ -46,7 +46,7 @@ func TestResultsInTheReadersLanguage(t *testing.T) {
 		"ERROR: nobody@example.org n'est pas membre de l'espace indyhall.",
 		"ERROR: \"bad\" n'est pas une adresse e-mail valide : il faut exactement un @.",
 		"OK: ann@example.org mis à jour (statut) : Ann Lee <ann@example.org> (inactif).",
-		"DENIED: list spaces est réservé aux administrateurs du réseau.",
+		"DENIED: list spaces est réservé aux administrateurs du réseau ; pour le faire faire, adressez-vous aux administrateurs du réseau.",
 		"ERROR: option colour= inconnue pour add member (connues : name= status= until= space=).",
 		"OK: indyhall a 1 membre : 0 actif, 1 inactif ; 0 se termine dans les 30 prochains jours. La liste des membres figure ci-dessous",
 	)
@@ -56,7 +56,7 @@ func TestResultsInTheReadersLanguage(t *testing.T) {
 
 	de := runIn(t, db, mad, "de", "list members", "history off@betahaus.test", "verify ann@example.org")
 	expect(t, de,
-		"OK: betahaus hat 3 Mitglieder: 1 aktiv, 1 inaktiv, 1 mit abgelaufenem Enddatum; 0 enden in den nächsten 30 Tagen.",
+		"OK: betahaus hat 3 Mitglieder: 1 aktiv, 1 inaktiv, 1 abgelaufen (Enddatum überschritten); 0 enden in den nächsten 30 Tagen.",
 		"ERROR: off@betahaus.test hat keinen Verlauf in betahaus.",
 		"NOT VERIFIED: ann@example.org ist kein aktives Mitglied eines teilnehmenden Spaces.",
 	)

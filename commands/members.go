@@ -3,6 +3,7 @@ package commands
 import (
 	"encoding/json"
 	"strings"
+	"time"
 
 	"github.com/coworkingvisa/mailbot/storage"
 	"github.com/coworkingvisa/mailbot/templates"
@@ -20,19 +21,20 @@ func (x *executor) space(c *Command) (storage.Space, *Result, error) {
 	switch {
 	case id != "":
 		if !x.actor.Admin && !contains(managed, id) {
-			r := x.denied("you are not a manager of space %s.", id)
+			r := x.denied("you are not a manager of space %s; to become one, ask %s.", id, x.admins())
 			return storage.Space{}, &r, nil
 		}
 	case len(managed) == 1:
 		id = managed[0]
 	case len(managed) > 1:
-		r := x.fail("you manage several spaces (%s): add space=ID to say which.", strings.Join(managed, ", "))
+		r := x.fail("you manage several spaces (%s): say which by adding space=ID to the line, for example: %s",
+			strings.Join(managed, ", "), withSpace(c, managed[0]))
 		return storage.Space{}, &r, nil
 	case x.actor.Admin:
-		r := x.fail("name the space with space=ID.")
+		r := x.fail("as an admin, name the space with space=ID, for example: %s", withSpace(c, "indyhall"))
 		return storage.Space{}, &r, nil
 	default:
-		r := x.denied("%s is not a manager of any space; ask a network admin to add you.", x.actor.Address)
+		r := x.denied("%s is not a manager of any space; to manage one, ask %s.", x.actor.Address, x.admins())
 		return storage.Space{}, &r, nil
 	}
 	s, found, err := x.tx.Space(id)
@@ -66,7 +68,11 @@ func (x *executor) addMember(c *Command) (Result, error) {
 	if err := x.writeAdd(m); err != nil {
 		return Result{}, err
 	}
-	return x.ok("added %s to %s.", x.describe(m), sp.ID), nil
+	r := x.ok("added %s to %s.", x.describe(m), sp.ID)
+	if w := x.pastEndDate(nil, m); w != "" {
+		r.Detail = append(r.Detail, w)
+	}
+	return r, nil
 }
 
 func (x *executor) updateMember(c *Command) (Result, error) {
@@ -103,7 +109,11 @@ func (x *executor) updateMember(c *Command) (Result, error) {
 	if err := x.writeUpdate(old, m); err != nil {
 		return Result{}, err
 	}
-	return x.ok("updated %s of %s: %s.", x.fieldList(changed), old.Email, x.describe(m)), nil
+	r := x.ok("updated %s of %s: %s.", x.fieldList(changed), old.Email, x.describe(m))
+	if w := x.pastEndDate(&old, m); w != "" {
+		r.Detail = append(r.Detail, w)
+	}
+	return r, nil
 }
 
 // applyOpts sets the fields an update names (name, status, until, email) on
@@ -232,6 +242,13 @@ func (x *executor) history(c *Command) (Result, error) {
 		return x.fail("%s has no history in %s.", c.Target, sp.ID), nil
 	}
 	r := x.ok("%d changes to %s in %s.", len(changes), c.Target, sp.ID)
+	if now, found, err := x.tx.Member(sp.ID, c.Target); err != nil {
+		return Result{}, err
+	} else if found {
+		r.Detail = append(r.Detail, x.t("today: %s", x.describe(now)))
+	} else {
+		r.Detail = append(r.Detail, x.t("today: not on the roster of %s", sp.ID))
+	}
 	// Each change at the space's local time, as its digest shows it; the
 	// time names the message that made it (a raw Message-ID would not).
 	loc := x.zoneOf(sp)
@@ -242,16 +259,19 @@ func (x *executor) history(c *Command) (Result, error) {
 	return r, nil
 }
 
-// changeSummary says what an audit record of a member did: "add Alice
-// <a@x> (active)", "update status active → inactive", "remove".
+// changeSummary says what an audit record of a member did, with the
+// membership's state on the day of the change: "add Alice <a@x> (active)",
+// "update status active → inactive", "update status active → expired,
+// end date (none) → 2026-10-31", "remove".
 func (x *executor) changeSummary(ch storage.Change) string {
 	var before, after storage.Member
 	_ = json.Unmarshal(ch.Before, &before) // a record without a side reads as empty
 	_ = json.Unmarshal(ch.After, &after)
+	day := ch.At.UTC().Format(time.DateOnly)
 	switch ch.Action {
 	case "add":
 		if after.Email != "" {
-			return x.t("add %s", x.describe(after))
+			return x.t("add %s", x.describeOn(after, day))
 		}
 	case "update":
 		var parts []string
@@ -262,7 +282,7 @@ func (x *executor) changeSummary(ch storage.Change) string {
 		}
 		diff("address", before.Email, after.Email)
 		diff("name", before.Name, after.Name)
-		diff("status", templates.StatusWord(x.p, before.Status), templates.StatusWord(x.p, after.Status))
+		diff("status", x.stateOn(before, day), x.stateOn(after, day))
 		diff("end date", before.Until, after.Until)
 		if len(parts) > 0 {
 			return x.t("update %s", strings.Join(parts, ", "))
@@ -271,6 +291,15 @@ func (x *executor) changeSummary(ch storage.Change) string {
 		return x.t("remove")
 	}
 	return ch.Action
+}
+
+// stateOn is a membership's state on a day as a reader reads it:
+// active, inactive or expired.
+func (x *executor) stateOn(m storage.Member, day string) string {
+	if expired(m, day) {
+		return templates.StatusWord(x.p, "expired")
+	}
+	return templates.StatusWord(x.p, m.Status)
 }
 
 func (x *executor) orNone(s string) string {
@@ -317,12 +346,12 @@ func (x *executor) verify(c *Command) (Result, error) {
 		return Result{}, err
 	}
 	if len(managed) == 0 && !x.actor.Admin {
-		return x.denied("only space managers may verify visitors."), nil
+		return x.denied("only space managers may verify visitors; to become one, ask %s.", x.admins()), nil
 	}
 	host := c.Opts["space"]
 	switch {
 	case host != "" && !x.actor.Admin && !contains(managed, host):
-		return x.denied("you are not a manager of space %s.", host), nil
+		return x.denied("you are not a manager of space %s; to become one, ask %s.", host, x.admins()), nil
 	case host == "" && len(managed) == 1:
 		host = managed[0]
 	}
@@ -335,6 +364,7 @@ func (x *executor) verify(c *Command) (Result, error) {
 	var res Result
 	if len(active) == 0 {
 		res = Result{Status: NotVerified, Text: x.t("%s is not an active member of a participating space.", c.Target)}
+		res.Detail = x.notVerifiedAdvice()
 	} else {
 		text, err := x.verifiedWords(c.Target, active)
 		if err != nil {
@@ -354,7 +384,26 @@ func (x *executor) verify(c *Command) (Result, error) {
 	if err := x.tx.RecordVerification(v); err != nil {
 		return Result{}, err
 	}
+	res.Verdict = &Verdict{Visitor: c.Target, Homes: v.HomeSpaces}
 	return res, nil
+}
+
+// notVerifiedAdvice tells a host at the front desk what to do after NOT
+// VERIFIED, once a message: the same words whether the address is unknown,
+// inactive or expired, which a host must not be able to tell apart.
+func (x *executor) notVerifiedAdvice() []string {
+	if x.advised {
+		return nil
+	}
+	x.advised = true
+	out := []string{
+		x.t("Check the spelling, or ask the visitor for the address their home space has on its roster, and verify that one."),
+		x.t("If the visitor is sure, the managers of their home space can add or renew the membership."),
+	}
+	if x.env.Contact != "" {
+		out = append(out, x.t("Questions about the network: %s", x.env.Contact))
+	}
+	return out
 }
 
 // verifiedWords is what VERIFIED says of a visitor active in homes (by
@@ -418,18 +467,45 @@ func (x *executor) andList(parts []string) string {
 	return out
 }
 
-// describe shows a membership on one line: "Alice <a@x> (active, until
-// 2027-03-31)".
-func (x *executor) describe(m storage.Member) string {
+// describe shows a membership on one line as it stands today: "Alice <a@x>
+// (active, until 2027-03-31)", "Bob <b@x> (expired, ended 2026-10-31)".
+func (x *executor) describe(m storage.Member) string { return x.describeOn(m, x.today()) }
+
+// describeOn shows a membership as it stood on a day (YYYY-MM-DD). Its
+// state is the one notion every reply, the digest and verify share
+// (storage.Member.ActiveOn): active is active on that day; an active
+// membership past its end date is expired.
+func (x *executor) describeOn(m storage.Member, day string) string {
 	who := m.Email
 	if m.Name != "" {
 		who = m.Name + " <" + m.Email + ">"
+	}
+	if expired(m, day) {
+		return x.t("%s (%s, ended %s)", who, templates.StatusWord(x.p, "expired"), m.Until)
 	}
 	status := templates.StatusWord(x.p, m.Status)
 	if m.Until != "" {
 		return x.t("%s (%s, until %s)", who, status, m.Until)
 	}
 	return x.t("%s (%s)", who, status)
+}
+
+// expired reports whether a membership marked active is past its end date
+// on day: it no longer verifies, though nobody set it inactive.
+func expired(m storage.Member, day string) bool {
+	return m.Status == storage.StatusActive && !m.ActiveOn(day)
+}
+
+// pastEndDate is the line that warns a manager that a change they made
+// gives a member an end date already past: accepted (ending a membership
+// by its end date is what some managers mean), but never silently, since
+// the member stops verifying at once. "" when it does not apply.
+func (x *executor) pastEndDate(before *storage.Member, after storage.Member) string {
+	if !expired(after, x.today()) || before != nil && expired(*before, x.today()) {
+		return ""
+	}
+	return x.t("the end date %s is already past: %s is not an active member any more, and verify answers NOT VERIFIED. "+
+		"If that is a typo, write update member %s until=YYYY-MM-DD (or until=none).", after.Until, after.Email, after.Email)
 }
 
 func deref(r *Result) Result {

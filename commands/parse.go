@@ -6,6 +6,8 @@ package commands
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -23,6 +25,11 @@ type Command struct {
 	Err    string            // why the line does not fit the command, in English; set means ERROR
 	// Problem is Err as a sentence to render in the reader's language.
 	Problem templates.Message
+	// weakSpace is set when the line is a command only if a space of this
+	// id exists: a single word after terms or visit may be prose ("Terms
+	// apply", "Visit us"). Execute lists such a line as ignored when there
+	// is no such space.
+	weakSpace string
 }
 
 // refuse records why the line does not fit its command.
@@ -117,7 +124,8 @@ var verbs = map[string][]string{
 // phraseVerbs are first words that make a command only together with
 // their object ("my data", "forget me", "decline visit"): a line such as
 // "My name is Alex" is not a command at all, rather than a command with
-// the wrong object.
+// the wrong object. Unlike "add member", such a pair followed by prose
+// ("Forget me not") is no command either.
 var phraseVerbs = map[string]bool{"my": true, "forget": true, "decline": true}
 
 // objectAliases lets "add members" or "list member" mean the obvious thing.
@@ -126,20 +134,18 @@ var objectAliases = map[string]string{
 	"space": "space", "spaces": "space",
 	"manager": "manager", "managers": "manager",
 	"visit": "visit", "visits": "visit",
-	"data": "data", "me": "me",
+	"data": "data", "me": "me", "roster": "roster",
 }
 
 // Parse reads the subject and the body lines of a message (the sender's own
 // lines: quotes and signatures already cut by the message reader) and returns
 // the commands and the ignored lines. Reading stops at a line "end", "thanks"
 // or "quit", and after maxCommands commands. The subject counts as a command
-// line only when it parses as a command and was not forwarded.
+// line only when it parses as a command, was not forwarded, and is not the
+// same command as one of the body's: a mail client's Subject "verify a@x"
+// above a body "verify a@x" asks once (see Command.Same).
 func Parse(subject string, lines []string, maxCommands int) Script {
 	var s Script
-	if c := subjectCommand(subject); c != nil {
-		s.Items = append(s.Items, Item{Line: c.Line, Command: c})
-		s.Commands++
-	}
 	for _, raw := range lines {
 		line := strings.TrimSpace(raw)
 		if line == "" {
@@ -160,7 +166,41 @@ func Parse(subject string, lines []string, maxCommands int) Script {
 		s.Items = append(s.Items, Item{Line: line, Command: c})
 		s.Commands++
 	}
+	c := subjectCommand(subject)
+	if c == nil || s.has(c) {
+		return s
+	}
+	s.Items = append([]Item{{Line: c.Line, Command: c}}, s.Items...)
+	s.Commands++
+	if maxCommands > 0 && s.Commands > maxCommands {
+		// The subject took a place: the body's last command, and the lines
+		// after it, are past the limit.
+		last := len(s.Items) - 1
+		for s.Items[last].Command == nil {
+			last--
+		}
+		s.Items, s.Commands, s.Cut = s.Items[:last], s.Commands-1, true
+	}
 	return s
+}
+
+// has reports whether the script holds the same command as c.
+func (s Script) has(c *Command) bool {
+	for _, it := range s.Items {
+		if it.Command != nil && it.Command.Same(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// Same reports whether two lines ask for the same thing: the same command
+// on the same target with the same options, however they were written
+// ("add member Alice <a@x>" and "add member a@x name=Alice" are the same).
+// A line that does not parse is the same as no other.
+func (c *Command) Same(o *Command) bool {
+	return c.Err == "" && o.Err == "" && c.Name == o.Name && c.Target == o.Target &&
+		slices.Equal(c.Words, o.Words) && maps.Equal(c.Opts, o.Opts)
 }
 
 // IsStopLine reports whether a line ends the commands: "end", "thanks",
@@ -277,59 +317,324 @@ func cutSubjectPrefix(s string) (word, rest string, ok bool) {
 	return head, s[i+size:], true
 }
 
-// ParseLine parses one line. It returns nil when the line does not start
-// with a command keyword, and a Command with Err set when it does but its
-// arguments do not fit.
+// ParseLine parses one line. It returns nil when the line is not a
+// command, and a Command with Err set when the line is clearly an attempt at
+// one whose arguments do not fit.
+//
+// What counts as a command. Lines in mail are greetings, prose and
+// signatures as often as commands, and several of the command words open
+// ordinary sentences ("Help us grow: https://…", "List of events: …",
+// "Visit us at 399 Market St"). So a line is a command only when what
+// follows its keyword is the command's own arguments:
+//
+//   - A bullet ("- ", "* ", "• ", "1. ", "2) ") and polite words ("please",
+//     "bitte", "por favor", "s'il vous plaît" … before the command, and
+//     after it "please", "thanks" …) are not part of the command: "- please
+//     add member a@x" is add member. A colon after the keyword is allowed:
+//     "Verify: a@x", "Add member: a@x".
+//   - A keyword pair ("add member", "list members", "update space", "import
+//     members", "decline visit", "confirm roster" …) is always an attempt:
+//     its arguments are checked, and any that do not fit are an ERROR.
+//     "my data" and "forget me" take nothing after them: followed by words
+//     they are prose ("Forget me not").
+//   - A keyword alone ("verify", "add") is an attempt, and an ERROR if the
+//     command needs more.
+//   - A line with a key=value option is an attempt.
+//   - Otherwise the first argument must be of the kind the command takes:
+//     an address for verify and history (also "Name <address>"), a token
+//     for confirm (letters and digits, with a digit, a dash or in capitals,
+//     as the bot writes them), a space id for terms and visit. help takes
+//     only polite words or command words after it ("help", "help me",
+//     "help verify"); spaces takes options only.
+//   - The word after terms or visit may be prose ("Terms apply.", "Visit
+//     us at 399 Market St"): unless a date follows it, it names a space only
+//     if there is one of that id, which Execute checks (weakSpace);
+//     otherwise the line is ignored.
+//
+// Anything else starting with a command word is prose: an ignored line,
+// listed as such in the reply, never an ERROR.
 func ParseLine(line string) *Command {
 	line = strings.TrimSpace(normalizeQuotes(line))
 	tokens, err := tokenize(stripMailto(line))
-	if len(tokens) == 0 {
+	tokens = trimLeadIn(tokens)
+	if len(tokens) == 0 || tokens[0].key != "" {
 		return nil
 	}
-	verb := strings.TrimSuffix(strings.ToLower(tokens[0].word), ":")
+	verb, glued := splitVerb(tokens[0].word)
+	if glued != "" {
+		// "verify:a@x"
+		tokens = append([]token{{word: verb}, {word: glued}}, tokens[1:]...)
+	}
 	objects, isVerb := verbs[verb]
-	if !isVerb || tokens[0].key != "" {
+	if !isVerb {
 		return nil
 	}
 	c := &Command{Line: line, Opts: map[string]string{}}
-	rest := tokens[1:]
-	name := verb
-	if phraseVerbs[verb] && (len(rest) == 0 || rest[0].key != "" || !contains(objects, objectAliases[strings.ToLower(rest[0].word)])) {
-		return nil
-	}
-	if verb == "confirm" && len(rest) > 0 && rest[0].key == "" && strings.EqualFold(rest[0].word, "roster") {
-		name, rest = "confirm roster", rest[1:]
-	}
-	if objects != nil {
-		if len(rest) == 0 || rest[0].key != "" {
-			c.Name = verb
-			c.refuse(templates.Msg("%q needs one of: %s", verb, verbList(verb, objects)))
-			return c
+	rest := dropSeparators(tokens[1:])
+	name, pair := verb, false
+	switch {
+	case phraseVerbs[verb]:
+		// "my data", "forget me", "decline visit": the pair is the keyword;
+		// "My name is Alex" is no command at all.
+		if len(rest) == 0 || rest[0].key != "" || !contains(objects, objectWord(rest[0].word)) {
+			return nil
 		}
-		obj := objectAliases[strings.ToLower(rest[0].word)]
-		if obj == "" || !contains(objects, obj) && !contains(objects, obj+"s") {
-			c.Name = verb
-			c.refuse(templates.Msg("%q needs one of: %s", verb, verbList(verb, objects)))
-			return c
+		name, pair, rest = verb+" "+objectWord(rest[0].word), verb == "decline", dropSeparators(rest[1:])
+	case verb == "confirm" && len(rest) > 0 && rest[0].key == "" && objectWord(rest[0].word) == "roster":
+		name, pair, rest = "confirm roster", true, dropSeparators(rest[1:])
+	case objects != nil:
+		obj := ""
+		if len(rest) > 0 && rest[0].key == "" {
+			obj = objectWord(rest[0].word)
 		}
 		if contains(objects, obj+"s") {
 			obj += "s"
 		}
-		name = verb + " " + obj
-		rest = rest[1:]
+		if obj == "" || !contains(objects, obj) {
+			// "add foo": an attempt only when the rest shows one.
+			if len(rest) > 0 && !hasOption(rest) && !hasAddress(rest) {
+				return nil
+			}
+			c.Name = verb
+			c.refuse(templates.Msg("%q needs one of: %s", verb, verbList(verb, objects)))
+			return c
+		}
+		name, pair, rest = verb+" "+obj, true, dropSeparators(rest[1:])
 	}
+	rest = trimPolite(rest)
 	c.Name = name
+	if name == "help" {
+		if !helpWords(rest) {
+			return nil // "Help us grow: …"
+		}
+		return c
+	}
+	sp := specs[name]
+	if !pair {
+		attempt, weak := ownArguments(sp, rest)
+		if !attempt {
+			return nil
+		}
+		c.weakSpace = weak
+	}
 	if err != nil {
 		c.refuse(problem(err))
 		return c
 	}
-	if verb == "help" {
-		return c // "help" with anything after it is still help
-	}
-	if why := fill(c, specs[name], rest); !why.IsZero() {
+	if why := fill(c, sp, rest); !why.IsZero() {
 		c.refuse(why)
 	}
 	return c
+}
+
+// ownArguments reports whether args are a command's own (see ParseLine):
+// attempt when they are, or when they show the command was meant; weak is
+// the space id a single word after terms or visit would name.
+func ownArguments(sp spec, args []token) (attempt bool, weak string) {
+	if len(args) == 0 || hasOption(args) {
+		return true, ""
+	}
+	var words []string
+	for _, t := range args {
+		words = append(words, t.word)
+	}
+	switch sp.target {
+	case "email", "name-email":
+		last := words[len(words)-1]
+		return looksLikeAddress(words[0]) ||
+			strings.HasPrefix(last, "<") && strings.HasSuffix(last, ">") && strings.Contains(last, "@"), ""
+	case "token":
+		return looksLikeToken(words[0]), ""
+	case "space", "space-date":
+		// terms SPACE, visit SPACE DATE: a first word that could be a space
+		// id is one only if there is such a space (Execute checks), unless
+		// a date follows it.
+		id, err := NormalizeSpaceID(words[0])
+		if err != nil {
+			return false, ""
+		}
+		if sp.target == "space-date" && len(words) > 1 {
+			if first, _ := utf8.DecodeRuneInString(words[1]); unicode.IsDigit(first) {
+				return true, ""
+			}
+		}
+		return true, id
+	}
+	return false, "" // spaces, my data …: no words
+}
+
+// helpWords reports whether the words after "help" still ask for help:
+// none, polite ones ("help me please"), or command words ("help verify").
+func helpWords(args []token) bool {
+	for _, t := range args {
+		w := strings.ToLower(strings.Trim(t.word, ".,:;!?"))
+		if t.key != "" || w != "" && w != "me" && w != "us" && !isVerb(w) && !politeSingle[w] {
+			return false
+		}
+	}
+	return true
+}
+
+func isVerb(w string) bool { _, ok := verbs[w]; return ok }
+
+// splitVerb reads the first word of a line as a command keyword: lowercased,
+// without a trailing colon or sentence mark ("Verify:", "Help!"), and split
+// where a colon glues it to its argument ("verify:a@x").
+func splitVerb(w string) (verb, glued string) {
+	w = strings.ToLower(w)
+	if i := strings.IndexAny(w, ":"); i > 0 && i < len(w)-1 {
+		if _, ok := verbs[w[:i]]; ok {
+			return w[:i], w[i+1:]
+		}
+	}
+	return strings.TrimRight(w, ":.,!?"), ""
+}
+
+// objectWord is the object of a keyword pair as its canonical name
+// ("Members:" is "member"), or "".
+func objectWord(w string) string {
+	return objectAliases[strings.ToLower(strings.TrimRight(w, ":,"))]
+}
+
+// bullets are the list markers a line may start with, as mail clients and
+// people write them.
+var bullets = map[string]bool{"-": true, "*": true, "•": true, "·": true, "–": true, "—": true, "+": true}
+
+// isBullet reports whether a word is a list marker: a bullet, or a number
+// or letter with "." or ")" ("1.", "2)", "a)").
+func isBullet(w string) bool {
+	if bullets[w] {
+		return true
+	}
+	n := len(w)
+	if n < 2 || n > 4 || w[n-1] != '.' && w[n-1] != ')' {
+		return false
+	}
+	head := strings.TrimPrefix(w[:n-1], "(")
+	if len(head) == 1 && head[0] >= 'a' && head[0] <= 'z' {
+		return true
+	}
+	for _, r := range head {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return head != ""
+}
+
+// Polite words around a command, in the languages of the bot's users.
+// politeLead may open a line ("please verify …", "bitte verify …"),
+// politeTail end it ("verify … please", "… thanks"); each is a sequence of
+// lowercase words.
+var (
+	politeLead = [][]string{{"please"}, {"pls"}, {"plz"}, {"kindly"}, {"bitte"}, {"por", "favor"}, {"svp"},
+		{"s'il", "vous", "plaît"}, {"s'il", "vous", "plait"}, {"s'il", "te", "plaît"}}
+	politeTail = append(politeLead[:len(politeLead):len(politeLead)],
+		[]string{"thanks"}, []string{"thank", "you"}, []string{"thx"}, []string{"danke"}, []string{"gracias"},
+		[]string{"merci"})
+	// politeSingle are the one-word polite words, for help.
+	politeSingle = map[string]bool{"please": true, "pls": true, "plz": true, "bitte": true, "svp": true,
+		"thanks": true, "thx": true, "danke": true, "gracias": true, "merci": true}
+)
+
+// trimLeadIn drops a bullet and polite words before a command.
+func trimLeadIn(tokens []token) []token {
+	if len(tokens) > 1 && tokens[0].key == "" && isBullet(tokens[0].word) {
+		tokens = tokens[1:]
+	}
+	for {
+		n := politeAt(tokens, politeLead, 0)
+		if n == 0 {
+			return tokens
+		}
+		tokens = tokens[n:]
+	}
+}
+
+// trimPolite drops polite words after a command's arguments.
+func trimPolite(tokens []token) []token {
+	for {
+		cut := 0
+		for _, seq := range politeTail {
+			if i := len(tokens) - len(seq); i >= 0 && politeAt(tokens, [][]string{seq}, i) == len(seq) {
+				cut = len(seq)
+				break
+			}
+		}
+		if cut == 0 {
+			return tokens
+		}
+		tokens = tokens[:len(tokens)-cut]
+	}
+}
+
+// politeAt is the length of the polite sequence among seqs that starts at
+// tokens[i], or 0. Punctuation around the words does not matter
+// ("Please,", "thanks!").
+func politeAt(tokens []token, seqs [][]string, i int) int {
+	for _, seq := range seqs {
+		if i+len(seq) > len(tokens) {
+			continue
+		}
+		match := true
+		for j, w := range seq {
+			t := tokens[i+j]
+			if t.key != "" || strings.ToLower(strings.Trim(t.word, ".,:;!?")) != w {
+				match = false
+				break
+			}
+		}
+		if match {
+			return len(seq)
+		}
+	}
+	return 0
+}
+
+// dropSeparators drops a dash or colon standing alone between a keyword
+// and its arguments ("verify - a@x", "add member : a@x").
+func dropSeparators(tokens []token) []token {
+	for len(tokens) > 0 && tokens[0].key == "" && (tokens[0].word == "-" || tokens[0].word == ":" ||
+		tokens[0].word == "–" || tokens[0].word == "—") {
+		tokens = tokens[1:]
+	}
+	return tokens
+}
+
+func hasOption(tokens []token) bool {
+	return slices.ContainsFunc(tokens, func(t token) bool { return t.key != "" })
+}
+
+func hasAddress(tokens []token) bool {
+	return slices.ContainsFunc(tokens, func(t token) bool { return t.key == "" && looksLikeAddress(t.word) })
+}
+
+// looksLikeAddress reports whether a word is written as an address, valid
+// or not: it has an @ after some other character ("@alex" is a handle).
+func looksLikeAddress(w string) bool {
+	w = strings.Trim(w, "<>()[].,;:!?")
+	return strings.IndexByte(w, '@') > 0
+}
+
+// looksLikeToken reports whether a word is written as the bot writes its
+// tokens (K7QX-4M2P-9R), or retyped from one: letters and digits, with a
+// dash, a digit or in capitals, of about a token's length. A word of
+// prose ("Confirm attendance") is not one.
+func looksLikeToken(w string) bool {
+	w = strings.TrimRight(w, ".,;:!?")
+	if n := len(tokenKey(w)); n < 4 || n > 2*tokenLen {
+		return false
+	}
+	mark := strings.ToUpper(w) == w
+	for _, r := range w {
+		switch {
+		case r == '-' || r >= '0' && r <= '9':
+			mark = true
+		case !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'):
+			return false
+		}
+	}
+	return mark
 }
 
 // fill reads the arguments of a command according to its spec and returns
@@ -381,6 +686,12 @@ func fill(c *Command, sp spec, rest []token) templates.Message {
 	case "email":
 		if len(words) == 0 {
 			return templates.Msg("%s needs an address", c.Name)
+		}
+		if last := words[len(words)-1]; len(words) > 1 && !looksLikeAddress(words[0]) &&
+			strings.HasPrefix(last, "<") && strings.HasSuffix(last, ">") {
+			// verify Jonas Müller <jonas@x>, as an address book writes it:
+			// the name is the reader's, the address is what counts.
+			words = []string{last}
 		}
 		addr, err := NormalizeAddress(words[0])
 		if err != nil {
@@ -452,6 +763,8 @@ func validateOpts(c *Command) templates.Message {
 			v, err = NormalizeSpaceID(v)
 		case "tz":
 			err = checkTimeZone(v)
+		case "country":
+			v, err = normalizeCountry(c.Name, v)
 		case "digest_day":
 			v, err = normalizeWeekday(v)
 		case "digest_time":
@@ -464,7 +777,7 @@ func validateOpts(c *Command) templates.Message {
 			v, err = normalizeCount(k, v, 0, maxNoticeDays)
 		case "days":
 			v, err = normalizeCount(k, v, 1, maxVisitDays)
-		case "name", "city", "country", "terms", "hours", "directions", "note", "reason":
+		case "name", "city", "terms", "hours", "directions", "note", "reason":
 			err = checkText(k, v)
 		}
 		if err != nil {

@@ -37,7 +37,7 @@ func TestParseLine(t *testing.T) {
 		{line: "add member alice@example.org colour=red", name: "add member", err: "unknown option colour="},
 		{line: `add member alice@example.org name="Alice`, name: "add member", err: "quote is not closed"},
 		{line: "add member alice@example.org name=a name=b", name: "add member", err: "twice"},
-		{line: "add foo", name: "add", err: "add member"},
+		{line: "add alice@example.org", name: "add", err: "add member"},
 		{line: "add", name: "add", err: "needs one of"},
 		{line: "update member alice@example.org email=NEW@example.org status=ACTIVE", name: "update member",
 			target: "alice@example.org", opts: map[string]string{"email": "new@example.org", "status": "active"}},
@@ -51,7 +51,10 @@ func TestParseLine(t *testing.T) {
 		{line: "verify bob@example.org<mailto:bob@example.org>", name: "verify", target: "bob@example.org"},
 		{line: "verify <bob@example.org>", name: "verify", target: "bob@example.org"},
 		{line: "verify mailto:bob@example.org", name: "verify", target: "bob@example.org"},
-		{line: "verify bob@example.org please", name: "verify", err: "unexpected"},
+		{line: "verify bob@example.org please", name: "verify", target: "bob@example.org"},
+		{line: "verify bob@example.org tomorrow", name: "verify", err: "unexpected"},
+		{line: "verify Jonas Müller <jonas@betahaus.test>", name: "verify", target: "jonas@betahaus.test"},
+		{line: "verify jonas@betahaus.test <jonas@betahaus.test>", name: "verify", err: "unexpected"},
 		{line: "verify", name: "verify", err: "needs an address"},
 		{line: "list members", name: "list members"},
 		{line: "list members status=inactive", name: "list members", opts: map[string]string{"status": "inactive"}},
@@ -121,7 +124,7 @@ func TestParseLine(t *testing.T) {
 func TestParseLineNotACommand(t *testing.T) {
 	for _, line := range []string{
 		"Hi bot,", "Hello!", "Please add Alice for me", "Best regards", "Alex Hillman", "Indy Hall | Philadelphia",
-		"Sent from my iPhone", "addmember alice@example.org", "name=Alice", "",
+		"Sent from my iPhone", "addmember alice@example.org", "name=Alice", "", "add foo",
 	} {
 		if c := ParseLine(line); c != nil {
 			t.Errorf("ParseLine(%q) = %+v, want nil (not a command)", line, c)
@@ -278,4 +281,195 @@ func FuzzParseLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Mail is greetings, prose and signatures as much as commands, in the
+// languages of the network, and several command words open ordinary
+// sentences. A line is a command only when what follows its keyword is the
+// command's own; a keyword followed by prose is an ignored line (nil), and
+// ERROR is for lines that clearly try to be a command.
+func TestParseLineProseAndSignatures(t *testing.T) {
+	const ignored = ""
+	for _, c := range []struct {
+		line string
+		want string // the command's name; "ERROR:substring"; ignored
+		weak string // the space the line names only if it exists
+	}{
+		// Greetings and sign-offs, in the four languages.
+		{line: "Hi bot,", want: ignored},
+		{line: "Hello team!", want: ignored},
+		{line: "Bonjour,", want: ignored},
+		{line: "Bonjour à tous,", want: ignored},
+		{line: "Cordialement,", want: ignored},
+		{line: "Bien à vous", want: ignored},
+		{line: "Hallo zusammen,", want: ignored},
+		{line: "Mit freundlichen Grüßen", want: ignored},
+		{line: "Viele Grüße aus Berlin", want: ignored},
+		{line: "Hola:", want: ignored},
+		{line: "Buenos días,", want: ignored},
+		{line: "Saludos cordiales,", want: ignored},
+		{line: "Un saludo", want: ignored},
+		{line: "Best regards, Alex", want: ignored},
+		// Signature lines that start with a command word.
+		{line: "Help us grow: https://indyhall.org/refer", want: ignored},
+		{line: "Help desk: +49 30 1234567", want: ignored},
+		{line: "HELP WANTED - community manager (m/w/d)", want: ignored},
+		{line: "List of events: https://betahaus.de/events", want: ignored},
+		{line: "List: coworking@lists.example.org", want: "ERROR:needs one of"}, // an address: an attempt
+		// The word after visit or terms names a space only if there is one
+		// (Execute checks): prose names none, and is an ignored line there.
+		{line: "Visit us at 399 Market St, Philadelphia", want: "ERROR:not a valid date", weak: "us"},
+		{line: "Visit our website www.lacantine.fr", want: "ERROR:not a valid date", weak: "our"},
+		{line: "Visit https://betahaus.de", want: ignored},
+		{line: "Visit us!", want: ignored},
+		{line: "Terms and conditions apply.", want: "ERROR:unexpected", weak: "and"},
+		{line: "Terms: https://indyhall.org/terms", want: ignored},
+		{line: "Terms apply.", want: "terms", weak: "apply"},
+		{line: "Terms & conditions", want: ignored},
+		{line: "Confirm your attendance: https://meetup.com/x", want: ignored},
+		{line: "Confirm attendance", want: ignored},
+		{line: "Update your preferences: https://example.org/prefs", want: ignored},
+		{line: "Update: we moved to Kreuzberg!", want: ignored},
+		{line: "Remove me from this list: https://example.org/unsub", want: ignored},
+		{line: "Add me on LinkedIn: https://linkedin.com/in/alex", want: ignored},
+		{line: "Import & export, since 1998", want: ignored},
+		{line: "History of La Cantine: https://lacantine.fr/histoire", want: ignored},
+		{line: "Verify your account at https://example.org", want: ignored},
+		{line: "Verify with alex@indyhall.test if unsure", want: ignored},
+		{line: "Spaces are limited, book now", want: ignored},
+		{line: "My data is safe with you?", want: ignored},
+		{line: "Forget me not", want: ignored},
+		{line: "Decline politely, please.", want: ignored},
+		{line: "Visitez notre site : https://lacantine.fr", want: ignored},
+		{line: "Besuchen Sie uns: betahaus, Rudi-Dutschke-Str. 23", want: ignored},
+		{line: "Visítenos en www.example.es", want: ignored},
+		// A keyword alone is an attempt.
+		{line: "verify", want: "ERROR:needs an address"},
+		{line: "History", want: "ERROR:needs an address"},
+		{line: "add", want: "ERROR:needs one of"},
+		{line: "confirm", want: "ERROR:needs the token"},
+		// Keyword pairs are attempts: prose after them is an ERROR.
+		{line: "List members of the board: Alice, Bob", want: "ERROR:unexpected"},
+		{line: "add member please", want: "ERROR:needs an address"},
+		{line: "decline visit nonsense", want: "decline visit"}, // the executor says no visit waits
+		{line: "confirm roster now", want: "ERROR:unexpected"},
+		// An address, a key=value or a token shows the attempt.
+		{line: "add alice@example.org", want: "ERROR:add member"},
+		{line: "verify bob@", want: "ERROR:not a valid email address"},
+		{line: "verify space=indyhall", want: "ERROR:needs an address"},
+		{line: "spaces in=Berlin", want: "ERROR:unknown option in="},
+		{line: "confirm K7QX-4M2P-9R", want: "confirm"},
+		{line: "confirm k7qx4m2p9r", want: "confirm"},
+		{line: "Confirm K7QX-4M2P-9R now", want: "ERROR:unexpected"},
+		{line: "visit indyhall tomorrow", want: "ERROR:not a valid date", weak: "indyhall"},
+		{line: "visit indyhall 3/12", want: "ERROR:not a valid date"},
+		// The commands, as people write them.
+		{line: "help", want: "help"},
+		{line: "Help!", want: "help"},
+		{line: "help me please", want: "help"},
+		{line: "help verify", want: "help"},
+		{line: "Hilfe", want: ignored}, // only the English keywords are commands
+		{line: "spaces", want: "spaces"},
+		{line: "spaces country=DE", want: "spaces"},
+		{line: "terms indyhall", want: "terms", weak: "indyhall"},
+		{line: "visit indyhall 2026-12-03", want: "visit"},
+		{line: "my data", want: "my data"},
+		{line: "My data, please.", want: "my data"},
+		{line: "forget me", want: "forget me"},
+		{line: "Forget me, bitte", want: "forget me"},
+		{line: "confirm roster", want: "confirm roster"},
+		{line: "decline visit K7QX-4M2P-9R reason=\"we are full\"", want: "decline visit"},
+		{line: "list members", want: "list members"},
+		{line: "list spaces", want: "list spaces"},
+		{line: "history bob@example.org", want: "history"},
+		{line: "import members replace", want: "import members"},
+		{line: "remove manager a@x.org space=indyhall", want: "remove manager"},
+		// Bullets, numbers, "please" and colons.
+		{line: "- verify bob@example.org", want: "verify"},
+		{line: "* add member alice@example.org", want: "add member"},
+		{line: "• remove member bob@example.org", want: "remove member"},
+		{line: "·\tremove member bob@example.org", want: "remove member"},
+		{line: "1. add member alice@example.org", want: "add member"},
+		{line: "2) update member alice@example.org status=inactive", want: "update member"},
+		{line: "a) list members", want: "list members"},
+		{line: "please add member alice@example.org", want: "add member"},
+		{line: "Please, verify bob@example.org", want: "verify"},
+		{line: "- Please add member Alice Smith <alice@example.org>", want: "add member"},
+		{line: "Bitte verify bob@example.org", want: "verify"},
+		{line: "Por favor verify bob@example.org", want: "verify"},
+		{line: "S'il vous plaît, verify bob@example.org", want: "verify"},
+		{line: "verify bob@example.org, thanks!", want: "verify"},
+		{line: "verify bob@example.org merci", want: "verify"},
+		{line: "Add member: alice@example.org", want: "add member"},
+		{line: "Add Member: Alice Smith <alice@example.org>", want: "add member"},
+		{line: "verify: bob@example.org", want: "verify"},
+		{line: "verify:bob@example.org", want: "verify"},
+		{line: "verify - bob@example.org", want: "verify"},
+		{line: "List members:", want: "list members"},
+		{line: "- Hello", want: ignored},
+		{line: "1. Introduction", want: ignored},
+	} {
+		got := ParseLine(c.line)
+		switch {
+		case c.want == ignored:
+			if got != nil {
+				t.Errorf("ParseLine(%q) = %s (err %q), want an ignored line", c.line, got.Name, got.Err)
+			}
+			continue
+		case got == nil:
+			t.Errorf("ParseLine(%q) = nil, want %s", c.line, c.want)
+			continue
+		case strings.HasPrefix(c.want, "ERROR:"):
+			if !strings.Contains(got.Err, strings.TrimPrefix(c.want, "ERROR:")) {
+				t.Errorf("ParseLine(%q).Err = %q, want %s", c.line, got.Err, c.want)
+			}
+		case got.Name != c.want || got.Err != "":
+			t.Errorf("ParseLine(%q) = %s (err %q), want %s", c.line, got.Name, got.Err, c.want)
+		}
+		if got.weakSpace != c.weak {
+			t.Errorf("ParseLine(%q) names a space only if it exists: %q, want %q", c.line, got.weakSpace, c.weak)
+		}
+	}
+}
+
+// A command in both the Subject and the body runs once: the Subject counts
+// only when it is not the same command as one of the body's.
+func TestParseSubjectRepeatedInBody(t *testing.T) {
+	for _, c := range []struct {
+		subject string
+		body    []string
+		want    []string // the commands, in order
+	}{
+		{"help", []string{"help"}, []string{"help "}},
+		{"list members", []string{"Hi,", "list members", "Alex"}, []string{"list members "}},
+		{"verify bob@example.org", []string{"verify Bob@Example.org"}, []string{"verify bob@example.org"}},
+		{"Re: add member Alice <alice@example.org>", []string{`add member alice@example.org name="Alice"`},
+			[]string{"add member alice@example.org"}},
+		// Not the same command: both run, the Subject first.
+		{"verify bob@example.org", []string{"verify carol@example.org"},
+			[]string{"verify bob@example.org", "verify carol@example.org"}},
+		{"list members", []string{"list members status=inactive"}, []string{"list members ", "list members "}},
+		{"add member alice@example.org", []string{"add member alice@example.org status=inactive"},
+			[]string{"add member alice@example.org", "add member alice@example.org"}},
+		// The body holds none: the Subject is the command.
+		{"verify bob@example.org", []string{"Hi, is Bob one of ours?"}, []string{"verify bob@example.org"}},
+		// A Subject that does not parse is never a command, so never a repeat.
+		{"verify", []string{"verify jonas@betahaus.test"}, []string{"verify jonas@betahaus.test"}},
+	} {
+		s := Parse(c.subject, c.body, 100)
+		var got []string
+		for _, it := range s.Items {
+			if it.Command != nil {
+				got = append(got, it.Command.Name+" "+it.Command.Target)
+			}
+		}
+		if !reflect.DeepEqual(got, c.want) || s.Commands != len(c.want) {
+			t.Errorf("Parse(%q, %q) = %q (%d commands), want %q", c.subject, c.body, got, s.Commands, c.want)
+		}
+	}
+	// The Subject takes its place within the limit.
+	s := Parse("verify z@example.org", []string{"verify a@example.org", "verify b@example.org", "hello", "verify c@example.org"}, 2)
+	if s.Commands != 2 || !s.Cut || len(s.Items) != 2 || s.Items[0].Command.Target != "z@example.org" {
+		t.Errorf("Parse past the limit = %+v", s)
+	}
 }

@@ -99,6 +99,24 @@ func RosterCSV(tx *storage.Tx, space, status string) ([]byte, error) {
 	return csvroster.File(filterStatus(all, status), ',')
 }
 
+// filterState keeps the members in a state on a day, as list members
+// shows them: status=active those active that day, status=inactive the
+// others (set inactive, or past their end date). "" keeps all.
+func filterState(all []storage.Member, status, day string) []storage.Member {
+	if status == "" {
+		return all
+	}
+	var out []storage.Member
+	for _, m := range all {
+		if m.ActiveOn(day) == (status == storage.StatusActive) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// filterStatus keeps the members whose recorded status is status, as a
+// file of the roster states it ("" keeps all).
 func filterStatus(all []storage.Member, status string) []storage.Member {
 	if status == "" {
 		return all
@@ -112,7 +130,9 @@ func filterStatus(all []storage.Member, status string) []storage.Member {
 	return out
 }
 
-// rosterCounts tallies a roster on a day, for list members and digests.
+// rosterCounts tallies a roster on a day, for list members: every member is
+// in one of active, inactive or expired (storage.Member.ActiveOn), as the
+// lines under the counts describe them.
 type rosterCounts struct {
 	total, active, inactive, expired, ending int
 }
@@ -142,7 +162,7 @@ func countRoster(all []storage.Member, today time.Time) rosterCounts {
 func (x *executor) rosterCounts(c rosterCounts) string {
 	parts := []string{x.t("%d active", c.active), x.t("%d inactive", c.inactive)}
 	if c.expired > 0 {
-		parts = append(parts, x.t("%d past their end date", c.expired))
+		parts = append(parts, x.t("%d expired (past their end date)", c.expired))
 	}
 	return x.t("%s: %s; %s", x.t("%d members", c.total), strings.Join(parts, ", "),
 		x.t("%d ending within %d days", c.ending, endingWindow))
@@ -174,7 +194,7 @@ func (x *executor) listMembers(c *Command) (Result, error) {
 			"Send this line in a message of its own for its list and file.", sp.ID, counts), nil
 	}
 	x.listed = append(x.listed, this)
-	shown := filterStatus(all, status)
+	shown := filterState(all, status, x.today())
 	// Attached with the separator the reader's spreadsheet expects.
 	data, err := csvroster.File(shown, templates.CSVDelimiter(x.p))
 	if err != nil {
@@ -188,7 +208,8 @@ func (x *executor) listMembers(c *Command) (Result, error) {
 		r.Files = []File{{Name: name, ContentType: csvContentType, Data: data}}
 	case storage.StatusInactive:
 		name = fmt.Sprintf("%s-members-%s-%s.csv", sp.ID, status, x.today())
-		r = x.ok("%s has %s. The %d inactive members are listed below and attached as %s.", sp.ID, counts, len(shown), name)
+		r = x.ok("%s has %s. The %d members not active today (inactive or expired) are listed below and attached as %s.",
+			sp.ID, counts, len(shown), name)
 		r.Files = []File{{Name: name, ContentType: csvContentType, Data: data}}
 	default:
 		r = x.ok("%s has %s. The roster is listed below and attached as %s.", sp.ID, counts, name)

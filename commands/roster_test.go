@@ -101,11 +101,13 @@ func TestListMembers(t *testing.T) {
 	db := network(t)
 	seedIndyHall(t, db)
 	rep := run(t, db, alex, "list members")
-	expect(t, rep, "OK: indyhall has 4 members: 2 active, 1 inactive, 1 past their end date; 1 ending within 30 days. "+
+	// Every line says the state the counts count (storage.Member.ActiveOn):
+	// Dora's end date is past, so she is expired, not active.
+	expect(t, rep, "OK: indyhall has 4 members: 2 active, 1 inactive, 1 expired (past their end date); 1 ending within 30 days. "+
 		"The roster is listed below and attached as indyhall-members-2026-11-28.csv.")
 	r := rep.Results[0]
 	want := []string{"Ann Lee <ann@example.org> (active, until 2026-12-15)", "Bob Jones <bob@example.org> (active)",
-		"Carl <carl@example.org> (inactive)", "Dora Diaz <dora@example.org> (active, until 2026-11-01)"}
+		"Carl <carl@example.org> (inactive)", "Dora Diaz <dora@example.org> (expired, ended 2026-11-01)"}
 	if strings.Join(r.Detail, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Detail =\n%s\nwant\n%s", strings.Join(r.Detail, "\n"), strings.Join(want, "\n"))
 	}
@@ -132,10 +134,16 @@ func TestListMembers(t *testing.T) {
 	rep = run(t, db, alex, "list members status=inactive")
 	expect(t, rep, "OK: indyhall has 4 members")
 	r = rep.Results[0]
-	if !strings.Contains(r.Text, "The 1 inactive member is listed below and attached as indyhall-members-inactive-2026-11-28.csv") ||
-		len(r.Detail) != 1 || !strings.Contains(string(r.Files[0].Data), "carl@example.org") ||
-		strings.Contains(string(r.Files[0].Data), "ann@example.org") {
+	if !strings.Contains(r.Text, "The 2 members not active today (inactive or expired) are listed below and attached as indyhall-members-inactive-2026-11-28.csv") ||
+		len(r.Detail) != 2 || !strings.Contains(string(r.Files[0].Data), "carl@example.org") ||
+		!strings.Contains(string(r.Files[0].Data), "dora@example.org") || strings.Contains(string(r.Files[0].Data), "ann@example.org") {
 		t.Errorf("inactive list = %s %q %q", r.Text, r.Detail, r.Files[0].Data)
+	}
+	rep = run(t, db, alex, "list members status=active")
+	r = rep.Results[0]
+	if !strings.Contains(r.Text, "The 2 active members are listed below") || len(r.Detail) != 2 ||
+		strings.Contains(string(r.Files[0].Data), "dora@example.org") {
+		t.Errorf("active list = %s %q %q", r.Text, r.Detail, r.Files[0].Data)
 	}
 	expect(t, run(t, db, nobody, "list members"), "DENIED: not a manager")
 
@@ -541,6 +549,7 @@ func TestHistoryShowsWhatChanged(t *testing.T) {
 	rep := run(t, db, alex, "history ann@new.example.org")
 	expect(t, rep, "OK: 3 changes to ann@new.example.org in indyhall")
 	want := []string{
+		"today: Ann <ann@new.example.org> (inactive, until 2027-01-31)",
 		"Sat 28 Nov 2026 09:30 UTC: add Ann <ann@example.org> (active), by alex@indyhall.test",
 		"Sat 28 Nov 2026 09:30 UTC: update status active → inactive, end date (none) → 2027-01-31, by alex@indyhall.test",
 		"Sat 28 Nov 2026 09:30 UTC: update address ann@example.org → ann@new.example.org, by alex@indyhall.test",
@@ -560,10 +569,52 @@ func TestHistoryInTheSpacesZoneAndLanguage(t *testing.T) {
 	fr := templates.Embedded().In("fr").Printer()
 	rep := runEnv(t, db, alex, Env{Printer: fr}, "history ann@example.org")
 	want := "sam. 28 nov. 2026 10:30 CET — ajout : Ann <ann@example.org> (actif), par alex@indyhall.test"
-	if got := rep.Results[0].Detail; len(got) != 1 || got[0] != want {
+	if got := rep.Results[0].Detail; len(got) != 2 || got[1] != want {
 		t.Errorf("history = %q, want %q", got, want)
 	}
 	if strings.Contains(strings.Join(rep.Results[0].Detail, "\n"), "m1@test") {
 		t.Error("the history names the raw Message-ID")
+	}
+}
+
+// An end date already past is accepted (it ends a membership, which some
+// managers mean) but never silently: the OK says the member no longer
+// verifies, and every later answer says expired, as verify and the counts
+// do.
+func TestPastEndDate(t *testing.T) {
+	db := network(t)
+	rep := run(t, db, alex, "add member eve@example.org until=2026-11-01", "add member fay@example.org until=2026-12-01",
+		"update member fay@example.org until=2026-11-27", "update member fay@example.org name=Fay",
+		"verify eve@example.org", "history fay@example.org", "list members")
+	expect(t, rep,
+		"OK: added eve@example.org (expired, ended 2026-11-01) to indyhall.",
+		"OK: added fay@example.org (active, until 2026-12-01) to indyhall.",
+		"OK: updated end date of fay@example.org: fay@example.org (expired, ended 2026-11-27).",
+		"OK: updated name of fay@example.org: Fay <fay@example.org> (expired, ended 2026-11-27).",
+		"NOT VERIFIED: eve@example.org is not an active member",
+		"OK: 3 changes to fay@example.org in indyhall.",
+		"OK: indyhall has 2 members: 0 active, 0 inactive, 2 expired (past their end date)")
+	warn := func(i int) string { return strings.Join(rep.Results[i].Detail, "\n") }
+	for _, i := range []int{0, 2} {
+		if !strings.Contains(warn(i), "is already past") || !strings.Contains(warn(i), "NOT VERIFIED") {
+			t.Errorf("result %d does not warn of the past end date: %q", i, warn(i))
+		}
+	}
+	// Only the change that made the membership end warns.
+	for _, i := range []int{1, 3} {
+		if warn(i) != "" {
+			t.Errorf("result %d warns: %q", i, warn(i))
+		}
+	}
+	if h := warn(5); !strings.Contains(h, "today: Fay <fay@example.org> (expired, ended 2026-11-27)") ||
+		!strings.Contains(h, "update status active → expired, end date 2026-12-01 → 2026-11-27") {
+		t.Errorf("history = %s", h)
+	}
+	csv := "email,name,status,until\ngil@example.org,Gil,active,2026-01-31\nhal@example.org,Hal,active,2027-01-31\n"
+	rep = runEnv(t, db, alex, withCSV("roster.csv", csv), "import members")
+	expect(t, rep, "OK: imported roster.csv into indyhall: 2 added")
+	if d := strings.Join(rep.Results[0].Detail, "\n"); !strings.Contains(d, "1 member has an end date already past in the file") ||
+		!strings.Contains(d, "gil@example.org") || strings.Contains(d, "hal@") {
+		t.Errorf("import detail = %q", d)
 	}
 }

@@ -30,6 +30,19 @@ func NormalizeDate(s string) (string, error) { return norm.Date(s) }
 // checkTimeZone checks an IANA time zone name such as Europe/Paris.
 func checkTimeZone(tz string) error { return norm.TimeZone(tz) }
 
+// normalizeCountry checks a country= value: a space's must be a
+// two-letter ISO 3166 code (a name gets the code it means as a
+// suggestion); a search of the spaces also takes a country's name.
+func normalizeCountry(command, v string) (string, error) {
+	if command == "spaces" {
+		if code, ok := norm.CountryOf(v); ok {
+			return code, nil
+		}
+		return v, checkText("country", v)
+	}
+	return norm.Country(v)
+}
+
 // checkText refuses option values that could not be shown safely on one line.
 func checkText(key, v string) error { return norm.Text(key+"=", v) }
 

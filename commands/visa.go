@@ -78,7 +78,8 @@ func (x *executor) mayReadDirectory(c *Command) (*Result, error) {
 	if err != nil || len(homes) > 0 {
 		return nil, err
 	}
-	r := x.denied("%s is for members and managers of participating spaces.", c.Name)
+	r := x.denied("%s is for members and managers of participating spaces: if you are a member of one, ask its managers "+
+		"to add %s to its roster; for anything else, ask %s.", c.Name, x.actor.Address, x.admins())
 	return &r, nil
 }
 

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,9 @@ func TestParseVisaCommands(t *testing.T) {
 		"Confirm roster":                           "confirm roster",
 		"confirm roster space=indyhall":            "confirm roster",
 		"My name is Alex":                          "",
+		"my data please":                           "my data",
+		"My data is safe with us.":                 "",
+		"Forget me not":                            "",
 		"Forget it, thanks":                        "",
 		"Decline if you must":                      "",
 	} {
@@ -98,7 +102,7 @@ func TestParseVisaCommands(t *testing.T) {
 		"update space x free_days=lots":         "from 0 to 31",
 		"update space x notice_days=-1":         "from 0 to 365",
 		"confirm roster now":                    "unexpected",
-		"my data please":                        "unexpected",
+		"my data space=indyhall":                "takes no options",
 		"visit indyhall 2026-12-03 note=\"a\nb": "",
 	} {
 		c := ParseLine(line)
@@ -120,13 +124,19 @@ func TestParseVisaCommands(t *testing.T) {
 func TestDirectory(t *testing.T) {
 	db := visaNetwork(t, new(3))
 	env := visaEnv(testNow)
-	rep := runEnv(t, db, jonas, env, "spaces", "spaces city=paris", "spaces country=XX", "terms indyhall", "terms nowhere")
+	rep := runEnv(t, db, jonas, env, "spaces", "spaces city=paris", "spaces country=XX", "terms indyhall", "terms nowhere",
+		"visit nowhere 2026-12-24")
 	expect(t, rep,
 		"OK: 4 participating spaces.",
 		"OK: 1 participating space.",
 		"OK: no participating space matches country=\"XX\".",
 		"OK: the terms of Indy Hall (Philadelphia, US) for visitors:",
 		"ERROR: there is no space nowhere.")
+	// "terms nowhere" may be prose ("Terms apply."): with no such space it
+	// is an ignored line; a visit with a date is an attempt.
+	if !slices.Equal(rep.Ignored, []string{"terms nowhere"}) {
+		t.Errorf("ignored = %q, want the terms line", rep.Ignored)
+	}
 	all := strings.Join(rep.Results[0].Detail, "\n")
 	for _, want := range []string{"indyhall: Indy Hall (Philadelphia, US); 3 free days a month; 2 days' notice; bring a laptop lock",
 		"closed: Closed; no free days; no notice needed", "betahaus: betahaus (Berlin); free days not set"} {
@@ -323,7 +333,7 @@ func TestVerifyCountsFreeDays(t *testing.T) {
 		"VERIFIED: jonas@betahaus.test is Jonas Müller, a member of betahaus (Berlin).",
 		"VERIFIED: ann@indyhall.test is a member of Indy Hall (Philadelphia, US); day 1 this month at betahaus, with no limit on free days.",
 		"VERIFIED: ann@indyhall.test is a member of Indy Hall (Philadelphia, US).",
-		"DENIED: you are not a manager of space cantine.")
+		"DENIED: you are not a manager of space cantine; to become one, ask the network's admins.")
 	expect(t, runEnv(t, db, mad, visaEnv(day2), "verify ann@indyhall.test"),
 		"VERIFIED: ann@indyhall.test is a member of Indy Hall (Philadelphia, US); day 1 this month at betahaus, with no limit")
 }

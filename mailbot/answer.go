@@ -20,8 +20,12 @@ const maxDetailWhenCut = 50
 // queueReport renders a transcript and puts it in the outbox. An answer
 // larger than MaxReplyBytes is rendered again without its files and with
 // short listings, and says so: the commands were carried out all the same.
-func (b *Bot) queueReport(tx *storage.Tx, l *templates.Lang, in incoming, r commands.Report, now time.Time) error {
-	text, html, err := b.renderReport(l, r)
+func (b *Bot) queueReport(tx *storage.Tx, l *templates.Lang, in incoming, r commands.Report, v view, now time.Time) error {
+	text, html, err := b.renderReport(l, r, v)
+	if err != nil {
+		return err
+	}
+	subject, err := b.replySubject(l, in.msg.Subject, r)
 	if err != nil {
 		return err
 	}
@@ -31,7 +35,7 @@ func (b *Bot) queueReport(tx *storage.Tx, l *templates.Lang, in incoming, r comm
 			files = append(files, reply.Attachment{Name: f.Name, ContentType: f.ContentType, Data: f.Data})
 		}
 	}
-	full, err := outbox.Add(tx, b.answer(in, text, html, files, now), outbox.KindReply, b.set.MaxReplyBytes)
+	full, err := outbox.Add(tx, b.answer(in, subject, text, html, files, now), outbox.KindReply, b.set.MaxReplyBytes)
 	if !errors.Is(err, outbox.ErrTooLarge) {
 		return err
 	}
@@ -48,11 +52,51 @@ func (b *Bot) queueReport(tx *storage.Tx, l *templates.Lang, in incoming, r comm
 		return err
 	}
 	cut.Results = append([]commands.Result{{Command: label, Status: commands.Error, Text: note}}, cut.Results...)
-	if text, html, err = b.renderReport(l, cut); err != nil {
+	if text, html, err = b.renderReport(l, cut, v); err != nil {
 		return err
 	}
-	_, err = outbox.Add(tx, b.answer(in, text, html, nil, now), outbox.KindReply, b.set.MaxReplyBytes)
+	_, err = outbox.Add(tx, b.answer(in, subject, text, html, nil, now), outbox.KindReply, b.set.MaxReplyBytes)
 	return err
+}
+
+// view is what a reply shows of its reader besides the report: whom its
+// help is for, and their address.
+type view struct {
+	audience templates.Audience
+	sender   string
+	now      time.Time
+}
+
+// verdict is the answer of a message that is a single verify, or nil: the
+// answer a host at the front desk reads in the Subject and the first line.
+func verdict(r commands.Report) *commands.Result {
+	if len(r.Results) != 1 || r.Results[0].Verdict == nil {
+		return nil
+	}
+	return &r.Results[0]
+}
+
+// replySubject is "Re: <the sender's subject>", and for a single verify
+// the answer after it ("Re: verify: VERIFIED jonas@… (betahaus)"), without
+// the address when the subject names it already.
+func (b *Bot) replySubject(l *templates.Lang, original string, r commands.Report) (string, error) {
+	s := reply.ReplySubject(original)
+	res := verdict(r)
+	if res == nil {
+		return s, nil
+	}
+	visitor := res.Verdict.Visitor
+	if strings.Contains(strings.ToLower(original), visitor) {
+		visitor = ""
+	}
+	answer, err := l.Phrase("subject.verify", struct {
+		Status, Visitor string
+		Homes           string
+	}{string(res.Status), visitor, strings.Join(res.Verdict.Homes, ", ")})
+	if err != nil || strings.TrimSpace(original) == "" {
+		return "Re: " + answer, err
+	}
+	return s + ": " + answer, nil
 }
 
 // shorten keeps the first lines of every listing and drops the files.
@@ -72,8 +116,10 @@ func shorten(r commands.Report) commands.Report {
 	return out
 }
 
-// renderReport renders a transcript as text and HTML in a language.
-func (b *Bot) renderReport(l *templates.Lang, r commands.Report) (text, html string, err error) {
+// renderReport renders a transcript as text and HTML in a language. Its
+// lead, the line a phone shows first, is a single verify's answer, or for a
+// message without a command the reason it gets the help.
+func (b *Bot) renderReport(l *templates.Lang, r commands.Report, v view) (text, html string, err error) {
 	sum, err := l.Phrase("summary", summary(r))
 	if err != nil {
 		return "", "", err
@@ -82,6 +128,16 @@ func (b *Bot) renderReport(l *templates.Lang, r commands.Report) (text, html str
 		BotName: b.set.BotName, BotAddress: b.set.BotAddress,
 		Ignored: r.Ignored, Help: r.Help, Cut: r.Cut, MaxCmds: b.set.MaxCommands,
 		Summary: sum,
+		For:     v.audience, Contact: b.set.Contact, Sender: v.sender,
+		ExampleDate: v.now.AddDate(0, 0, 14).UTC().Format(time.DateOnly),
+	}
+	switch res := verdict(r); {
+	case res != nil:
+		data.Lead = string(res.Status) + ": " + res.Text
+	case len(r.Results) == 0 && r.Help:
+		if data.Lead, err = l.Phrase("lead.no-command", nil); err != nil {
+			return "", "", err
+		}
 	}
 	for _, res := range r.Results {
 		data.Entries = append(data.Entries, templates.Entry{
@@ -92,11 +148,11 @@ func (b *Bot) renderReport(l *templates.Lang, r commands.Report) (text, html str
 }
 
 // answer is a reply to the sender of in, threaded under their message.
-func (b *Bot) answer(in incoming, text, html string, files []reply.Attachment, now time.Time) reply.Message {
+func (b *Bot) answer(in incoming, subject, text, html string, files []reply.Attachment, now time.Time) reply.Message {
 	msg := in.msg
 	return reply.Message{
 		From: b.set.BotAddress, FromName: b.set.BotName, To: in.sender,
-		Subject:   reply.ReplySubject(msg.Subject),
+		Subject:   subject,
 		InReplyTo: msg.MessageID, References: msg.References,
 		Text: text, HTML: html, Attachments: files, Date: now, AutoSubmitted: "auto-replied",
 	}
@@ -148,7 +204,7 @@ func (b *Bot) queueRateNotice(tx *storage.Tx, in incoming, now time.Time) error 
 	if err != nil {
 		return err
 	}
-	_, err = outbox.Add(tx, b.answer(in, text, html, nil, now), outbox.KindNotice, b.set.MaxReplyBytes)
+	_, err = outbox.Add(tx, b.answer(in, reply.ReplySubject(in.msg.Subject), text, html, nil, now), outbox.KindNotice, b.set.MaxReplyBytes)
 	return err
 }
 

@@ -72,6 +72,12 @@ type Settings struct {
 	// unconfirmed roster is pointed out (digest.roster_confirm_days).
 	DefaultTZ         *time.Location
 	RosterConfirmDays int
+	// Contact is whom replies tell users to ask (bot.contact, by default
+	// the first admin's address); "" names no one.
+	Contact string
+	// DigestDay and DigestTime are the network's digest slot
+	// (digest.weekday, digest.time), told to an admin who adds a space.
+	DigestDay, DigestTime string
 }
 
 // Bot handles command emails. It is safe for concurrent use.
@@ -347,16 +353,23 @@ func (b *Bot) act(tx *storage.Tx, in incoming, role role, now time.Time, done *t
 		actor := commands.Actor{Address: in.sender, Admin: role.admin}
 		env := commands.Env{Now: now, MessageID: in.msg.MessageID, Attachments: attachments(in.msg), Limits: b.set.Commands,
 			Printer: l.Printer(), Languages: b.tmpl.Languages(),
-			Templates: b.tmpl, Language: b.set.Language, DefaultTZ: b.set.DefaultTZ, RosterConfirmDays: b.set.RosterConfirmDays}
+			Templates: b.tmpl, Language: b.set.Language, DefaultTZ: b.set.DefaultTZ, RosterConfirmDays: b.set.RosterConfirmDays,
+			Contact: b.set.Contact, DigestDay: b.set.DigestDay, DigestTime: b.set.DigestTime}
 		if report, err = commands.Execute(tx, actor, env, script); err != nil {
 			return false, "", err
 		}
 		done.reason = metrics.Replied
-		done.commands(script, report)
+		done.commands(report)
 		report.Results = append(unread, report.Results...)
 		outcome = fmt.Sprintf("replied: %d commands, %d lines ignored", len(report.Results), len(report.Ignored))
 	}
-	if err := b.queueReport(tx, l, in, report, now); err != nil {
+	v := view{sender: in.sender, now: now}
+	if report.Help {
+		if v.audience, err = b.audience(tx, in.sender, role, now); err != nil {
+			return false, "", err
+		}
+	}
+	if err := b.queueReport(tx, l, in, report, v, now); err != nil {
 		return false, "", err
 	}
 	if err := b.queueNotices(tx, report.Notices, now); err != nil {

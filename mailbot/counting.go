@@ -19,11 +19,11 @@ type ranCommand struct {
 	status commands.Status
 }
 
-// commands notes each command of script with the status of its result in
-// r (Execute gives one result per command, in order).
-func (t *tally) commands(script commands.Script, r commands.Report) {
+// commands notes each command of a report with the status of its result
+// (Execute gives one result per command item, in order).
+func (t *tally) commands(r commands.Report) {
 	i := 0
-	for _, it := range script.Items {
+	for _, it := range r.Items {
 		if it.Command == nil || i >= len(r.Results) {
 			continue
 		}

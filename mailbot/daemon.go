@@ -68,6 +68,9 @@ func SettingsFrom(cfg *config.Config) Settings {
 		Language:          cfg.Bot.Language,
 		DefaultTZ:         defaultZone(cfg),
 		RosterConfirmDays: cfg.Digest.RosterConfirmDays,
+		Contact:           cfg.Bot.ContactOrAdmin(cfg.Admins),
+		DigestDay:         cfg.Digest.Weekday,
+		DigestTime:        cfg.Digest.Time,
 	}
 }
 

@@ -43,3 +43,22 @@ func (b *Bot) languageOf(tx *storage.Tx, sender string) (*templates.Lang, error)
 	}
 	return b.tmpl.In(b.set.Language), nil
 }
+
+// audience is whom a sender's help is for: it shows them what they may do.
+// role says whether they are an admin or a manager; a member is active on
+// some roster today (whatever else they are).
+func (b *Bot) audience(tx *storage.Tx, sender string, r role, now time.Time) (templates.Audience, error) {
+	a := templates.Audience{Admin: r.admin, Manager: r.manager, Member: r.member}
+	if a.Member {
+		return a, nil
+	}
+	all, err := tx.MembershipsOf(sender)
+	if err != nil {
+		return a, err
+	}
+	today := now.UTC().Format(time.DateOnly)
+	for _, m := range all {
+		a.Member = a.Member || m.ActiveOn(today)
+	}
+	return a, nil
+}

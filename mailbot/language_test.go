@@ -44,7 +44,7 @@ func TestRepliesInTheSpaceLanguage(t *testing.T) {
 		"OK: membre ajouté à indyhall : Ann <ann@example.org> (actif).",
 		"NOT VERIFIED: nobody@example.org n'est pas membre actif d'un espace participant.",
 		`ERROR: "bad" n'est pas une adresse e-mail valide : il faut exactement un @.`,
-		"DENIED: list spaces est réservé aux administrateurs du réseau.",
+		"DENIED: list spaces est réservé aux administrateurs du réseau ; pour le faire faire, adressez-vous aux administrateurs du réseau (admin@visa.test).",
 		"Lignes qui ne sont pas des commandes (ignorées) :\n  Bonjour,",
 		"4 commandes : 1 OK, 1 NOT VERIFIED, 1 ERROR, 1 DENIED ; 1 ligne ignorée.",
 	} {

@@ -103,8 +103,16 @@ func execute(t *testing.T, db *storage.DB, l *templates.Lang, actor commands.Act
 	return rep
 }
 
-// reply renders a report as the bot's answer does (mailbot.renderReport).
-func reply(t *testing.T, l *templates.Lang, rep commands.Report, lead bool) (string, string) {
+// manager, member and networkAdmin are whom the help of a reply is for.
+var (
+	manager      = templates.Audience{Manager: true}
+	member       = templates.Audience{Member: true}
+	networkAdmin = templates.Audience{Admin: true}
+)
+
+// reply renders a report to a reader as the bot's answer does
+// (mailbot.renderReport).
+func reply(t *testing.T, l *templates.Lang, rep commands.Report, lead bool, to commands.Actor, as templates.Audience) (string, string) {
 	t.Helper()
 	sum := templates.Summary{Total: len(rep.Results), Ignored: len(rep.Ignored)}
 	counts := rep.Counts()
@@ -118,7 +126,8 @@ func reply(t *testing.T, l *templates.Lang, rep commands.Report, lead bool) (str
 		t.Fatal(err)
 	}
 	r := templates.Reply{BotName: "Coworking Visa", BotAddress: botAdr, Ignored: rep.Ignored, Help: rep.Help,
-		Cut: rep.Cut, MaxCmds: 100, Summary: summary}
+		Cut: rep.Cut, MaxCmds: 100, Summary: summary, For: as, Sender: to.Address,
+		Contact: "admin@coworkingvisa.test", ExampleDate: goldenNow.AddDate(0, 0, 14).Format(time.DateOnly)}
 	for _, res := range rep.Results {
 		r.Entries = append(r.Entries, templates.Entry{Command: res.Command, Status: string(res.Status), Text: res.Text, Detail: res.Detail})
 	}
@@ -153,19 +162,20 @@ func renderAll(t *testing.T) []mail {
 			"list members",
 			"history ann.lee-longaddress@subdomain.example-university.edu",
 			"Best, Alex")
-		text, html := reply(t, l, rep, false)
+		text, html := reply(t, l, rep, false, alex, manager)
 		add("reply-transcript", text, html)
 
 		// A verify at the front desk, the answer first.
-		text, html = reply(t, l, execute(t, db, l, alex, "verify zoe@betahaus.test"), true)
+		text, html = reply(t, l, execute(t, db, l, alex, "verify zoe@betahaus.test"), true, alex, manager)
 		add("reply-verify", text, html)
 
 		// The help, as each kind of sender gets it.
 		for _, who := range []struct {
 			role  string
 			actor commands.Actor
-		}{{"manager", alex}, {"member", jonas}, {"admin", admin}} {
-			text, html = reply(t, l, execute(t, db, l, who.actor, "help"), false)
+			as    templates.Audience
+		}{{"manager", alex, manager}, {"member", jonas, member}, {"admin", admin, networkAdmin}} {
+			text, html = reply(t, l, execute(t, db, l, who.actor, "help"), false, who.actor, who.as)
 			add("help-"+who.role, text, html)
 		}
 

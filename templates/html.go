@@ -134,7 +134,9 @@ func helpLines(text string) []HelpLine {
 			kind := "text"
 			if len(out) == 0 {
 				kind = "title"
-			} else if strings.HasSuffix(trimmed, ":") {
+			} else if len(out) > 1 && strings.HasSuffix(trimmed, ":") {
+				// A line ending in a colon heads the commands below
+				// it, but the one under the title leads to an example.
 				kind = "heading"
 			}
 			out = append(out, HelpLine{Kind: kind, Text: trimmed})

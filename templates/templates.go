@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	texttemplate "text/template"
+	"time"
 
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -40,8 +41,9 @@ type Entry struct {
 type Reply struct {
 	BotName    string
 	BotAddress string
-	// Lead is the answer first, shown above the transcript when not
-	// empty (the result a reader came for, in a sentence).
+	// Lead is the answer in one line, shown first, above the transcript:
+	// what a phone shows without scrolling (a single verify's VERIFIED or
+	// NOT VERIFIED line, or why a message got the help). "" for none.
 	Lead    string
 	Entries []Entry
 	Ignored []string // lines that were not commands
@@ -49,7 +51,29 @@ type Reply struct {
 	Cut     bool     // commands past the limit were not read
 	MaxCmds int
 	Summary string
+	// For is whom the help is for: it shows each reader only what they may
+	// do. Contact is whom to ask (bot.contact; "" names no one), Sender the
+	// address the reply answers, ExampleDate a date ahead (YYYY-MM-DD) for
+	// the help's examples.
+	For         Audience
+	Contact     string
+	Sender      string
+	ExampleDate string
 }
+
+// Audience is whom a help text is for: a member of a participating space,
+// a space manager, a network admin, or, none of these, a stranger. A
+// person may be several.
+type Audience struct {
+	Member, Manager, Admin bool
+}
+
+// Everyone is the audience of the whole help (mailbot help).
+var Everyone = Audience{Member: true, Manager: true, Admin: true}
+
+// Stranger reports whether the reader is none of the others: someone
+// whose mail authenticates, on no roster and managing no space.
+func (a Audience) Stranger() bool { return !a.Member && !a.Manager && !a.Admin }
 
 // Notice is a one-off message from the bot, such as the rate-limit notice
 // or a visit notice to a host's managers.
@@ -324,9 +348,10 @@ func (s Summary) Statuses() string {
 	return strings.Join(parts, ", ")
 }
 
-// Help renders the help text alone, for `mailbot help`.
+// Help renders the help text alone, for `mailbot help`: everything, for
+// everyone.
 func (l *Lang) Help(botAddress string) (string, error) {
-	return l.helpText(Reply{BotAddress: botAddress})
+	return l.helpText(Reply{BotAddress: botAddress, For: Everyone, ExampleDate: time.Now().AddDate(0, 0, 14).Format(time.DateOnly)})
 }
 
 func (l *Lang) helpText(r Reply) (string, error) {
@@ -334,7 +359,7 @@ func (l *Lang) helpText(r Reply) (string, error) {
 	if err := l.text.ExecuteTemplate(&b, "help.txt", r); err != nil {
 		return "", fmt.Errorf("render help: %w", err)
 	}
-	return b.String(), nil
+	return strings.TrimRight(b.String(), "\n") + "\n", nil
 }
 
 func (l *Lang) render(name string, data any) (string, string, error) {

@@ -54,7 +54,7 @@ func TestHelpInReplyAndAlone(t *testing.T) {
 		t.Errorf("help missing:\n%s\n%s", text, html)
 	}
 	help, err := s.Help("visa@x.test")
-	if err != nil || !strings.Contains(help, "mail to visa@x.test") {
+	if err != nil || !strings.Contains(help, "per line to visa@x.test") || !strings.Contains(help, "add space ID") {
 		t.Errorf("Help = %q, %v", help, err)
 	}
 }
@@ -104,5 +104,83 @@ Every result line starts with OK:.`)
 	}
 	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) {
 		t.Errorf("helpLines =\n%q\nwant\n%q", got, want)
+	}
+}
+
+// The help shows each reader only what they may do, starts with an
+// example, and names whom to ask.
+func TestHelpForEachReader(t *testing.T) {
+	s := Embedded().English()
+	const (
+		example  = "for example:\n\n"
+		member   = "visit SPACE YYYY-MM-DD"
+		host     = "verify EMAIL "
+		manager  = "add member EMAIL"
+		admin    = "add space ID"
+		everyone = "forget me"
+		stranger = "is on no roster"
+	)
+	for _, c := range []struct {
+		who          string
+		as           Audience
+		first        string // the example's first line
+		show, hidden []string
+	}{
+		{"a stranger", Audience{}, "my data", []string{stranger, everyone}, []string{member, host, manager, admin, "OK:, VERIFIED:"}},
+		{"a member", Audience{Member: true}, "spaces", []string{member, everyone}, []string{stranger, host, manager, admin}},
+		{"a manager", Audience{Manager: true}, "verify visitor@example.org", []string{host, manager, "spaces, terms SPACE", everyone},
+			[]string{stranger, member, admin}},
+		{"an admin", Audience{Admin: true}, "add space indyhall", []string{host, manager, admin, everyone, "admins with space=ID"},
+			[]string{stranger, member}},
+	} {
+		var b strings.Builder
+		err := s.text.ExecuteTemplate(&b, "help.txt", Reply{BotAddress: "visa@x.test", For: c.as, Sender: "eve@x.test",
+			Contact: "the Visa team, +49 30 1234567", ExampleDate: "2026-12-12"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		help := b.String()
+		_, after, ok := strings.Cut(help, example)
+		if !ok || !strings.HasPrefix(after, "  "+c.first) {
+			t.Errorf("the help of %s does not start with its example %q:\n%s", c.who, c.first, help)
+		}
+		for _, w := range c.show {
+			if !strings.Contains(help, w) {
+				t.Errorf("the help of %s lacks %q:\n%s", c.who, w, help)
+			}
+		}
+		for _, w := range c.hidden {
+			if strings.Contains(help, w) {
+				t.Errorf("the help of %s shows %q:\n%s", c.who, w, help)
+			}
+		}
+		if !strings.HasSuffix(help, ".\nQuestions? Ask the Visa team, +49 30 1234567.") &&
+			!strings.HasSuffix(help, "this text\n\nQuestions? Ask the Visa team, +49 30 1234567.") {
+			t.Errorf("the help of %s does not end with whom to ask:\n%s", c.who, help)
+		}
+	}
+}
+
+// The lead comes first; a message without a command gets the help first
+// and its own lines after it, never its greeting on top.
+func TestReplyLeadAndFirstContact(t *testing.T) {
+	s := Embedded().English()
+	text, _, err := s.Reply(Reply{BotName: "Visa", BotAddress: "visa@x.test", Lead: "VERIFIED: jonas@x.test is Jonas.",
+		Entries: []Entry{{Command: "verify jonas@x.test", Status: "VERIFIED", Text: "jonas@x.test is Jonas."}},
+		Summary: "1 command: 1 VERIFIED."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(text, "VERIFIED: jonas@x.test is Jonas.\n\n> verify jonas@x.test\n") {
+		t.Errorf("the lead is not first:\n%s", text)
+	}
+	text, _, err = s.Reply(Reply{BotName: "Visa", BotAddress: "visa@x.test", Lead: "No command.", Help: true,
+		Ignored: []string{"Hi bot,", "verfy bob@x.test"}, Summary: "0 commands; 2 lines ignored.", For: Audience{Manager: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	help, ignored := strings.Index(text, "How to use"), strings.Index(text, "Not commands (ignored):\n  Hi bot,\n  verfy bob@x.test")
+	if !strings.HasPrefix(text, "No command.\n\nHow to use") || help < 0 || ignored < help {
+		t.Errorf("first contact does not open with the help, its lines after it:\n%s", text)
 	}
 }

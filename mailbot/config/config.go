@@ -88,6 +88,24 @@ type Bot struct {
 	// digest, and of the replies and digests of spaces that choose none
 	// (add space … language=). "en" by default. Lowercased on load.
 	Language string `yaml:"language"`
+	// Contact is the people to ask, as users read it: an address
+	// ("visa-team@example.org") or a sentence ("the Visa team, +49 30
+	// 1234567, hello@coworkingvisa.org"). The help names it, and so do
+	// refusals whose remedy is a person (DENIED: ask … to add you). Empty,
+	// the default, means the first admin's address.
+	Contact string `yaml:"contact"`
+}
+
+// ContactOrAdmin is the contact replies name: bot.contact, else the first
+// admin's address, else "".
+func (b Bot) ContactOrAdmin(admins []string) string {
+	if b.Contact != "" {
+		return b.Contact
+	}
+	if len(admins) > 0 {
+		return admins[0]
+	}
+	return ""
 }
 
 // Server is what IMAP and SMTP share: where the server is and how to log in.
@@ -608,6 +626,7 @@ func (c *Config) normalize() {
 		c.Bot.Aliases[i] = strings.ToLower(strings.TrimSpace(a))
 	}
 	c.Bot.Language = strings.ToLower(strings.TrimSpace(c.Bot.Language))
+	c.Bot.Contact = strings.TrimSpace(c.Bot.Contact)
 	for _, p := range []*string{
 		&c.IMAP.TLS, &c.SMTP.TLS, &c.Auth.Require,
 		&c.Digest.Weekday, &c.Log.Level, &c.Log.Format, &c.HTTP.Listen,
@@ -725,6 +744,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.ContainsFunc(c.Bot.Name, isControl) {
 		p.add("bot.name", "must be one line of text")
+	}
+	if strings.ContainsFunc(c.Bot.Contact, isControl) || len(c.Bot.Contact) > 300 {
+		p.add("bot.contact", "must be one line of text, at most 300 bytes")
 	}
 	if _, err := language.Parse(c.Bot.Language); err != nil || c.Bot.Language == "" {
 		p.add("bot.language", "must be a language code such as en, fr, de or es")

@@ -750,3 +750,24 @@ func TestPasswordFileFromCredentials(t *testing.T) {
 		}
 	}
 }
+
+// bot.contact names whom users ask; without it, the first admin.
+func TestBotContact(t *testing.T) {
+	b := Bot{}
+	if got := b.ContactOrAdmin([]string{"admin@example.org", "other@example.org"}); got != "admin@example.org" {
+		t.Errorf("default contact = %q, want the first admin", got)
+	}
+	if got := b.ContactOrAdmin(nil); got != "" {
+		t.Errorf("contact with no admins = %q, want none", got)
+	}
+	b.Contact = "the Visa team, +49 30 1234567"
+	if got := b.ContactOrAdmin([]string{"admin@example.org"}); got != b.Contact {
+		t.Errorf("contact = %q, want bot.contact", got)
+	}
+	cfg := Default()
+	cfg.Bot.Address, cfg.Admins = "visa@example.org", []string{"admin@example.org"}
+	cfg.Bot.Contact = "line one\nline two"
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "bot.contact") {
+		t.Errorf("a contact of two lines: %v, want a bot.contact error", err)
+	}
+}

@@ -125,7 +125,7 @@ func TestTrustBoundaryEndToEnd(t *testing.T) {
 	noResults(t, fwd)
 	mustContain(t, fwd, "FYI, see below.", "0 commands")
 	noResults(t, bySubject["Re: Fwd: remove member adam@indyhall.test"])
-	hidden := bySubject["Re: visitor"]
+	hidden := bySubject["Re: visitor: VERIFIED adam@indyhall.test (indyhall)"] // a single verify: its answer follows the subject
 	mustContain(t, hidden, "VERIFIED: adam@indyhall.test", "1 command: 1 VERIFIED.")
 	mustNotContain(t, hidden, "hidden@", "white@", "removed")
 	mustContain(t, bySubject["Re: our visitors"], "ERROR:", "does not name "+w.bot)
@@ -274,6 +274,7 @@ func TestMicrosoft365SetupEndToEnd(t *testing.T) {
 	send(t, w.admin, w.bot, thunderbird(envelope{From: w.admin, To: w.bot, Subject: "setup"},
 		"add space indyhall name=\"Indy Hall\"\nadd manager "+w.alex+" space=indyhall"))
 	mustContain(t, waitMail(t, w.admin, "INBOX", 1)[0], "2 commands: 2 OK.")
+	welcomed(t, w.alex)
 	// Unsigned, with results that say pass under every id a forger might
 	// guess (M365's own carry none).
 	forged := thunderbird(envelope{From: w.alex, To: w.bot, Subject: "forged", AuthResults: []string{

@@ -107,6 +107,7 @@ func TestChaos(t *testing.T) {
 	send(t, w.admin, w.bot, thunderbird(envelope{From: w.admin, To: w.bot, Subject: "chaos setup"}, setup.String()))
 	r := waitMail(t, w.admin, "INBOX", 1)[0]
 	mustContain(t, r, fmt.Sprintf("%d commands: %d OK.", 2*plan.managers, 2*plan.managers))
+	welcomed(t, w.managers...)
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -34,6 +34,7 @@ func setupDigestSpace(t *testing.T, w world) {
 			"add member zoe@indyhall.test name=\"Zoë Schmidt\" until="+time.Now().AddDate(0, 0, 10).Format("2006-01-02")+" space=indyhall"))
 	r := waitMail(t, w.admin, "INBOX", 1)[0]
 	mustContain(t, r, "4 commands: 4 OK.")
+	welcomed(t, w.alex)
 }
 
 func checkDigest(t *testing.T, r reply, w world) {

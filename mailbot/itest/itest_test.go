@@ -306,6 +306,34 @@ func waitMail(t *testing.T, user, mailbox string, n int) []reply {
 	return out
 }
 
+// welcomed waits for the welcome each new manager gets when an admin adds
+// them, takes it out of their inbox and checks it, so that the test's
+// waitMail counts only the replies it is about.
+func welcomed(t *testing.T, managers ...string) {
+	t.Helper()
+	for _, m := range managers {
+		raws, err := stack.TakeMessages(ctxT(t), m, password, "INBOX", 1, isWelcome)
+		if err != nil {
+			t.Fatalf("no welcome reached %s: %v", m, err)
+		}
+		r := parseReply(t, raws[0])
+		mustContain(t, r, "made you a manager of", "verify visitor@example.org")
+		if got := r.Header.Get("Auto-Submitted"); got != "auto-generated" {
+			t.Errorf("welcome Auto-Submitted = %q", got)
+		}
+	}
+}
+
+// isWelcome tells a new manager's welcome (its Subject, in English).
+func isWelcome(raw []byte) bool {
+	mr, err := mail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		return false
+	}
+	subject, _ := mr.Header.Subject()
+	return strings.Contains(subject, "Welcome: you now manage")
+}
+
 // reply is a received message: its header and its text/plain body.
 type reply struct {
 	Header mail.Header
@@ -383,6 +411,7 @@ func setup(t *testing.T, w world) {
 		"Hi bot,",
 	)
 	mustNotContain(t, r, "never", "ERROR", "DENIED")
+	welcomed(t, w.alex, w.mad)
 }
 
 // TestFlows is the product's main path: an admin sets up the network, a
@@ -568,8 +597,8 @@ func TestDeniedAndErrors(t *testing.T) {
 	r := waitMail(t, w.eve, "INBOX", 1)[0]
 	mustContain(t, r,
 		"DENIED: "+w.eve+" is not a manager of any space",
-		"DENIED: only space managers may verify visitors.",
-		"DENIED: add space is for network admins only.")
+		"DENIED: only space managers may verify visitors; to become one, ask the network's admins ("+w.admin+").",
+		"DENIED: add space is for network admins only; to have it done, ask the network's admins ("+w.admin+").")
 	send(t, w.alex, w.bot, gmail(envelope{From: w.alex, To: w.bot, Subject: "mistakes"},
 		"add space mine name=Mine\n"+
 			"add member not-an-address\n"+
@@ -581,12 +610,12 @@ func TestDeniedAndErrors(t *testing.T) {
 			"add member fine@indyhall.test"))
 	r = waitMail(t, w.alex, "INBOX", 1)[0]
 	mustContain(t, r,
-		"DENIED: add space is for network admins only.",
+		"DENIED: add space is for network admins only; to have it done, ask",
 		"ERROR: \"not-an-address\" is not a valid email address",
 		"ERROR: \"2027-13-45\" is not a valid date",
 		"ERROR: nobody@indyhall.test is not a member of indyhall",
 		"ERROR: add member takes one address; quote names with spaces",
-		"DENIED: you are not a manager of space betahaus.",
+		"DENIED: you are not a manager of space betahaus; to become one, ask the network's admins ("+w.admin+").",
 		"ERROR: \"list\" needs one of: list members, list spaces.",
 		"OK: added fine@indyhall.test",
 		"8 commands: 1 OK, 5 ERROR, 2 DENIED.")

@@ -52,6 +52,7 @@ func TestVacationResponder(t *testing.T) {
 	send(t, w.admin, w.bot, thunderbird(envelope{From: w.admin, To: w.bot, Subject: "setup"},
 		"add space indyhall name=\"Indy Hall\"\nadd manager "+w.alex+" space=indyhall"))
 	mustContain(t, waitMail(t, w.admin, "INBOX", 1)[0], "2 commands: 2 OK.")
+	welcomed(t, w.alex) // automatic (Auto-Submitted): the vacation does not answer it
 
 	// The manager, on vacation, still sends a command (from a phone, or a
 	// colleague from the same account). The bot answers once; the reply
@@ -116,15 +117,16 @@ func TestRedirectingResponder(t *testing.T) {
 	send(t, w.admin, w.bot, thunderbird(envelope{From: w.admin, To: w.bot, Subject: "setup"},
 		"add space indyhall name=\"Indy Hall\"\nadd manager "+w.alex+" space=indyhall"))
 	mustContain(t, waitMail(t, w.admin, "INBOX", 1)[0], "2 commands: 2 OK.")
+	welcomed(t, w.alex) // its copy comes back to the bot too, and is set aside
 
 	send(t, w.alex, w.bot, gmail(envelope{From: w.alex, To: w.bot, Subject: "roster", MessageID: "fwd-1@indyhall.test"},
 		"add member fwd@indyhall.test"))
 	mustContain(t, waitMail(t, w.alex, "INBOX", 1)[0], "OK: added fwd@indyhall.test")
-	waitHandled(t, w.bot, 3) // setup, the command, the reply come back
+	waitHandled(t, w.bot, 4) // setup, the welcome come back, the command, the reply come back
 	time.Sleep(loopQuiet)
 	aside := messagesIn(t, w.bot, "Rejected")
-	if len(aside) != 1 || aside[0].Header.Get("In-Reply-To") != "<fwd-1@indyhall.test>" {
-		t.Errorf("%d messages set aside, want the bot's own reply come back, alone", len(aside))
+	if len(aside) != 2 || !isWelcome(aside[0].Raw) || aside[1].Header.Get("In-Reply-To") != "<fwd-1@indyhall.test>" {
+		t.Errorf("%d messages set aside, want the welcome and the bot's own reply come back, alone", len(aside))
 	}
 	if n := len(messagesIn(t, w.alex, "INBOX")); n != 1 {
 		t.Errorf("the manager has %d replies, want 1", n)

@@ -125,7 +125,7 @@ func TestStalledRecipientsBesideTheFrontDesk(t *testing.T) {
 	b.waitLog(`to=[someone@stall1.test]`, 30*time.Second)
 	b.waitLog(`to=[someone@stall2.test]`, 30*time.Second)
 	send(t, w.alex, w.bot, thunderbird(envelope{From: w.alex, To: w.bot, Subject: "front desk"}, "verify nobody@elsewhere.test"))
-	mustContain(t, waitSubject(t, w.alex, "Re: front desk"), "NOT VERIFIED: nobody@elsewhere.test")
+	mustContain(t, waitSubject(t, w.alex, "Re: front desk: NOT VERIFIED nobody@elsewhere.test"), "NOT VERIFIED: nobody@elsewhere.test")
 	proxy.close()
 	b.stop()
 }

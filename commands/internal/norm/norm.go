@@ -132,17 +132,6 @@ func Status(s string) (string, error) {
 	return v, nil
 }
 
-// TimeZone checks an IANA time zone name such as Europe/Paris.
-func TimeZone(tz string) error {
-	if tz == "" || strings.ContainsAny(tz, " .\\") && tz != "UTC" || strings.HasPrefix(tz, "/") {
-		return templates.Errorf("%q is not a time zone: use a name like Europe/Paris", Truncate(tz, 40))
-	}
-	if _, err := time.LoadLocation(tz); err != nil {
-		return templates.Errorf("%q is not a time zone: use a name like Europe/Paris", Truncate(tz, 40))
-	}
-	return nil
-}
-
 // Text refuses values that could not be shown safely on one line; key
 // names the value in the error: "name=", or a templates.Message ("the
 // name") rendered in the reader's language.

@@ -37,3 +37,66 @@ func TestAddress(t *testing.T) {
 		}
 	}
 }
+
+// A time zone that is not one gets the zones it may mean.
+func TestTimeZoneSuggestions(t *testing.T) {
+	for tz, want := range map[string]string{
+		"Europe/Paris":     "",
+		"UTC":              "",
+		"Tokyo":            "did you mean tz=Asia/Tokyo?",
+		"tokyo":            "did you mean tz=Asia/Tokyo?",
+		"New York":         "did you mean tz=America/New_York?",
+		"europe/paris":     "did you mean tz=Europe/Paris?",
+		"Europe/Pari":      "did you mean tz=Europe/Paris?",
+		"Asia/Tokio":       "did you mean tz=Asia/Tokyo?",
+		"Buenos Aires":     "tz=America/Argentina/Buenos_Aires or tz=America/Buenos_Aires",
+		"Mars/Olympus":     "use a name like Europe/Paris",
+		"Springfield":      "use a name like Europe/Paris",
+		"":                 "use a name like Europe/Paris",
+		"../../etc/passwd": "use a name like Europe/Paris",
+	} {
+		err := TimeZone(tz)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("TimeZone(%q) = %v", tz, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("TimeZone(%q) = %v, want %q", tz, err, want)
+		}
+	}
+}
+
+// A country is its two-letter ISO 3166 code; a name, in the catalogs'
+// languages, or a three-letter code gets the code it means.
+func TestCountry(t *testing.T) {
+	for in, want := range map[string]string{
+		"JP": "JP", "de": "DE", " Fr ": "FR", "": "",
+		"Japan":          "ERROR:did you mean country=JP?",
+		"japon":          "ERROR:did you mean country=JP?",
+		"Deutschland":    "ERROR:did you mean country=DE?",
+		"États-Unis":     "ERROR:did you mean country=US?",
+		"Estados Unidos": "ERROR:did you mean country=US?",
+		"United Kingdom": "ERROR:did you mean country=GB?",
+		"USA":            "ERROR:did you mean country=US?",
+		"XX":             "ERROR:such as DE, FR or US",
+		"Atlantis":       "ERROR:such as DE, FR or US",
+	} {
+		got, err := Country(in)
+		if w, isErr := strings.CutPrefix(want, "ERROR:"); isErr {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("Country(%q) = %q, %v; want an error with %q", in, got, err, w)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("Country(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{"Germany": "DE", "alemania": "DE", "de": "DE"} {
+		if got, ok := CountryOf(in); !ok || got != want {
+			t.Errorf("CountryOf(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	if _, ok := CountryOf("Atlantis"); ok {
+		t.Error("CountryOf(Atlantis) is a country")
+	}
+}
