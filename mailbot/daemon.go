@@ -188,6 +188,7 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		Username: cfg.IMAP.Username, Password: cfg.IMAP.Password,
 		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox,
 		PollInterval: cfg.PollInterval, IdleRestart: cfg.IMAP.IdleRestart, CommandTimeout: cfg.IMAP.CommandTimeout,
+		FastPoll: cfg.IMAP.FastPoll.Every, FastPollFor: cfg.IMAP.FastPoll.For,
 		Logger: log,
 	}
 	if cfg.IMAP.Auth == "oauth2" {

@@ -278,6 +278,7 @@ func (s *session) round(ctx context.Context) error {
 			for _, u := range batch {
 				handed[u] = true // also those expunged meanwhile, which FETCH skips
 			}
+			s.w.sawNew(s.uidValidity, uint32(slices.Max(batch)))
 			if err := s.deliver(ctx, msgs); err != nil {
 				return err
 			}
@@ -588,8 +589,12 @@ func (s *session) ensureMailbox(ctx context.Context, name string) error {
 
 // wait returns when there may be new mail: with IDLE on EXISTS, otherwise on
 // the poll timer; in both cases also on Poke, on IdleRestart/PollInterval and
-// when ctx is done.
+// when ctx is done. While mail is coming in (Config.FastPoll) it polls
+// instead.
 func (s *session) wait(ctx context.Context) error {
+	if s.fastPolling() {
+		return s.fastPoll(ctx)
+	}
 	if s.caps.Has(imap.CapIdle) {
 		return s.idle(ctx)
 	}
@@ -607,6 +612,45 @@ func (s *session) wait(ctx context.Context) error {
 	// NOOP lets the server report news (RFC 3501 §6.1.2) and proves the
 	// connection is alive.
 	return s.guard(ctx, "NOOP", func() error { return s.c.Noop().Wait() })
+}
+
+// fastPolling reports whether new mail was handed over within
+// FastPollFor: more may follow, and a NOOP sees it sooner than IDLE.
+func (s *session) fastPolling() bool {
+	return s.cfg.FastPoll > 0 && !s.w.lastMail.IsZero() && s.w.now().Sub(s.w.lastMail) < s.cfg.FastPollFor
+}
+
+// fastPoll sends a NOOP every FastPoll (RFC 3501 §6.1.2: the server
+// answers it with what changed, EXISTS for new mail) until the server
+// reports new mail, a poke comes, PollInterval has passed (the safety-net
+// sweep), or mail stopped coming for FastPollFor: then it returns, and
+// the next wait idles. Messages left in the mailbox are not handed again
+// at every NOOP: only new mail ends the wait, as with IDLE.
+func (s *session) fastPoll(ctx context.Context) error {
+	t := time.NewTimer(s.cfg.FastPoll)
+	defer t.Stop()
+	sweep := time.NewTimer(s.cfg.PollInterval)
+	defer sweep.Stop()
+	for s.fastPolling() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.c.Closed():
+			return errors.New("connection closed by server")
+		case <-s.newMail:
+			return nil
+		case <-s.w.poke:
+			return nil
+		case <-sweep.C:
+			return nil
+		case <-t.C:
+		}
+		if err := s.guard(ctx, "NOOP", func() error { return s.c.Noop().Wait() }); err != nil {
+			return err
+		}
+		t.Reset(s.cfg.FastPoll)
+	}
+	return nil
 }
 
 // idle waits in IDLE (RFC 2177). Ending it needs an answer from the server
