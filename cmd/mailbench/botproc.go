@@ -62,10 +62,17 @@ func startBot(binary, configPath, logPath, profileDir string, spec botSpec) (*bo
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	// It is ready once logged in and through its first (empty) sweep.
-	ready := "imap connected"
+	// It is ready once logged in and through its first (empty) sweep, and
+	// listening for LMTP.
+	var ready []string
+	if spec.imap {
+		ready = append(ready, "imap connected")
+	}
+	if spec.lmtp != "" {
+		ready = append(ready, "lmtp listening")
+	}
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(p.log(), ready) {
+	for !logHasAll(p.log(), ready) {
 		select {
 		case <-p.done:
 			return nil, fmt.Errorf("the bot exited at start (%v):\n%s", p.err, tail(p.log(), 20))
@@ -187,6 +194,15 @@ func (p *botProc) stop() error {
 	}
 }
 
+func logHasAll(log string, ss []string) bool {
+	for _, s := range ss {
+		if !strings.Contains(log, s) {
+			return false
+		}
+	}
+	return true
+}
+
 // countLog counts log lines holding s.
 func countLog(log, s string) int { return strings.Count(log, s) }
 
@@ -209,7 +225,9 @@ func fileSize(path string) int64 {
 // botSpec says which bot to run: its address and how mail reaches it.
 type botSpec struct {
 	address string
-	imap    bool // reads its IMAP mailbox (the address is a Dovecot user)
+	imap    bool     // reads its IMAP mailbox (the address is a Dovecot user)
+	lmtp    string   // lmtp.listen, "" for none
+	aliases []string // bot.aliases
 }
 
 // botConfig is the daemon's config for a run: config.Default() (package
@@ -224,6 +242,12 @@ func botConfig(dir string, spec botSpec, stack *mailstack.Stack, store string, c
 		return "", err
 	}
 	c.Bot.Name = botName
+	c.Bot.Aliases = spec.aliases
+	c.LMTP.Listen = spec.lmtp
+	if !spec.imap {
+		// LMTP alone: no imap section.
+		c.IMAP.Host, c.IMAP.Port, c.IMAP.Username, c.IMAP.PasswordEnv = "", 0, "", ""
+	}
 	c.SMTP.Connections = conns
 	c.Limits.RepliesPerSenderPerHour = 1_000_000 // 0 would mean none; this is a limit no burst reaches
 	c.Limits.RepliesPerMinute = 0                // no breaker

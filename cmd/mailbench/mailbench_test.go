@@ -34,7 +34,7 @@ func smoke(t *testing.T, prof string) {
 	defer cancel()
 	var out, log bytes.Buffer
 	args := []string{"-n", "50", "-latency", "3", "-runs", "1", "-managers", "5", "-members", "2000", "-spaces", "20"}
-	shapes, intakes, peer := []string{"many", "one"}, []string{"imap"}, true
+	shapes, intakes, peer := []string{"many", "one"}, []string{"imap", "lmtp"}, true
 	if prof != "" {
 		// The profiling daemon runs the same code: one burst proves it.
 		shapes, intakes, peer = []string{"many"}, []string{"imap"}, false
@@ -56,7 +56,8 @@ func smoke(t *testing.T, prof string) {
 			got[k] = f
 		}
 	}
-	want := []string{"imap_fetch_msgs_per_s", "smtp_submit_msgs_per_s", "delivery_p50_ms", "latency_imap_p50_ms", "latency_imap_p99_ms"}
+	want := []string{"imap_fetch_msgs_per_s", "smtp_submit_msgs_per_s", "delivery_p50_ms", "latency_imap_p50_ms", "latency_imap_p99_ms",
+		"latency_lmtp_p50_ms", "latency_lmtp_per_delivery"}
 	if peer {
 		want = append(want, "latency_peer_p50_ms", "latency_imap_per_peer")
 	}

@@ -44,6 +44,7 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -87,6 +88,7 @@ type options struct {
 	shapes                               []shape
 	intakes                              []string
 	peer                                 time.Duration
+	lmtpListen                           string // where the bots listen for LMTP (picked at start)
 	binary, profile, dir                 string
 	keep                                 bool
 	phaseTimeout                         time.Duration
@@ -110,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory and the mail stack's directory")
 	fs.DurationVar(&o.phaseTimeout, "phase-timeout", 0, "bound of each load phase (default 60s + 150ms per message)")
 	shapes := fs.String("shapes", "many,one", "burst shapes: many (-managers managers, mixed commands), one (one host, verify only)")
-	intakes := fs.String("intake", intakeIMAP, "how commands reach the bot in the bursts: imap")
+	intakes := fs.String("intake", intakeIMAP+","+intakeLMTP, "how commands reach the bot in the bursts: imap (its mailbox), lmtp (Postfix hands them to lmtp.listen)")
 	fs.DurationVar(&o.peer, "peer", 200*time.Millisecond, "poll interval of the naive peer timed beside the bot in the latency phase (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -124,10 +126,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	for _, name := range strings.Split(*intakes, ",") {
 		switch name = strings.TrimSpace(name); name {
-		case intakeIMAP:
+		case intakeIMAP, intakeLMTP:
 			o.intakes = append(o.intakes, name)
 		default:
-			return o, fmt.Errorf("-intake: unknown intake %q (want imap)", name)
+			return o, fmt.Errorf("-intake: unknown intake %q (want imap or lmtp)", name)
 		}
 	}
 	switch {
@@ -209,14 +211,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logf("built %s in %v", binary, time.Since(start).Round(time.Millisecond))
 	}
 
+	// Every bot listens for LMTP on this port in turn: Postfix hands the
+	// LMTP bots' addresses to it.
+	lmtpPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	o.lmtpListen = fmt.Sprintf("127.0.0.1:%d", lmtpPort)
 	users := map[string]string{adminAddr: password}
 	managers := map[string]string{}
+	routes := map[string]string{}
 	for r := 1; r <= o.runs; r++ {
 		b := boxesFor(r)
 		for _, a := range b.mailboxes(o.intakes, o.shapes) {
 			users[a] = password
 		}
 		maps.Copy(managers, b.managers(o.intakes, o.shapes))
+		for _, a := range b.lmtpRoutes(o.intakes, o.shapes) {
+			routes[a] = "lmtp:inet:" + o.lmtpListen
+		}
 	}
 	// Not under /tmp/mailbot-it-*: test runs of other sessions on a shared
 	// machine reap stacks there that they take for orphans.
@@ -225,7 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	stack, err := mailstack.Start(sctx, mailstack.Options{Dir: stackDir, Users: users, Logf: logf, RetryDelay: 2 * time.Second})
+	stack, err := mailstack.Start(sctx, mailstack.Options{Dir: stackDir, Users: users, Logf: logf, RetryDelay: 2 * time.Second, Transports: routes})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("Dovecot and Postfix could not start (run .ci/install-deps as root): %w", err)
@@ -424,6 +437,9 @@ func burstPhase(ctx context.Context, o options, r int, in string, s shape, b run
 	bb := b.burst(in, s)
 	name := in + "_" + s.name
 	spec := botSpec{address: bb.bot, imap: in == intakeIMAP}
+	if in == intakeLMTP {
+		spec.lmtp = o.lmtpListen
+	}
 	cfgPath, err := botConfig(dir, spec, stack, store, o.conns)
 	if err != nil {
 		return err
@@ -511,7 +527,9 @@ func burstPhase(ctx context.Context, o options, r int, in string, s shape, b run
 // latencyPhase times single verify messages at the front desk: the bot
 // idle between them, beside a plain delivery and the naive peer.
 func latencyPhase(ctx context.Context, o options, r int, b runBoxes, stack *mailstack.Stack, binary, store, dir string, stamp int64, res *runResult, logf func(string, ...any)) error {
-	spec := botSpec{address: b.latBot, imap: true}
+	// One bot, reached both ways: its mailbox, and an alias Postfix hands
+	// to its LMTP listener.
+	spec := botSpec{address: b.latBot, imap: true, lmtp: o.lmtpListen, aliases: []string{b.latLMTP}}
 	cfgPath, err := botConfig(dir, spec, stack, store, o.conns)
 	if err != nil {
 		return err
@@ -538,7 +556,7 @@ func latencyPhase(ctx context.Context, o options, r int, b runBoxes, stack *mail
 	} else {
 		close(peerDone)
 	}
-	targets := []latencyTarget{{name: "imap", to: b.latBot}}
+	targets := []latencyTarget{{name: "imap", to: b.latBot}, {name: "lmtp", to: b.latLMTP}}
 	if o.peer > 0 {
 		targets = append(targets, latencyTarget{name: "peer", to: b.peer})
 	}
@@ -561,6 +579,7 @@ func latencyPhase(ctx context.Context, o options, r int, b runBoxes, stack *mail
 	}
 	d50 := percentile(deliv, 50)
 	res.add("latency_imap_per_delivery", "", "latency_imap_p50 / delivery_p50", float64(percentile(lat["imap"], 50))/float64(d50))
+	res.add("latency_lmtp_per_delivery", "", "latency_lmtp_p50 / delivery_p50 (target <= 2)", float64(percentile(lat["lmtp"], 50))/float64(d50))
 	if o.peer > 0 {
 		res.add("latency_imap_per_peer", "", "latency_imap_p50 / latency_peer_p50, same run (target < 1)", float64(percentile(lat["imap"], 50))/float64(percentile(lat["peer"], 50)))
 	}
@@ -571,6 +590,16 @@ func latencyPhase(ctx context.Context, o options, r int, b runBoxes, stack *mail
 	}
 	logf("run %d: latency: %s; delivery p50 %v", r, strings.Join(line, ", "), d50.Round(time.Millisecond))
 	return bot.stop()
+}
+
+// freePort is a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // mb is bytes in MiB.
