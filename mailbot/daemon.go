@@ -36,6 +36,15 @@ func (h inboxHandler) Handle(ctx context.Context, m inbox.Message) inbox.Disposi
 	return h.bot.Handle(ctx, m.Raw)
 }
 
+// HandleBatch commits a fetched batch together (group.go).
+func (h inboxHandler) HandleBatch(ctx context.Context, ms []inbox.Message) []inbox.Disposition {
+	raws := make([][]byte, len(ms))
+	for i, m := range ms {
+		raws[i] = m.Raw
+	}
+	return h.bot.HandleBatch(ctx, raws)
+}
+
 // SettingsFrom takes the pipeline's settings out of a loaded configuration.
 func SettingsFrom(cfg *config.Config) Settings {
 	set := Settings{

@@ -33,7 +33,8 @@ func (d *Daemon) openLMTP(cfg *config.Config) {
 		MaxMessageBytes: max(2*cfg.Limits.MaxMessageBytes, lmtp.DefaultMaxMessageBytes),
 		Keep:            func(raw []byte) (string, error) { return keepQuarantined(dir, raw) },
 		Logger:          d.log,
-	}, lmtp.HandlerFunc(d.Bot.Handle))
+		// Deliveries over several connections at once share commits.
+	}, d.Bot.Grouper())
 }
 
 // runLMTP serves LMTP until ctx is done.

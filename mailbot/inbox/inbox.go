@@ -209,6 +209,15 @@ type Handler interface {
 	Handle(ctx context.Context, m Message) Disposition
 }
 
+// BatchHandler is a Handler that may take a fetched batch at once, to
+// commit the messages together: it returns one disposition per message,
+// in order, each message's effects committed when it returns, as with
+// Handle. The watcher uses HandleBatch where the handler has it.
+type BatchHandler interface {
+	Handler
+	HandleBatch(ctx context.Context, msgs []Message) []Disposition
+}
+
 // Watcher connects to the server, watches the mailbox and feeds the handler.
 type Watcher struct {
 	cfg   Config

@@ -686,3 +686,54 @@ func TestRepeatedFailureWarnsOnce(t *testing.T) {
 		t.Errorf("%d warnings for the same failure, want 1:\n%s", n, logs.String())
 	}
 }
+
+// batchHandler takes fetched batches whole; it leaves UID 3 for later.
+type batchHandler struct {
+	mu      sync.Mutex
+	batches [][]uint32
+	single  int
+}
+
+func (h *batchHandler) Handle(ctx context.Context, m Message) Disposition {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.single++
+	return Disposition{Action: Handled}
+}
+
+func (h *batchHandler) HandleBatch(ctx context.Context, ms []Message) []Disposition {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var uids []uint32
+	out := make([]Disposition, len(ms))
+	for i, m := range ms {
+		uids = append(uids, m.UID)
+		out[i] = Disposition{Action: Handled}
+		if m.UID == 3 {
+			out[i] = Disposition{Action: Leave, Reason: "later"}
+		}
+	}
+	h.batches = append(h.batches, uids)
+	return out
+}
+
+// A handler that takes batches gets the fetched batch in one call, in UID
+// order; each message is then marked as its disposition says.
+func TestBatchHandlerGetsTheFetchedBatch(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	for i := 1; i <= 5; i++ {
+		ts.appendMsg(t, "INBOX", testMessage(i))
+	}
+	h := &batchHandler{}
+	start(t, ts.config(newLogBuffer(t)), h, true)
+	eventually(t, "four messages moved", func() bool { return len(ts.messages(t, "Processed")) == 4 })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.batches) != 1 || !slices.Equal(h.batches[0], []uint32{1, 2, 3, 4, 5}) || h.single != 0 {
+		t.Errorf("batches %v and %d single calls, want one batch of UIDs 1-5", h.batches, h.single)
+	}
+	left := ts.messages(t, "INBOX")
+	if flags, ok := left[3]; len(left) != 1 || !ok || slices.Contains(flags, KeywordHandled) {
+		t.Errorf("INBOX holds %v, want UID 3 alone, unflagged", left)
+	}
+}

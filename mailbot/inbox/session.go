@@ -369,11 +369,8 @@ func (s *session) deliver(ctx context.Context, msgs []Message) error {
 	stop := ctx
 	ctx = context.WithoutCancel(ctx)
 	var marks []mark
-	for _, m := range msgs {
-		if stop.Err() != nil {
-			break
-		}
-		if mk, ok := s.plan(m, s.handle(ctx, m)); ok {
+	for i, d := range s.handleAll(ctx, stop, msgs) {
+		if mk, ok := s.plan(msgs[i], d); ok {
 			marks = addMark(marks, mk)
 		}
 	}
@@ -458,6 +455,40 @@ func (s *session) plan(m Message, d Disposition) (mk mark, ok bool) {
 	mk.flags = slices.Compact(mk.flags) // \Seen twice without keywords
 	mk.uids = imap.UIDSetNum(imap.UID(m.UID))
 	return mk, true
+}
+
+// handleAll hands a batch to the handler and returns the dispositions of
+// the messages handled: all at once to a BatchHandler, else one at a
+// time, stopping at the first message after stop is done.
+func (s *session) handleAll(ctx, stop context.Context, msgs []Message) []Disposition {
+	if bh, ok := s.w.h.(BatchHandler); ok && len(msgs) > 1 {
+		return s.handleBatch(ctx, bh, msgs)
+	}
+	var out []Disposition
+	for _, m := range msgs {
+		if stop.Err() != nil {
+			break
+		}
+		out = append(out, s.handle(ctx, m))
+	}
+	return out
+}
+
+// handleBatch calls HandleBatch; a panic, or an answer of the wrong
+// length, leaves every message of the batch in place.
+func (s *session) handleBatch(ctx context.Context, bh BatchHandler, msgs []Message) (out []Disposition) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("handler panicked, messages left in place", "messages", len(msgs), "panic", v, "stack", string(debug.Stack()))
+			out = make([]Disposition, len(msgs))
+		}
+	}()
+	out = bh.HandleBatch(ctx, msgs)
+	if len(out) != len(msgs) {
+		s.log.Error("handler answered for a batch of the wrong size, messages left in place", "messages", len(msgs), "answers", len(out))
+		out = make([]Disposition, len(msgs))
+	}
+	return out
 }
 
 // handle calls the handler; a panic is logged and the message left, so one
