@@ -56,16 +56,15 @@ func smoke(t *testing.T, prof string) {
 			got[k] = f
 		}
 	}
-	want := []string{"imap_fetch_msgs_per_s", "smtp_submit_msgs_per_s", "delivery_p50_ms", "latency_imap_p50_ms", "latency_imap_p99_ms",
+	want := []string{"imap_fetch_msgs_per_s", "smtp_submit_msgs_per_s", "outbox_one_msgs_per_s", "outbox_many_msgs_per_s", "delivery_p50_ms", "latency_imap_p50_ms", "latency_imap_p99_ms",
 		"latency_lmtp_p50_ms", "latency_lmtp_per_delivery"}
 	if peer {
 		want = append(want, "latency_peer_p50_ms", "latency_imap_per_peer")
 	}
 	for _, sh := range shapes {
-		want = append(want, "limit_"+sh+"_msgs_per_s")
 		for _, in := range intakes {
 			n := in + "_" + sh
-			want = append(want, "burst_"+n+"_msgs_per_s", "burst_"+n+"_ratio", "rss_"+n+"_peak_mb", "rss_"+n+"_anon_mb", "rss_"+n+"_file_mb")
+			want = append(want, "limit_"+n+"_msgs_per_s", "burst_"+n+"_msgs_per_s", "burst_"+n+"_ratio", "rss_"+n+"_peak_mb", "rss_"+n+"_anon_mb", "rss_"+n+"_file_mb")
 			if got["burst_"+n+"_replies_ok"] != 50 || got["burst_"+n+"_replies_bad"] != 0 {
 				t.Errorf("burst %s replies: %v ok, %v bad; want 50 and 0", n, got["burst_"+n+"_replies_ok"], got["burst_"+n+"_replies_bad"])
 			}

@@ -223,7 +223,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	routes := map[string]string{}
 	for r := 1; r <= o.runs; r++ {
 		b := boxesFor(r)
-		for _, a := range b.mailboxes(o.intakes, o.shapes) {
+		for _, a := range b.mailboxes(o.intakes, o.shapes, o.managers) {
 			users[a] = password
 		}
 		maps.Copy(managers, b.managers(o.intakes, o.shapes))
@@ -301,21 +301,25 @@ func oneRun(ctx context.Context, o options, r int, stack *mailstack.Stack, binar
 	rng := rand.New(rand.NewPCG(uint64(r), 42))
 	stamp := time.Now().UnixNano()
 	limits := map[string]float64{}
-	for i, s := range o.shapes {
-		limit, err := limitPhase(ctx, o, r, s, b, stack, rng, stamp, &res, logf)
-		if err != nil {
-			return nil, err
-		}
-		limits[s.name] = limit
-		if i == 0 {
-			if err := plainClients(ctx, o, r, b.limit(s).bot, b, stack, rng, &res, logf); err != nil {
+	plain := false
+	for _, in := range o.intakes {
+		for _, s := range o.shapes {
+			limit, err := limitPhase(ctx, o, r, in, s, b, stack, rng, stamp, &res, logf)
+			if err != nil {
 				return nil, err
+			}
+			limits[in+"_"+s.name] = limit
+			if !plain && in == intakeIMAP {
+				plain = true
+				if err := plainClients(ctx, o, r, b.limit(in, s).bot, b, stack, dir, rng, &res, logf); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
 	for _, in := range o.intakes {
 		for _, s := range o.shapes {
-			if err := burstPhase(ctx, o, r, in, s, b, limits[s.name], stack, binary, store, dir, rng, stamp, &res, logf); err != nil {
+			if err := burstPhase(ctx, o, r, in, s, b, limits[in+"_"+s.name], stack, binary, store, dir, rng, stamp, &res, logf); err != nil {
 				return nil, err
 			}
 		}
@@ -335,17 +339,20 @@ func phaseBound(o options) time.Duration {
 	return 60*time.Second + time.Duration(o.n)*150*time.Millisecond
 }
 
-// limitPhase measures the stack's own limit for shape s, with the bot
-// stopped: N commands in, drained as the bot drains its inbox, and N
-// reply-sized messages out to the shape's senders, all at once. It
-// returns the limit in commands per second.
-func limitPhase(ctx context.Context, o options, r int, s shape, b runBoxes, stack *mailstack.Stack, rng *rand.Rand, stamp int64, res *runResult, logf func(string, ...any)) (float64, error) {
-	lb := b.limit(s)
-	logf("run %d: limit (%s): %d command messages in + %d reply-sized out through Postfix", r, s.name, o.n, o.n)
-	cmds := burstMessages(fmt.Sprintf("r%d-limit-%s", r, s.name), o.n, lb.bot, lb.to, s, o.members, o.spaces, rng, stamp)
-	in := make([]outMsg, o.n)
+// limitPhase measures the stack's own limit for intake in and shape s,
+// with the bot stopped: N commands in, and N reply-sized messages out to
+// the shape's senders, all at once. Over IMAP the commands are delivered
+// to a mailbox and drained from it as the bot drains its inbox; over LMTP
+// Postfix hands them to a sink that takes each at once. It returns the
+// limit in commands per second.
+func limitPhase(ctx context.Context, o options, r int, in string, s shape, b runBoxes, stack *mailstack.Stack, rng *rand.Rand, stamp int64, res *runResult, logf func(string, ...any)) (float64, error) {
+	lb := b.limit(in, s)
+	name := in + "_" + s.name
+	logf("run %d: limit %s: %d command messages in + %d reply-sized out through Postfix", r, name, o.n, o.n)
+	cmds := burstMessages(fmt.Sprintf("r%d-limit-%s", r, name), o.n, lb.bot, lb.to, s, o.members, o.spaces, rng, stamp)
+	msgs := make([]outMsg, o.n)
 	for i, c := range cmds {
-		in[i] = outMsg{from: c.from, to: lb.bot, raw: c.raw}
+		msgs[i] = outMsg{from: c.from, to: lb.bot, raw: c.raw}
 	}
 	replies, err := replyLike(o.n, lb.bot, lb.to, rng)
 	if err != nil {
@@ -358,6 +365,13 @@ func limitPhase(ctx context.Context, o options, r int, s shape, b runBoxes, stac
 		out[i] = outMsg{from: lb.bot, to: to, raw: raw}
 		perTo[to]++
 	}
+	var sink *lmtpSink
+	if in == intakeLMTP {
+		if sink, err = startSink(o.lmtpListen); err != nil {
+			return 0, err
+		}
+		defer sink.close()
+	}
 	pctx, cancel := context.WithTimeout(ctx, phaseBound(o))
 	defer cancel()
 	start := time.Now()
@@ -369,7 +383,11 @@ func limitPhase(ctx context.Context, o options, r int, s shape, b runBoxes, stac
 		defer close(waitDone)
 		done := make(chan struct{})
 		go func() {
-			drained, drainErr = drain(pctx, stack.IMAPAddr, lb.bot, o.n, 50*time.Millisecond)
+			if sink != nil {
+				drained, drainErr = sink.wait(pctx, lb.bot, o.n)
+			} else {
+				drained, drainErr = drain(pctx, stack.IMAPAddr, lb.bot, o.n, 50*time.Millisecond)
+			}
 			close(done)
 		}()
 		visible, visErr = waitCounts(pctx, stack.IMAPAddr, specsOf(perTo), 50*time.Millisecond)
@@ -380,24 +398,28 @@ func limitPhase(ctx context.Context, o options, r int, s shape, b runBoxes, stac
 		_, subOut = submitAll(pctx, stack.SMTPAddr, o.conns, out)
 		close(subDone)
 	}()
-	_, subIn = submitAll(pctx, stack.SMTPAddr, o.submitConns, in)
+	_, subIn = submitAll(pctx, stack.SMTPAddr, o.submitConns, msgs)
 	<-subDone
 	<-waitDone
 	if err := errors.Join(subIn, subOut, drainErr, visErr); err != nil {
-		return 0, fmt.Errorf("limit (%s): %w", s.name, err)
+		return 0, fmt.Errorf("limit %s: %w", name, err)
 	}
 	took := later(drained, visible).Sub(start)
 	limit := rate(o.n, took)
-	res.add("limit_"+s.name+"_msgs_per_s", "cmd/s", fmt.Sprintf("limit, %s: N commands in + N replies out delivered, per second of N", s.name), limit)
-	res.add("limit_"+s.name+"_deliveries_per_s", "msg/s", fmt.Sprintf("limit, %s: all 2N deliveries per second", s.name), rate(2*o.n, took))
-	res.add("load_limit_"+s.name, "", "load average (1 min) at the end of the phase", loadAverage())
-	logf("run %d: limit (%s): %.1f commands/s (%d deliveries in %v)", r, s.name, limit, 2*o.n, took.Round(time.Millisecond))
+	how := "delivered to a mailbox and drained"
+	if sink != nil {
+		how = "handed over by LMTP to a sink"
+	}
+	res.add("limit_"+name+"_msgs_per_s", "cmd/s", fmt.Sprintf("limit, %s: N commands in (%s) + N replies out delivered, per second of N", name, how), limit)
+	res.add("limit_"+name+"_deliveries_per_s", "msg/s", fmt.Sprintf("limit, %s: all 2N deliveries per second", name), rate(2*o.n, took))
+	res.add("load_limit_"+name, "", "load average (1 min) at the end of the phase", loadAverage())
+	logf("run %d: limit %s: %.1f commands/s (%d deliveries in %v)", r, name, limit, 2*o.n, took.Round(time.Millisecond))
 	return limit, nil
 }
 
 // plainClients measures a plain IMAP client on the N messages the limit
 // phase moved to mailbox's Processed, and a plain SMTP client.
-func plainClients(ctx context.Context, o options, r int, mailbox string, b runBoxes, stack *mailstack.Stack, rng *rand.Rand, res *runResult, logf func(string, ...any)) error {
+func plainClients(ctx context.Context, o options, r int, mailbox string, b runBoxes, stack *mailstack.Stack, dir string, rng *rand.Rand, res *runResult, logf func(string, ...any)) error {
 	pctx, cancel := context.WithTimeout(ctx, phaseBound(o))
 	defer cancel()
 	imf, err := imapBench(pctx, stack.IMAPAddr, mailbox, "Processed", 50)
@@ -428,6 +450,20 @@ func plainClients(ctx context.Context, o options, r int, mailbox string, b runBo
 	smtpRate := rate(o.n, accepted.Sub(start))
 	res.add("smtp_submit_msgs_per_s", "msg/s", fmt.Sprintf("plain SMTP: submission over %d reused connections", o.conns), smtpRate)
 	logf("run %d: SMTP: %.0f submissions/s over %d connections", r, smtpRate, o.conns)
+
+	// What the bot's outbox sends, alone: to one recipient (in order, one
+	// connection) and to many (its pool).
+	for _, c := range []struct {
+		name string
+		to   []string
+	}{{"one", b.outboxTo(1)}, {"many", b.outboxTo(o.managers)}} {
+		sent, err := outboxBench(pctx, dir, stack.SMTPAddr, b.latBot, c.to, o.n, o.conns)
+		if err != nil {
+			return fmt.Errorf("outbox to %s: %w", c.name, err)
+		}
+		res.add("outbox_"+c.name+"_msgs_per_s", "msg/s", fmt.Sprintf("the bot's outbox alone: N queued replies to %d recipients submitted (bookkeeping included)", len(c.to)), sent)
+		logf("run %d: outbox: %.0f replies/s to %d recipients", r, sent, len(c.to))
+	}
 	return nil
 }
 
@@ -498,7 +534,7 @@ func burstPhase(ctx context.Context, o options, r int, in string, s shape, b run
 	took := visible.Sub(start)
 	burst := rate(o.n, took)
 	res.add("burst_"+name+"_msgs_per_s", "cmd/s", "bot: first submission to last reply visible", burst)
-	res.add("burst_"+name+"_ratio", "", fmt.Sprintf("burst / limit_%s, same run (target >= 0.8)", s.name), burst/limit)
+	res.add("burst_"+name+"_ratio", "", fmt.Sprintf("burst / limit_%s, same run (target >= 0.8)", name), burst/limit)
 	res.add("burst_"+name+"_seconds", "s", "bot: burst duration", took.Seconds())
 	res.add("burst_"+name+"_submit_msgs_per_s", "msg/s", fmt.Sprintf("burst submission rate over %d connections", o.submitConns), rate(o.n, submitted.Sub(start)))
 	res.add("load_burst_"+name, "", "load average (1 min) at the end of the burst", load)
@@ -870,13 +906,11 @@ func report(w io.Writer, o options, runs []runResult, extra runResult, zeroNote 
 func beside(w io.Writer, o options, m map[string]float64) {
 	fmt.Fprintln(w, "beside the stack's own limit (medians):")
 	for _, s := range o.shapes {
-		line := fmt.Sprintf("  %-5s limit %s cmd/s", s.name, num(m["limit_"+s.name+"_msgs_per_s"]))
 		for _, in := range o.intakes {
 			n := in + "_" + s.name
-			line += fmt.Sprintf(" | %s burst %s cmd/s, ratio %s (%s/%d replies ok)", in, num(m["burst_"+n+"_msgs_per_s"]),
-				num(m["burst_"+n+"_ratio"]), num(m["burst_"+n+"_replies_ok"]), o.n)
+			fmt.Fprintf(w, "  %-10s limit %s cmd/s | burst %s cmd/s, ratio %s (%s/%d replies ok)\n", n, num(m["limit_"+n+"_msgs_per_s"]),
+				num(m["burst_"+n+"_msgs_per_s"]), num(m["burst_"+n+"_ratio"]), num(m["burst_"+n+"_replies_ok"]), o.n)
 		}
-		fmt.Fprintln(w, line)
 	}
 	line := fmt.Sprintf("  front desk: plain delivery p50 %s ms", num(m["delivery_p50_ms"]))
 	for _, t := range []string{"imap", "lmtp", "peer"} {

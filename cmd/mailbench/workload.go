@@ -81,16 +81,16 @@ func boxesFor(r int) runBoxes {
 }
 
 // limitBoxes stand in for the bot and its correspondents while the
-// stack's own limit is measured for a shape.
+// stack's own limit is measured for an intake and a shape.
 type limitBoxes struct {
-	bot string   // the command messages' inbox, drained as the bot would
+	bot string   // the command messages' inbox, drained as the bot would; or routed to an LMTP sink
 	to  []string // receive the reply-sized messages, as the senders would
 }
 
-func (b runBoxes) limit(s shape) limitBoxes {
-	l := limitBoxes{bot: fmt.Sprintf("limit-r%d-%s@visa.test", b.r, s.name)}
+func (b runBoxes) limit(intake string, s shape) limitBoxes {
+	l := limitBoxes{bot: fmt.Sprintf("limit-r%d-%s-%s@visa.test", b.r, intake, s.name)}
 	for k := range s.senders {
-		l.to = append(l.to, fmt.Sprintf("lmgr-r%d-%s-%d@sp%d.test", b.r, s.name, k, k))
+		l.to = append(l.to, fmt.Sprintf("lmgr-r%d-%s-%s-%d@sp%d.test", b.r, intake, s.name, k, k))
 	}
 	return l
 }
@@ -109,19 +109,26 @@ func (b runBoxes) burst(intake string, s shape) burstBoxes {
 	return bb
 }
 
+// outboxTo are the recipients of the outbox's own measure: n of them.
+func (b runBoxes) outboxTo(n int) []string {
+	var out []string
+	for k := range n {
+		out = append(out, fmt.Sprintf("out-r%d-%d@visa.test", b.r, k))
+	}
+	return out
+}
+
 // mailboxes are the run's Dovecot users: every address mail is delivered
 // to or read from over IMAP (LMTP bots' addresses go to the bot instead).
-func (b runBoxes) mailboxes(intakes []string, shapes []shape) []string {
-	out := []string{b.sink, b.desk, b.plain, b.visitor, b.latBot, b.peer}
+func (b runBoxes) mailboxes(intakes []string, shapes []shape, managers int) []string {
+	out := append([]string{b.sink, b.desk, b.plain, b.visitor, b.latBot, b.peer}, b.outboxTo(managers)...)
 	for _, s := range shapes {
-		l := b.limit(s)
-		out = append(append(out, l.bot), l.to...)
 		for _, in := range intakes {
-			bb := b.burst(in, s)
+			l, bb := b.limit(in, s), b.burst(in, s)
 			if in == intakeIMAP {
-				out = append(out, bb.bot)
+				out = append(out, l.bot, bb.bot)
 			}
-			out = append(out, bb.senders...)
+			out = append(append(out, l.to...), bb.senders...)
 		}
 	}
 	return out
@@ -133,7 +140,7 @@ func (b runBoxes) lmtpRoutes(intakes []string, shapes []shape) []string {
 	out := []string{b.latLMTP}
 	if slices.Contains(intakes, intakeLMTP) {
 		for _, s := range shapes {
-			out = append(out, b.burst(intakeLMTP, s).bot)
+			out = append(out, b.limit(intakeLMTP, s).bot, b.burst(intakeLMTP, s).bot)
 		}
 	}
 	return out
