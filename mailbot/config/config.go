@@ -378,16 +378,22 @@ func Default() *Config {
 		PollInterval: 60 * time.Second,
 		Limits: Limits{
 			RepliesPerSenderPerHour: 60,
-			RepliesPerMinute:        1000,
-			MaxMessageBytes:         10 << 20,
-			MaxLines:                500,
-			MaxCommands:             100,
-			ImportMaxBytes:          2 << 20,
-			ImportMaxRows:           20000,
-			ConfirmRemovals:         20,
-			MaxMessageAge:           7 * 24 * time.Hour,
-			MaxReplyBytes:           5 << 20,
-			MaxAttempts:             3,
+			// The breaker against loops, sized from what the bot can send:
+			// its outbox submits about 500 replies a second to a local
+			// Postfix (BENCHMARKS.md, outbox_*), 30,000 a minute. A burst
+			// of real commands is held back by the mail servers long
+			// before this; a loop, which runs as fast as the bot sends,
+			// trips it within a minute.
+			RepliesPerMinute: 20000,
+			MaxMessageBytes:  10 << 20,
+			MaxLines:         500,
+			MaxCommands:      100,
+			ImportMaxBytes:   2 << 20,
+			ImportMaxRows:    20000,
+			ConfirmRemovals:  20,
+			MaxMessageAge:    7 * 24 * time.Hour,
+			MaxReplyBytes:    5 << 20,
+			MaxAttempts:      3,
 
 			StrangerRepliesPerDomainPerDay: 20,
 			StrangerRepliesPerHour:         100,
