@@ -231,10 +231,10 @@ type botSpec struct {
 }
 
 // botConfig is the daemon's config for a run: config.Default() (package
-// botconfig) with only the rate limits raised: a burst of thousands of
-// commands from a handful of managers is what the benchmark measures, and
-// the hourly limit per sender and the breaker are there to stop exactly
-// that. conns is the -conns flag (smtp.connections).
+// botconfig) with only the hourly limit per sender raised: a burst of
+// thousands of commands from a handful of managers is what the benchmark
+// measures, and that limit is there to stop exactly that. The breaker
+// keeps its default. conns is the -conns flag (smtp.connections).
 func botConfig(dir string, spec botSpec, stack *mailstack.Stack, store string, conns int) (string, error) {
 	c, err := botconfig.New(botconfig.Stack{Bot: spec.address, Admin: adminAddr, IMAPAddr: stack.IMAPAddr, SMTPAddr: stack.SMTPAddr,
 		Store: store, AuthservID: authservID})
@@ -250,7 +250,6 @@ func botConfig(dir string, spec botSpec, stack *mailstack.Stack, store string, c
 	}
 	c.SMTP.Connections = conns
 	c.Limits.RepliesPerSenderPerHour = 1_000_000 // 0 would mean none; this is a limit no burst reaches
-	c.Limits.RepliesPerMinute = 0                // no breaker
 	c.Log.Level = "info"                         // the default: debug lines would cost time in the measured run
 	path := filepath.Join(dir, "config-"+strings.Split(spec.address, "@")[0]+".yaml")
 	return path, botconfig.Write(path, c)
