@@ -228,6 +228,9 @@ type botSpec struct {
 	imap    bool     // reads its IMAP mailbox (the address is a Dovecot user)
 	lmtp    string   // lmtp.listen, "" for none
 	aliases []string // bot.aliases
+	// fastPoll is imap.fast_poll.every (-fast-poll); < 0 keeps the
+	// default.
+	fastPoll time.Duration
 }
 
 // botConfig is the daemon's config for a run: config.Default() (package
@@ -244,6 +247,9 @@ func botConfig(dir string, spec botSpec, stack *mailstack.Stack, store string, c
 	c.Bot.Name = botName
 	c.Bot.Aliases = spec.aliases
 	c.LMTP.Listen = spec.lmtp
+	if spec.fastPoll >= 0 {
+		c.IMAP.FastPoll.Every = spec.fastPoll
+	}
 	if !spec.imap {
 		// LMTP alone: no imap section.
 		c.IMAP.Host, c.IMAP.Port, c.IMAP.Username, c.IMAP.PasswordEnv = "", 0, "", ""

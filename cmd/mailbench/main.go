@@ -88,7 +88,8 @@ type options struct {
 	shapes                               []shape
 	intakes                              []string
 	peer                                 time.Duration
-	lmtpListen                           string // where the bots listen for LMTP (picked at start)
+	fastPoll                             time.Duration // < 0: the default
+	lmtpListen                           string        // where the bots listen for LMTP (picked at start)
 	binary, profile, dir                 string
 	keep                                 bool
 	phaseTimeout                         time.Duration
@@ -114,6 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	shapes := fs.String("shapes", "many,one", "burst shapes: many (-managers managers, mixed commands), one (one host, verify only)")
 	intakes := fs.String("intake", intakeIMAP+","+intakeLMTP, "how commands reach the bot in the bursts: imap (its mailbox), lmtp (Postfix hands them to lmtp.listen)")
 	fs.DurationVar(&o.peer, "peer", 200*time.Millisecond, "poll interval of the naive peer timed beside the bot in the latency phase (0: none)")
+	fs.DurationVar(&o.fastPoll, "fast-poll", -1, "imap.fast_poll.every of the bots (default: the config's default), to compare settings")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -476,6 +478,7 @@ func burstPhase(ctx context.Context, o options, r int, in string, s shape, b run
 	if in == intakeLMTP {
 		spec.lmtp = o.lmtpListen
 	}
+	spec.fastPoll = o.fastPoll
 	cfgPath, err := botConfig(dir, spec, stack, store, o.conns)
 	if err != nil {
 		return err
@@ -566,6 +569,7 @@ func latencyPhase(ctx context.Context, o options, r int, b runBoxes, stack *mail
 	// One bot, reached both ways: its mailbox, and an alias Postfix hands
 	// to its LMTP listener.
 	spec := botSpec{address: b.latBot, imap: true, lmtp: o.lmtpListen, aliases: []string{b.latLMTP}}
+	spec.fastPoll = o.fastPoll
 	cfgPath, err := botConfig(dir, spec, stack, store, o.conns)
 	if err != nil {
 		return err
