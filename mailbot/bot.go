@@ -59,6 +59,9 @@ type Settings struct {
 	MaxAttempts int
 	// QuarantineMailbox receives messages whose handling kept failing.
 	QuarantineMailbox string
+	// QuarantineKept: QuarantineMailbox is the directory where the LMTP
+	// intake keeps such messages as files (the bot reads no mailbox).
+	QuarantineKept bool
 	// RejectedMailbox receives forged and automatic mail, and mail set
 	// aside unanswered.
 	RejectedMailbox string
@@ -373,7 +376,8 @@ func (b *Bot) quarantine(attempts int, err error) inbox.Disposition {
 	b.notifyAdmins("quarantine", struct {
 		Attempts        int
 		Mailbox, Reason string
-	}{attempts, b.set.QuarantineMailbox, err.Error()})
+		Kept            bool
+	}{attempts, b.set.QuarantineMailbox, err.Error(), b.set.QuarantineKept})
 	b.log.Error("message quarantined", "attempts", attempts, "mailbox", b.set.QuarantineMailbox, "error", err)
 	// Quarantine, not SetAside: the message carries none of the bot's
 	// keywords there, so an admin who moves it back has it handled again

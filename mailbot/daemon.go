@@ -79,7 +79,7 @@ func SettingsFrom(cfg *config.Config) Settings {
 	if !cfg.UsesIMAP() && cfg.LMTP.Listen != "" {
 		// Over LMTP alone, quarantined mail is kept in files (intake.go),
 		// and the admins' notice names their directory.
-		set.QuarantineMailbox = QuarantineDir(cfg)
+		set.QuarantineMailbox, set.QuarantineKept = QuarantineDir(cfg), true
 	}
 	return set
 }

@@ -13,7 +13,9 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/storage"
+	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // freeAddr is a loopback address nothing listens on a moment ago.
@@ -145,5 +147,34 @@ func TestKeepQuarantined(t *testing.T) {
 	fi, _ := f.Stat()
 	if string(got) != string(raw) || fi.Mode().Perm() != 0o600 {
 		t.Errorf("kept %d bytes with mode %v, want the %d bytes of the message, 0600", len(got), fi.Mode().Perm(), len(raw))
+	}
+}
+
+// Over LMTP alone, the admins' notice of a quarantined message says where
+// its file is kept and how to hand it over again.
+func TestQuarantineNoticeOverLMTP(t *testing.T) {
+	b, db, _ := newTestBot(t, fixedClock())
+	b.set.QuarantineMailbox, b.set.QuarantineKept = "/var/lib/mailbot/visa.db.quarantine", true
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "reply.txt"), []byte(`{{template "no-such-template"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := templates.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.tmpl = tmpl
+	raw := mail("alex@indyhall.test", "q1@indyhall.test", "x", "verify adam@indyhall.test")
+	var d inbox.Disposition
+	for range 3 {
+		d = b.Handle(context.Background(), raw)
+	}
+	if d.Action != inbox.Quarantine {
+		t.Fatalf("after 3 failures: %+v, want quarantine", d)
+	}
+	notices := queued(t, db)
+	if len(notices) != 1 || !strings.Contains(notices[0], "in the directory") || !strings.Contains(notices[0], "sendmail -t") ||
+		!strings.Contains(notices[0], "visa.db.quarantine") {
+		t.Errorf("the admins' notice does not say where the message is kept:\n%q", notices)
 	}
 }
