@@ -2,12 +2,9 @@ package mailbot
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -200,25 +197,7 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		defer cancel()
 		return s.Send(ctx, cfg.Bot.Address, []string{to}, raw)
 	})
-	var w *inbox.Watcher
-	if cfg.UsesIMAP() {
-		var tlsConfig *tls.Config
-		if cfg.IMAP.InsecureSkipVerify {
-			tlsConfig = &tls.Config{InsecureSkipVerify: true, ServerName: cfg.IMAP.Host}
-		}
-		ic := inbox.Config{
-			Addr: net.JoinHostPort(cfg.IMAP.Host, strconv.Itoa(cfg.IMAP.Port)), TLS: cfg.IMAP.TLS, TLSConfig: tlsConfig,
-			Username: cfg.IMAP.Username, Password: cfg.IMAP.Password,
-			Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox,
-			PollInterval: cfg.PollInterval, IdleRestart: cfg.IMAP.IdleRestart, CommandTimeout: cfg.IMAP.CommandTimeout,
-			FastPoll: cfg.IMAP.FastPoll.Every, FastPollFor: cfg.IMAP.FastPoll.For,
-			Logger: log,
-		}
-		if cfg.IMAP.Auth == "oauth2" {
-			ic.OAuth2 = tokens.For("imap")
-		}
-		w = inbox.New(ic, inboxHandler{bot})
-	}
+	w := newWatcher(cfg, bot, tokens, log)
 	dset, err := digest.SettingsFrom(cfg)
 	if err != nil {
 		db.Close()
@@ -255,6 +234,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.DB.Close()
 		return fmt.Errorf("mailbot: %w", err)
 	}
+	serveLMTP, err := d.listenLMTP()
+	if err != nil {
+		ctl.Close()
+		d.DB.Close()
+		return fmt.Errorf("mailbot: %w", err)
+	}
 	serveWeb, err := d.listenWeb()
 	if err != nil {
 		ctl.Close()
@@ -274,13 +259,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.Watcher != nil {
 		parts = append(parts, d.Watcher.Run)
 	}
-	if d.LMTP != nil {
-		if err := d.LMTP.Listen(); err != nil {
-			ctl.Close()
-			d.DB.Close()
-			return fmt.Errorf("mailbot: lmtp.listen: %w", err)
-		}
-		parts = append(parts, d.runLMTP)
+	if serveLMTP != nil {
+		parts = append(parts, serveLMTP)
 	}
 	if serveWeb != nil {
 		parts = append(parts, serveWeb)

@@ -3,14 +3,20 @@ package mailbot
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/mailbot/config"
+	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/mailbot/lmtp"
+	"github.com/coworkingvisa/mailbot/mailbot/oauth"
 )
 
 // The daemon takes mail from an IMAP mailbox (inbox.Watcher), from the
@@ -37,10 +43,43 @@ func (d *Daemon) openLMTP(cfg *config.Config) {
 	}, d.Bot.Grouper())
 }
 
-// runLMTP serves LMTP until ctx is done.
-func (d *Daemon) runLMTP(ctx context.Context) error {
-	close(d.lmtpReady)
-	return d.LMTP.Run(ctx)
+// listenLMTP opens lmtp.listen, when set, and returns the part of Run that
+// serves it; nil when there is none.
+func (d *Daemon) listenLMTP() (func(context.Context) error, error) {
+	if d.LMTP == nil {
+		return nil, nil
+	}
+	if err := d.LMTP.Listen(); err != nil {
+		return nil, fmt.Errorf("lmtp.listen: %w", err)
+	}
+	return func(ctx context.Context) error {
+		close(d.lmtpReady)
+		return d.LMTP.Run(ctx)
+	}, nil
+}
+
+// newWatcher is the IMAP inbox watcher, nil when the config reads no
+// mailbox (LMTP alone).
+func newWatcher(cfg *config.Config, bot *Bot, tokens *oauth.TokenSource, log *slog.Logger) *inbox.Watcher {
+	if !cfg.UsesIMAP() {
+		return nil
+	}
+	var tlsConfig *tls.Config
+	if cfg.IMAP.InsecureSkipVerify {
+		tlsConfig = &tls.Config{InsecureSkipVerify: true, ServerName: cfg.IMAP.Host}
+	}
+	ic := inbox.Config{
+		Addr: net.JoinHostPort(cfg.IMAP.Host, strconv.Itoa(cfg.IMAP.Port)), TLS: cfg.IMAP.TLS, TLSConfig: tlsConfig,
+		Username: cfg.IMAP.Username, Password: cfg.IMAP.Password,
+		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox,
+		PollInterval: cfg.PollInterval, IdleRestart: cfg.IMAP.IdleRestart, CommandTimeout: cfg.IMAP.CommandTimeout,
+		FastPoll: cfg.IMAP.FastPoll.Every, FastPollFor: cfg.IMAP.FastPoll.For,
+		Logger: log,
+	}
+	if cfg.IMAP.Auth == "oauth2" {
+		ic.OAuth2 = tokens.For("imap")
+	}
+	return inbox.New(ic, inboxHandler{bot})
 }
 
 // poke has the inbox look for mail now (the store can be written again, a
