@@ -198,7 +198,7 @@ func TestParseValid(t *testing.T) {
 			func(c *Config) bool { return c.IMAP.FastPoll.Every == 0 && c.IMAP.FastPoll.For == time.Minute }},
 		{"fast poll default", nil,
 			func(c *Config) bool {
-				return c.IMAP.FastPoll == FastPoll{Every: 150 * time.Millisecond, For: time.Minute}
+				return c.IMAP.FastPoll == FastPoll{Every: 100 * time.Millisecond, For: time.Minute}
 			}},
 	}
 	for _, tt := range tests {
