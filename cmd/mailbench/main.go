@@ -574,7 +574,16 @@ func latencyPhase(ctx context.Context, o options, r int, b runBoxes, stack *mail
 	if err != nil {
 		return err
 	}
-	bot, err := startBot(binary, cfgPath, filepath.Join(dir, fmt.Sprintf("bot-r%d-latency.log", r)), "", spec)
+	// With -profile the daemon is mailbench itself (no binary was built);
+	// nothing is profiled here.
+	profDir := ""
+	if o.profile != "" {
+		profDir = filepath.Join(o.profile, fmt.Sprintf("run%d-latency", r))
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			return err
+		}
+	}
+	bot, err := startBot(binary, cfgPath, filepath.Join(dir, fmt.Sprintf("bot-r%d-latency.log", r)), profDir, spec)
 	if err != nil {
 		return err
 	}

@@ -376,6 +376,12 @@ func (s *session) deliver(ctx context.Context, msgs []Message) error {
 	}
 	for _, mk := range marks {
 		log := s.log.With("uids", mk.uids.String(), "to", mk.target)
+		if len(mk.flags) > 0 && mk.target != "" && s.caps.Has(imap.CapMove) {
+			if err := s.markAndMove(ctx, log, mk); err != nil {
+				return err
+			}
+			continue
+		}
 		if len(mk.flags) > 0 {
 			if err := s.store(ctx, mk.uids, mk.flags); err != nil {
 				if err := s.soft(log, "marking failed: the messages will be handed again", err); err != nil {
@@ -400,6 +406,46 @@ func (s *session) deliver(ctx context.Context, msgs []Message) error {
 		}
 		log.Info("messages marked and moved")
 	}
+	return nil
+}
+
+// markAndMove flags messages and moves them in one round trip: the UID
+// STORE and the UID MOVE are sent together (RFC 3501 §5.5: the server
+// runs them in order), since waiting for the first costs as much as the
+// second under a burst. A refused STORE still lets the MOVE happen: the
+// handler's record knows the messages, so they need no flag to be safe. A
+// refused MOVE leaves them flagged in place, moved on at the next
+// connection. Only a connection failure is returned.
+func (s *session) markAndMove(ctx context.Context, log *slog.Logger, mk mark) error {
+	if err := s.ensureMailbox(ctx, mk.target); err != nil {
+		return s.soft(log, "moving failed: the messages stay in place, unflagged, and are tried again", err)
+	}
+	var storeErr, moveErr error
+	err := s.guard(ctx, fmt.Sprintf("UID STORE +FLAGS.SILENT %v, UID MOVE", mk.flags), func() error {
+		store := s.c.Store(mk.uids, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: mk.flags}, nil)
+		move := s.c.Move(mk.uids, mk.target)
+		storeErr = store.Close()
+		_, moveErr = move.Wait()
+		var imapErr *imap.Error
+		for _, err := range []error{storeErr, moveErr} {
+			if err != nil && !errors.As(err, &imapErr) {
+				return err // the connection failed
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.soft(log, "marking and moving failed: the messages will be handed again", err)
+	}
+	switch {
+	case storeErr != nil && moveErr != nil:
+		return s.soft(log, "marking and moving refused: the messages will be handed again", errors.Join(storeErr, moveErr))
+	case storeErr != nil:
+		log.Error("marking failed; the messages are moved all the same", "error", storeErr)
+	case moveErr != nil:
+		return s.soft(log, "moving failed: the messages stay flagged in place, and are moved on at the next connection", moveErr)
+	}
+	log.Info("messages marked and moved")
 	return nil
 }
 
