@@ -59,6 +59,9 @@ type Settings struct {
 	MaxAttempts int
 	// QuarantineMailbox receives messages whose handling kept failing.
 	QuarantineMailbox string
+	// QuarantineKept: QuarantineMailbox is the directory where the LMTP
+	// intake keeps such messages as files (the bot reads no mailbox).
+	QuarantineKept bool
 	// RejectedMailbox receives forged and automatic mail, and mail set
 	// aside unanswered.
 	RejectedMailbox string
@@ -133,25 +136,13 @@ type incoming struct {
 // should do with it. Its effects, audit records, reply and the mark that
 // it was handled are committed in one transaction, so calling Handle again
 // with the same message changes nothing and queues no second reply.
-func (b *Bot) Handle(ctx context.Context, raw []byte) (d inbox.Disposition) {
-	key := rawKey(raw)
-	defer func() {
-		if p := recover(); p != nil {
-			d = b.failed(key, fmt.Errorf("panic: %v", p))
-		}
-	}()
-	if until, waiting := b.failures.waiting(key, b.now()); waiting {
-		return inbox.Disposition{Action: inbox.Leave, Reason: "waits until " + until.Format(time.RFC3339)}
-	}
-	if b.intakePaused() {
-		return inbox.Disposition{Action: inbox.Leave, Reason: "the store cannot be written: intake paused"}
-	}
+func (b *Bot) Handle(ctx context.Context, raw []byte) inbox.Disposition {
 	defer func(start time.Time) { b.set.Metrics.HandlingTime(time.Since(start)) }(time.Now())
-	in, d, ok := b.admit(ctx, raw, key)
-	if !ok {
+	r, d := b.admitted(ctx, raw)
+	if r == nil {
 		return d
 	}
-	return b.commit(in)
+	return b.commitOne(r)
 }
 
 // admit decides from the header whether the message may be acted on at
@@ -225,97 +216,8 @@ func (b *Bot) maxBytes() int {
 // their budget.
 var errOverBudget = errors.New("over the strangers' budget")
 
-// commit is the one transaction of a message. The sender's role and the
-// global breaker are looked at first, outside it: a manager's mail waits
-// while the breaker is open, a stranger's is never held up by it.
-func (b *Bot) commit(in incoming) inbox.Disposition {
-	now := b.now()
-	var role role
-	var done bool
-	var over bool
-	err := b.db.View(func(tx *storage.Tx) (err error) {
-		if done, err = handledAny(tx, append(in.keys, in.legacy...)); done || err != nil {
-			return err
-		}
-		if role, err = b.roleOf(tx, in.sender); err != nil || role.known() {
-			return err
-		}
-		over, err = b.limiter.StrangerOverBudget(tx, in.sender, now)
-		return err
-	})
-	if err != nil {
-		return b.failed(in.keys[0], err)
-	}
-	if done {
-		b.log.Info("message already handled", "message_id", in.msg.MessageID, "from", in.sender)
-		b.set.Metrics.Message(metrics.Handled, metrics.Duplicate)
-		return inbox.Disposition{Action: inbox.Handled}
-	}
-	if over {
-		return b.setAside(metrics.StrangerBudget, "a stranger over the daily or hourly budget of answers: not answered", in.msg)
-	}
-	if role.known() && !b.breakerAllows() {
-		b.set.Metrics.Message(metrics.Deferred, metrics.Breaker)
-		return inbox.Disposition{Action: inbox.Leave, Reason: "circuit breaker: too many replies this minute; the message waits"}
-	}
-	b.readBody(&in)
-
-	var answered bool
-	var outcome string
-	var counted tally
-	err = b.db.Update(func(tx *storage.Tx) error {
-		answered, outcome, counted = false, "", tally{reason: metrics.RateLimited}
-		if done, err := handledAny(tx, append(in.keys, in.legacy...)); done || err != nil {
-			return err
-		}
-		verdict, err := b.limiter.Admit(tx, in.sender, role.known(), now)
-		if err != nil {
-			return err
-		}
-		switch verdict {
-		case OverBudget:
-			return errOverBudget
-		case Silence:
-			outcome = "rate limited: not acted on, no reply"
-		case Notice:
-			if err := b.queueRateNotice(tx, in, now); err != nil {
-				return err
-			}
-			answered, outcome = true, "rate limited: not acted on, notice sent"
-		default:
-			answered, outcome, err = b.act(tx, in, role, now, &counted)
-			if err != nil {
-				return err
-			}
-		}
-		for _, k := range in.keys {
-			if err := tx.MarkHandled(k, storage.HandledMessage{At: now, Outcome: outcome}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	switch {
-	case errors.Is(err, errOverBudget):
-		return b.setAside(metrics.StrangerBudget, "a stranger over the daily or hourly budget of answers: not answered", in.msg)
-	case err != nil && storeUnwritable(err):
-		b.pauseIntake(err)
-		return inbox.Disposition{Action: inbox.Leave, Reason: "the store cannot be written: intake paused"}
-	case err != nil:
-		return b.failed(in.keys[0], fmt.Errorf("handle message %s: %w", in.msg.MessageID, err))
-	}
-	b.failures.clear(in.keys[0])
-	b.failures.clear(rawKey(in.raw))
-	b.log.Info("message handled", "message_id", in.msg.MessageID, "from", in.sender, "role", role.name(), "outcome", outcome)
-	b.count(counted)
-	if answered {
-		if role.known() {
-			b.limiter.CountReply(now)
-		}
-		b.kick()
-	}
-	return inbox.Disposition{Action: inbox.Handled}
-}
+// The commit stage, one transaction per message or per group of them
+// (prepare, apply, finish), is in group.go.
 
 // act reads what the sender wrote and meant, carries it out and queues the
 // answer, inside the message's transaction. It reports whether an answer
@@ -501,7 +403,8 @@ func (b *Bot) quarantine(attempts int, err error) inbox.Disposition {
 	b.notifyAdmins("quarantine", struct {
 		Attempts        int
 		Mailbox, Reason string
-	}{attempts, b.set.QuarantineMailbox, err.Error()})
+		Kept            bool
+	}{attempts, b.set.QuarantineMailbox, err.Error(), b.set.QuarantineKept})
 	b.log.Error("message quarantined", "attempts", attempts, "mailbox", b.set.QuarantineMailbox, "error", err)
 	// Quarantine, not SetAside: the message carries none of the bot's
 	// keywords there, so an admin who moves it back has it handled again

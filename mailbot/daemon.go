@@ -2,12 +2,9 @@ package mailbot
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"github.com/coworkingvisa/mailbot/mailbot/directory"
 	"github.com/coworkingvisa/mailbot/mailbot/health"
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
+	"github.com/coworkingvisa/mailbot/mailbot/lmtp"
 	"github.com/coworkingvisa/mailbot/mailbot/message"
 	"github.com/coworkingvisa/mailbot/mailbot/metrics"
 	"github.com/coworkingvisa/mailbot/mailbot/oauth"
@@ -36,9 +34,18 @@ func (h inboxHandler) Handle(ctx context.Context, m inbox.Message) inbox.Disposi
 	return h.bot.Handle(ctx, m.Raw)
 }
 
+// HandleBatch commits a fetched batch together (group.go).
+func (h inboxHandler) HandleBatch(ctx context.Context, ms []inbox.Message) []inbox.Disposition {
+	raws := make([][]byte, len(ms))
+	for i, m := range ms {
+		raws[i] = m.Raw
+	}
+	return h.bot.HandleBatch(ctx, raws)
+}
+
 // SettingsFrom takes the pipeline's settings out of a loaded configuration.
 func SettingsFrom(cfg *config.Config) Settings {
-	return Settings{
+	set := Settings{
 		BotAddress: cfg.Bot.Address,
 		BotName:    cfg.Bot.Name,
 		Aliases:    cfg.Bot.Aliases,
@@ -72,6 +79,12 @@ func SettingsFrom(cfg *config.Config) Settings {
 		DigestDay:         cfg.Digest.Weekday,
 		DigestTime:        cfg.Digest.Time,
 	}
+	if !cfg.UsesIMAP() && cfg.LMTP.Listen != "" {
+		// Over LMTP alone, quarantined mail is kept in files (intake.go),
+		// and the admins' notice names their directory.
+		set.QuarantineMailbox, set.QuarantineKept = QuarantineDir(cfg), true
+	}
+	return set
 }
 
 // defaultZone is the zone of spaces that name none (digest.timezone,
@@ -109,9 +122,12 @@ type Daemon struct {
 	DB      *storage.DB
 	Bot     *Bot
 	Outbox  *outbox.Queue
-	Watcher *inbox.Watcher
-	Digest  *digest.Scheduler
-	log     *slog.Logger
+	Watcher *inbox.Watcher // nil when the bot reads no IMAP mailbox
+	// LMTP takes deliveries from the mail server (lmtp.listen); nil
+	// without (intake.go).
+	LMTP   *lmtp.Server
+	Digest *digest.Scheduler
+	log    *slog.Logger
 	// keep is how long the exactly-once records stay: as long as a
 	// message is accepted at all, and a day more.
 	keep time.Duration
@@ -134,6 +150,8 @@ type Daemon struct {
 	OAuth      *oauth.TokenSource
 	oauthAlert func(oauth.Alert)
 	oauthAfter time.Duration
+
+	lmtpReady chan struct{} // closed once LMTP serves (intake.go)
 }
 
 // Open opens the store and builds the daemon from cfg without starting it.
@@ -196,21 +214,7 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		defer cancel()
 		return s.Send(ctx, cfg.Bot.Address, []string{to}, raw)
 	})
-	var tlsConfig *tls.Config
-	if cfg.IMAP.InsecureSkipVerify {
-		tlsConfig = &tls.Config{InsecureSkipVerify: true, ServerName: cfg.IMAP.Host}
-	}
-	ic := inbox.Config{
-		Addr: net.JoinHostPort(cfg.IMAP.Host, strconv.Itoa(cfg.IMAP.Port)), TLS: cfg.IMAP.TLS, TLSConfig: tlsConfig,
-		Username: cfg.IMAP.Username, Password: cfg.IMAP.Password,
-		Mailbox: cfg.IMAP.Mailbox, ProcessedMailbox: cfg.IMAP.ProcessedMailbox,
-		PollInterval: cfg.PollInterval, IdleRestart: cfg.IMAP.IdleRestart, CommandTimeout: cfg.IMAP.CommandTimeout,
-		Logger: log,
-	}
-	if cfg.IMAP.Auth == "oauth2" {
-		ic.OAuth2 = tokens.For("imap")
-	}
-	w := inbox.New(ic, inboxHandler{bot})
+	w := newWatcher(cfg, bot, tokens, log)
 	dset, err := digest.SettingsFrom(cfg)
 	if err != nil {
 		db.Close()
@@ -218,11 +222,12 @@ func Open(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	dset.Metrics = m
 	sched := digest.New(db, tmpl, dset, log, nil, out.Kick)
-	// When the store can be written again after a full disk, the waiting
-	// mail is read at once, not at the next poll.
-	bot.SetResumed(w.Poke)
 	d := &Daemon{DB: db, Bot: bot, Outbox: out, Watcher: w, Digest: sched, log: log, storePath: cfg.Store.Path,
 		keep: cfg.Limits.MaxMessageAge + 24*time.Hour, Metrics: m, retention: time.Duration(cfg.Privacy.Retention)}
+	// When the store can be written again after a full disk, the waiting
+	// mail is read at once, not at the next poll.
+	bot.SetResumed(d.poke)
+	d.openLMTP(cfg)
 	if tokens != nil {
 		account, smtpToo := cfg.OAuth2Account(), cfg.SMTP.Auth == "oauth2"
 		d.OAuth, d.oauthAfter = tokens, cfg.OAuth2.NotifyAdminsAfter
@@ -252,6 +257,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.DB.Close()
 		return fmt.Errorf("mailbot: %w", err)
 	}
+	serveLMTP, err := d.listenLMTP()
+	if err != nil {
+		ctl.Close()
+		d.DB.Close()
+		return fmt.Errorf("mailbot: %w", err)
+	}
 	serveWeb, err := d.listenWeb()
 	if err != nil {
 		ctl.Close()
@@ -267,8 +278,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	serveControl := func(ctx context.Context) error {
 		return control.Serve(ctx, ctl, control.NewHandler(d.DB, hooks))
 	}
-	parts := []func(context.Context) error{d.Watcher.Run, d.Outbox.Run, d.Digest.Run, serveControl, d.maintain,
-		d.compactWhenDue}
+	parts := []func(context.Context) error{d.Outbox.Run, d.Digest.Run, serveControl, d.maintain, d.compactWhenDue}
+	if d.Watcher != nil {
+		parts = append(parts, d.Watcher.Run)
+	}
+	if serveLMTP != nil {
+		parts = append(parts, serveLMTP)
+	}
 	if serveWeb != nil {
 		parts = append(parts, serveWeb)
 	}
@@ -314,13 +330,19 @@ func (d *Daemon) oauthLogin(refreshToken string) error {
 	if err := d.OAuth.Login(refreshToken); err != nil {
 		return err
 	}
-	d.Watcher.Poke()
+	d.poke()
 	d.Outbox.Kick()
 	return nil
 }
 
-// Ready is closed once the inbox is connected and the first sweep is done.
-func (d *Daemon) Ready() <-chan struct{} { return d.Watcher.Ready() }
+// Ready is closed once the inbox is connected and the first sweep is done,
+// or, without an inbox, once the LMTP listener serves.
+func (d *Daemon) Ready() <-chan struct{} {
+	if d.Watcher == nil {
+		return d.lmtpReady
+	}
+	return d.Watcher.Ready()
+}
 
 // pruneEvery is how often the daemon removes records that have served.
 const pruneEvery = time.Hour

@@ -27,23 +27,27 @@ func (d *Daemon) observe(cfg *config.Config) {
 	waiting := &outboxView{db: d.DB}
 
 	d.Health.Add("store", d.storeOpen)
-	d.Health.Add("inbox", inboxReached(d.Watcher.Status, started, cfg.Health.InboxStaleAfter))
+	if d.Watcher != nil {
+		d.Health.Add("inbox", inboxReached(d.Watcher.Status, started, cfg.Health.InboxStaleAfter))
+	}
 	d.Health.Add("outbox", repliesGoOut(waiting, cfg.Health.OutboxStaleAfter))
 	d.Health.Add("store writes", d.Bot.StoreWritable)
 
 	m := d.Metrics
-	m.Gauge("mailbot_imap_connected", func() float64 {
-		if d.Watcher.Status().Connected {
-			return 1
-		}
-		return 0
-	})
-	m.Gauge("mailbot_imap_last_reached_timestamp_seconds", func() float64 {
-		return unixSeconds(d.Watcher.Status().Reached(time.Now()))
-	})
-	m.Gauge("mailbot_imap_last_sweep_timestamp_seconds", func() float64 {
-		return unixSeconds(d.Watcher.Status().LastSweep)
-	})
+	if d.Watcher != nil {
+		m.Gauge("mailbot_imap_connected", func() float64 {
+			if d.Watcher.Status().Connected {
+				return 1
+			}
+			return 0
+		})
+		m.Gauge("mailbot_imap_last_reached_timestamp_seconds", func() float64 {
+			return unixSeconds(d.Watcher.Status().Reached(time.Now()))
+		})
+		m.Gauge("mailbot_imap_last_sweep_timestamp_seconds", func() float64 {
+			return unixSeconds(d.Watcher.Status().LastSweep)
+		})
+	}
 	kinds := []string{outbox.KindReply, outbox.KindNotice, outbox.KindDigest}
 	m.OutboxKinds(kinds...)
 	for _, kind := range kinds {

@@ -80,9 +80,13 @@ func (t *Tx) DeleteOutboxItem(id uint64) error {
 
 // Outbox calls fn for each item (without raw bytes) in id order until fn
 // returns false.
-func (t *Tx) Outbox(fn func(OutboxItem) bool) error {
+func (t *Tx) Outbox(fn func(OutboxItem) bool) error { return t.OutboxAfter(0, fn) }
+
+// OutboxAfter is Outbox from the first item whose id is above after: the
+// items queued since a look that saw up to after.
+func (t *Tx) OutboxAfter(after uint64, fn func(OutboxItem) bool) error {
 	c := t.bucket(bucketOutbox).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	for k, v := c.Seek(itob(after + 1)); k != nil; k, v = c.Next() {
 		var it OutboxItem
 		if err := decode(bucketOutbox, k, v, &it); err != nil {
 			return err

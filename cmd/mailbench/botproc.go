@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coworkingvisa/mailbot/mailbot/testkit/botconfig"
+	"github.com/coworkingvisa/mailbot/mailbot/testkit/mailstack"
 )
 
 // Environment of the profiling daemon: mailbench runs itself as the daemon
@@ -30,7 +32,7 @@ type botProc struct {
 	err     error
 }
 
-func startBot(binary, configPath, logPath, profileDir string) (*botProc, error) {
+func startBot(binary, configPath, logPath, profileDir string, spec botSpec) (*botProc, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -60,9 +62,17 @@ func startBot(binary, configPath, logPath, profileDir string) (*botProc, error) 
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	// It is ready once logged in and through its first (empty) sweep.
+	// It is ready once logged in and through its first (empty) sweep, and
+	// listening for LMTP.
+	var ready []string
+	if spec.imap {
+		ready = append(ready, "imap connected")
+	}
+	if spec.lmtp != "" {
+		ready = append(ready, "lmtp listening")
+	}
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(p.log(), "imap connected") {
+	for !logHasAll(p.log(), ready) {
 		select {
 		case <-p.done:
 			return nil, fmt.Errorf("the bot exited at start (%v):\n%s", p.err, tail(p.log(), 20))
@@ -70,7 +80,7 @@ func startBot(binary, configPath, logPath, profileDir string) (*botProc, error) 
 		}
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, fmt.Errorf("the bot did not connect to IMAP within 60 s:\n%s", tail(p.log(), 20))
+			return nil, fmt.Errorf("the bot did not log %q within 60 s:\n%s", ready, tail(p.log(), 20))
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // first sweep done, IDLE begun
@@ -97,6 +107,43 @@ func (p *botProc) signal(sig syscall.Signal, ack string) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
+}
+
+// memPeak is the most memory a process held: its peak resident set, and
+// the most anonymous memory (heap, stacks) and the most file-backed pages
+// (the store's mmap, the binary) seen at any sample. Page cache mapped from
+// the store counts in VmHWM, but the kernel can reclaim it: the two are
+// reported apart.
+type memPeak struct{ hwm, anon, file int64 }
+
+// watchMemory samples the process's memory every `every` until ctx ends or
+// the returned function is called; that returns the peaks.
+func (p *botProc) watchMemory(ctx context.Context, every time.Duration) func() memPeak {
+	ctx, cancel := context.WithCancel(ctx)
+	var peak memPeak
+	done := make(chan struct{})
+	sample := func() {
+		if hwm, anon, file, err := p.memory(); err == nil {
+			peak.hwm, peak.anon, peak.file = max(peak.hwm, hwm), max(peak.anon, anon), max(peak.file, file)
+		}
+	}
+	go func() {
+		defer close(done)
+		for {
+			sample()
+			select {
+			case <-ctx.Done():
+				sample()
+				return
+			case <-time.After(every):
+			}
+		}
+	}()
+	return func() memPeak {
+		cancel()
+		<-done
+		return peak
+	}
 }
 
 // memory reads the process's peak resident set (VmHWM) and its resident
@@ -147,6 +194,15 @@ func (p *botProc) stop() error {
 	}
 }
 
+func logHasAll(log string, ss []string) bool {
+	for _, s := range ss {
+		if !strings.Contains(log, s) {
+			return false
+		}
+	}
+	return true
+}
+
 // countLog counts log lines holding s.
 func countLog(log, s string) int { return strings.Count(log, s) }
 
@@ -166,22 +222,41 @@ func fileSize(path string) int64 {
 	return fi.Size()
 }
 
+// botSpec says which bot to run: its address and how mail reaches it.
+type botSpec struct {
+	address string
+	imap    bool     // reads its IMAP mailbox (the address is a Dovecot user)
+	lmtp    string   // lmtp.listen, "" for none
+	aliases []string // bot.aliases
+	// fastPoll is imap.fast_poll.every (-fast-poll); < 0 keeps the
+	// default.
+	fastPoll time.Duration
+}
+
 // botConfig is the daemon's config for a run: config.Default() (package
-// botconfig) with only the rate limits raised: a burst of thousands of
-// commands from a handful of managers is what the benchmark measures, and
-// the hourly limit per sender and the breaker are there to stop exactly
-// that. conns is the -conns flag (smtp.connections).
-func botConfig(dir, bot, imapAddr, smtpAddr, store string, conns int) (string, error) {
-	c, err := botconfig.New(botconfig.Stack{Bot: bot, Admin: adminAddr, IMAPAddr: imapAddr, SMTPAddr: smtpAddr,
+// botconfig) with only the hourly limit per sender raised: a burst of
+// thousands of commands from a handful of managers is what the benchmark
+// measures, and that limit is there to stop exactly that. The breaker
+// keeps its default. conns is the -conns flag (smtp.connections).
+func botConfig(dir string, spec botSpec, stack *mailstack.Stack, store string, conns int) (string, error) {
+	c, err := botconfig.New(botconfig.Stack{Bot: spec.address, Admin: adminAddr, IMAPAddr: stack.IMAPAddr, SMTPAddr: stack.SMTPAddr,
 		Store: store, AuthservID: authservID})
 	if err != nil {
 		return "", err
 	}
 	c.Bot.Name = botName
+	c.Bot.Aliases = spec.aliases
+	c.LMTP.Listen = spec.lmtp
+	if spec.fastPoll >= 0 {
+		c.IMAP.FastPoll.Every = spec.fastPoll
+	}
+	if !spec.imap {
+		// LMTP alone: no imap section.
+		c.IMAP.Host, c.IMAP.Port, c.IMAP.Username, c.IMAP.PasswordEnv = "", 0, "", ""
+	}
 	c.SMTP.Connections = conns
 	c.Limits.RepliesPerSenderPerHour = 1_000_000 // 0 would mean none; this is a limit no burst reaches
-	c.Limits.RepliesPerMinute = 0                // no breaker
 	c.Log.Level = "info"                         // the default: debug lines would cost time in the measured run
-	path := filepath.Join(dir, "config-"+strings.Split(bot, "@")[0]+".yaml")
+	path := filepath.Join(dir, "config-"+strings.Split(spec.address, "@")[0]+".yaml")
 	return path, botconfig.Write(path, c)
 }

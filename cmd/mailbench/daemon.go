@@ -150,43 +150,51 @@ func classify(g string) (role, what string) {
 			return "bbolt commit: other"
 		}
 	}
+	handling := func() string {
+		switch {
+		case waitLock:
+			return "waiting for the bbolt writer lock"
+		case has("bbolt.(*Tx).Commit"):
+			return commit()
+		case has("commands.Execute"):
+			return "commands.Execute"
+		case has("reply.Render"):
+			return "render reply (go-mail)"
+		case has("templates.(*Set)"):
+			return "templates"
+		case has("message.Parse"):
+			return "parse message"
+		case has("trust."):
+			return "trust (Authentication-Results)"
+		case has("bbolt.(*DB).beginRWTx"):
+			return "begin bbolt tx"
+		case has("slog."):
+			return "logging"
+		}
+		return "other"
+	}
 	switch {
 	case has("mailbot/inbox.(*Watcher).Run"):
-		role = "inbox (one message at a time)"
+		role = "inbox (one batch at a time)"
 		switch {
-		case has("(*session).idle") || has("(*session).wait"):
+		case has("(*session).idle"):
 			what = "waiting for mail (IDLE)"
+		case has("(*session).fastPoll") || has("(*session).wait"):
+			what = "waiting for mail (NOOP poll)"
 		case has("(*session).search"):
 			what = "IMAP UID SEARCH"
+		case has("(*session).sizes"):
+			what = "IMAP UID FETCH RFC822.SIZE"
 		case has("(*session).fetch"):
-			what = "IMAP UID FETCH (50 per batch)"
+			what = "IMAP UID FETCH (a batch)"
 		case has("(*session).store"):
-			what = "IMAP UID STORE (per message)"
+			what = "IMAP UID STORE (a batch)"
 		case has("(*session).move"):
-			what = "IMAP UID MOVE (per message)"
-		case has("(*Bot).Handle"):
-			switch {
-			case waitLock:
-				what = "handle: waiting for the bbolt writer lock"
-			case has("bbolt.(*Tx).Commit"):
-				what = "handle: " + commit()
-			case has("commands.Execute"):
-				what = "handle: commands.Execute"
-			case has("reply.Render"):
-				what = "handle: render reply (go-mail)"
-			case has("templates.(*Set)"):
-				what = "handle: templates"
-			case has("message.Parse"):
-				what = "handle: parse message"
-			case has("trust."):
-				what = "handle: trust (Authentication-Results)"
-			case has("bbolt.(*DB).beginRWTx"):
-				what = "handle: begin bbolt tx"
-			case has("slog."):
-				what = "handle: logging"
-			default:
-				what = "handle: other"
-			}
+			what = "IMAP UID MOVE (a batch)"
+		case has("(*Bot).commitGroup") || has("(*Bot).commitOne"):
+			what = "commit: " + handling()
+		case has("(*Bot).HandleBatch") || has("(*Bot).Handle"):
+			what = "admit: " + handling()
 		case has("slog."):
 			what = "logging"
 		case has("(*session).open") || has("inbox.dial"):
@@ -194,15 +202,27 @@ func classify(g string) (role, what string) {
 		default:
 			what = "other"
 		}
+	case has("mailbot/lmtp.(*session).deliver"):
+		role = "lmtp deliveries (each)"
+		switch {
+		case has("(*Grouper).Handle") && has("chan receive"):
+			what = "waiting for its group's commit"
+		case has("(*Bot).admitted"):
+			what = "admit: " + handling()
+		default:
+			what = "reading the message / other"
+		}
+	case has("(*Grouper).work"):
+		role, what = "group committer (lmtp)", handling()
 	case has("(*Queue).deliver"):
-		role = "outbox senders (each)"
+		role = "outbox batches (each)"
 		switch {
 		case waitLock:
 			what = "waiting for the bbolt writer lock"
 		case has("bbolt.(*Tx).Commit"):
 			what = commit()
 		case has("smtpsend.(*Sender)"):
-			what = "SMTP send (RSET + MAIL/RCPT/DATA)"
+			what = "SMTP send (MAIL/RCPT/DATA)"
 		case has("bbolt."):
 			what = "bbolt other"
 		case has("slog."):
@@ -210,13 +230,13 @@ func classify(g string) (role, what string) {
 		default:
 			what = "other"
 		}
-	case has("(*Queue).Run.func"):
-		role, what = "outbox senders (each)", "idle: waiting for a job"
 	case has("(*Queue).Run"):
 		role = "outbox dispatcher"
 		switch {
 		case has("(*Queue).scan"):
 			what = "scanning the outbox"
+		case has("(*Queue).handOut"):
+			what = "handing out batches"
 		default:
 			what = "waiting"
 		}

@@ -30,13 +30,17 @@ func TestSmoke(t *testing.T) {
 }
 
 func smoke(t *testing.T, prof string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var out, log bytes.Buffer
 	args := []string{"-n", "50", "-latency", "3", "-runs", "1", "-managers", "5", "-members", "2000", "-spaces", "20"}
+	shapes, intakes, peer := []string{"many", "one"}, []string{"imap", "lmtp"}, true
 	if prof != "" {
-		args = append(args, "-profile", prof)
+		// The profiling daemon runs the same code: one burst proves it.
+		shapes, intakes, peer = []string{"many"}, []string{"imap"}, false
+		args = append(args, "-profile", prof, "-peer", "0")
 	}
+	args = append(args, "-shapes", strings.Join(shapes, ","), "-intake", strings.Join(intakes, ","))
 	if err := run(ctx, args, &out, &log); err != nil {
 		t.Fatalf("mailbench: %v\n%s", err, log.String())
 	}
@@ -52,20 +56,30 @@ func smoke(t *testing.T, prof string) {
 			got[k] = f
 		}
 	}
-	for _, name := range []string{"limit_msgs_per_s", "burst_msgs_per_s", "burst_ratio", "imap_fetch_msgs_per_s",
-		"smtp_submit_msgs_per_s", "latency_p50_ms", "latency_p99_ms", "delivery_p50_ms", "rss_peak_mb"} {
+	want := []string{"imap_fetch_msgs_per_s", "smtp_submit_msgs_per_s", "outbox_one_msgs_per_s", "outbox_many_msgs_per_s", "delivery_p50_ms", "latency_imap_p50_ms", "latency_imap_p99_ms",
+		"latency_lmtp_p50_ms", "latency_lmtp_per_delivery"}
+	if peer {
+		want = append(want, "latency_peer_p50_ms", "latency_imap_per_peer")
+	}
+	for _, sh := range shapes {
+		for _, in := range intakes {
+			n := in + "_" + sh
+			want = append(want, "limit_"+n+"_msgs_per_s", "burst_"+n+"_msgs_per_s", "burst_"+n+"_ratio", "rss_"+n+"_peak_mb", "rss_"+n+"_anon_mb", "rss_"+n+"_file_mb")
+			if got["burst_"+n+"_replies_ok"] != 50 || got["burst_"+n+"_replies_bad"] != 0 {
+				t.Errorf("burst %s replies: %v ok, %v bad; want 50 and 0", n, got["burst_"+n+"_replies_ok"], got["burst_"+n+"_replies_bad"])
+			}
+		}
+	}
+	for _, name := range want {
 		if got[name] <= 0 {
 			t.Errorf("%s = %v, want a positive figure", name, got[name])
 		}
-	}
-	if got["burst_replies_ok"] != 50 || got["burst_replies_bad"] != 0 {
-		t.Errorf("burst replies: %v ok, %v bad; want 50 and 0", got["burst_replies_ok"], got["burst_replies_bad"])
 	}
 	if prof == "" {
 		return
 	}
 	for _, f := range []string{"cpu.pprof", "heap.pprof", "wall.txt"} {
-		if fi, err := os.Stat(prof + "/run1/" + f); err != nil || fi.Size() == 0 {
+		if fi, err := os.Stat(prof + "/run1-imap_many/" + f); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v", f, err)
 		}
 	}

@@ -3,21 +3,24 @@
 // real Dovecot and Postfix of the integration tests (mailbot/testkit/mailstack) and,
 // for each of -runs runs:
 //
-//  1. the limit, with the bot stopped: N command messages into a bot-like
-//     inbox plus N reply-sized messages (rendered by the bot's own templates)
-//     into the managers' inboxes, submitted together through Postfix, until
-//     all are visible over IMAP; a plain IMAP client fetching N messages in
-//     batches of 50 (and also flagging and moving them, per message as the
-//     bot does and per batch); a plain SMTP client submitting N over as many
-//     reused connections as the bot's pool has;
-//  2. the bot under a burst: N command messages (verify, add member, update
-//     member) from -managers managers submitted as fast as Postfix takes
-//     them; the time from the first submission to the last reply visible in
-//     the managers' inboxes, each reply matched by In-Reply-To and checked;
-//  3. front-desk latency: the bot idle in IDLE, -latency single verify
-//     messages one after another, submission to reply visible, beside the
-//     stack's own submission-to-visible latency for a plain message;
-//  4. the bot's peak RSS (VmHWM) while serving the burst.
+//  1. the limit, with the bot stopped, for each shape of traffic
+//     (-shapes): N command messages into a bot-like inbox plus N
+//     reply-sized messages (rendered by the bot's own templates) into the
+//     senders' inboxes, submitted together through Postfix, until all are
+//     visible over IMAP; then, once, a plain IMAP client fetching N
+//     messages in batches of 50 (and also flagging and moving them, per
+//     message and per batch), and a plain SMTP client submitting N over as
+//     many reused connections as the bot's pool has;
+//  2. the bot under a burst, for each intake (-intake) and shape: N command
+//     messages submitted as fast as Postfix takes them, from -managers
+//     managers (verify, add member, update member) or from one host at a
+//     front desk (verify only); the time from the first submission to the
+//     last reply visible in the senders' inboxes, each reply matched by
+//     In-Reply-To and checked; the bot's memory meanwhile;
+//  3. front-desk latency: -latency rounds of a plain message to a plain
+//     mailbox, a single verify to the bot over each intake, and the same
+//     verify to a naive NOOP poller (-peer, the peer.go in this command),
+//     each timed from submission to reply visible.
 //
 // The bot is the real mailbot binary (built from this module), run as a
 // child process with a config file, as an operator runs it. With -profile
@@ -29,6 +32,7 @@
 // loopback.
 //
 //	go run ./cmd/mailbench [-n 10000] [-latency 100] [-runs 3] [-conns 2]
+//	                       [-shapes many,one] [-intake imap] [-peer 200ms]
 package main
 
 import (
@@ -38,11 +42,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -78,6 +85,11 @@ func main() {
 type options struct {
 	n, latency, runs, conns, submitConns int
 	managers, members, spaces            int
+	shapes                               []shape
+	intakes                              []string
+	peer                                 time.Duration
+	fastPoll                             time.Duration // < 0: the default
+	lmtpListen                           string        // where the bots listen for LMTP (picked at start)
 	binary, profile, dir                 string
 	keep                                 bool
 	phaseTimeout                         time.Duration
@@ -100,8 +112,27 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.dir, "dir", "", "work directory for the store, configs and logs (default: a new one under /tmp, removed unless -keep)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory and the mail stack's directory")
 	fs.DurationVar(&o.phaseTimeout, "phase-timeout", 0, "bound of each load phase (default 60s + 150ms per message)")
+	shapes := fs.String("shapes", "many,one", "burst shapes: many (-managers managers, mixed commands), one (one host, verify only)")
+	intakes := fs.String("intake", intakeIMAP+","+intakeLMTP, "how commands reach the bot in the bursts: imap (its mailbox), lmtp (Postfix hands them to lmtp.listen)")
+	fs.DurationVar(&o.peer, "peer", 200*time.Millisecond, "poll interval of the naive peer timed beside the bot in the latency phase (0: none)")
+	fs.DurationVar(&o.fastPoll, "fast-poll", -1, "imap.fast_poll.every of the bots (default: the config's default), to compare settings")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	for _, name := range strings.Split(*shapes, ",") {
+		s, err := shapeNamed(strings.TrimSpace(name), o.managers)
+		if err != nil {
+			return o, fmt.Errorf("-shapes: %w", err)
+		}
+		o.shapes = append(o.shapes, s)
+	}
+	for _, name := range strings.Split(*intakes, ",") {
+		switch name = strings.TrimSpace(name); name {
+		case intakeIMAP, intakeLMTP:
+			o.intakes = append(o.intakes, name)
+		default:
+			return o, fmt.Errorf("-intake: unknown intake %q (want imap or lmtp)", name)
+		}
 	}
 	switch {
 	case o.n < 2 || o.n > 1_000_000:
@@ -118,6 +149,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("need 1 <= -managers <= -spaces")
 	case o.members < 0:
 		return o, errors.New("-members must not be negative")
+	case o.peer < 0:
+		return o, errors.New("-peer must not be negative")
 	}
 	return o, nil
 }
@@ -180,10 +213,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logf("built %s in %v", binary, time.Since(start).Round(time.Millisecond))
 	}
 
+	// Every bot listens for LMTP on this port in turn: Postfix hands the
+	// LMTP bots' addresses to it.
+	lmtpPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	o.lmtpListen = fmt.Sprintf("127.0.0.1:%d", lmtpPort)
 	users := map[string]string{adminAddr: password}
+	managers := map[string]string{}
+	routes := map[string]string{}
 	for r := 1; r <= o.runs; r++ {
-		for _, a := range boxesFor(r, o.managers).all() {
+		b := boxesFor(r)
+		for _, a := range b.mailboxes(o.intakes, o.shapes, o.managers) {
 			users[a] = password
+		}
+		maps.Copy(managers, b.managers(o.intakes, o.shapes))
+		for _, a := range b.lmtpRoutes(o.intakes, o.shapes) {
+			routes[a] = "lmtp:inet:" + o.lmtpListen
 		}
 	}
 	// Not under /tmp/mailbot-it-*: test runs of other sessions on a shared
@@ -193,7 +240,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	stack, err := mailstack.Start(sctx, mailstack.Options{Dir: stackDir, Users: users, Logf: logf, RetryDelay: 2 * time.Second})
+	stack, err := mailstack.Start(sctx, mailstack.Options{Dir: stackDir, Users: users, Logf: logf, RetryDelay: 2 * time.Second, Transports: routes})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("Dovecot and Postfix could not start (run .ci/install-deps as root): %w", err)
@@ -209,7 +256,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	store := filepath.Join(dir, "visa.db")
 	os.Remove(store)
-	seedTime, seedSize, err := seedStore(store, o.members, o.spaces, o.runs, o.managers)
+	seedTime, seedSize, err := seedStore(store, o.members, o.spaces, managers)
 	if err != nil {
 		return err
 	}
@@ -249,38 +296,86 @@ func checkZeroLimits() string {
 	return strings.Join(notes, "; ")
 }
 
-// oneRun measures the limit, the burst and the latency once.
+// oneRun measures the limits, the bursts and the latency once.
 func oneRun(ctx context.Context, o options, r int, stack *mailstack.Stack, binary, store, dir string, logf func(string, ...any)) (runResult, error) {
 	var res runResult
-	b := boxesFor(r, o.managers)
+	b := boxesFor(r)
 	rng := rand.New(rand.NewPCG(uint64(r), 42))
 	stamp := time.Now().UnixNano()
-	// Bounds: generous for a stack that moves ~100 messages/s.
-	bound := o.phaseTimeout
-	if bound <= 0 {
-		bound = 60*time.Second + time.Duration(o.n)*150*time.Millisecond
+	limits := map[string]float64{}
+	plain := false
+	for _, in := range o.intakes {
+		for _, s := range o.shapes {
+			limit, err := limitPhase(ctx, o, r, in, s, b, stack, rng, stamp, &res, logf)
+			if err != nil {
+				return nil, err
+			}
+			limits[in+"_"+s.name] = limit
+			if !plain && in == intakeIMAP {
+				plain = true
+				if err := plainClients(ctx, o, r, b.limit(in, s).bot, b, stack, dir, rng, &res, logf); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
-	phase := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, bound) }
-
-	// 1. The limit, bot stopped.
-	logf("run %d: limit: %d command messages in + %d reply-sized out through Postfix", r, o.n, o.n)
-	cmds := burstMessages(r, o.n, runBoxes{bot: b.limitBot, managers: b.managers}, o.members, o.spaces, rng, stamp)
-	in := make([]outMsg, o.n)
-	for i, c := range cmds {
-		in[i] = outMsg{from: c.from, to: b.limitBot, raw: c.raw}
+	for _, in := range o.intakes {
+		for _, s := range o.shapes {
+			if err := burstPhase(ctx, o, r, in, s, b, limits[in+"_"+s.name], stack, binary, store, dir, rng, stamp, &res, logf); err != nil {
+				return nil, err
+			}
+		}
 	}
-	replies, err := replyLike(o.n, b.bot, b.limitMgr, rng)
-	if err != nil {
+	if err := latencyPhase(ctx, o, r, b, stack, binary, store, dir, stamp, &res, logf); err != nil {
 		return nil, err
 	}
-	out := make([]outMsg, o.n)
-	perMgr := map[string]int{}
-	for i, raw := range replies {
-		to := b.limitMgr[i%len(b.limitMgr)]
-		out[i] = outMsg{from: b.bot, to: to, raw: raw}
-		perMgr[to]++
+	return res, nil
+}
+
+// phaseBound is how long one load phase may take: generous for a stack
+// that moves ~100 messages/s.
+func phaseBound(o options) time.Duration {
+	if o.phaseTimeout > 0 {
+		return o.phaseTimeout
 	}
-	pctx, cancel := phase()
+	return 60*time.Second + time.Duration(o.n)*150*time.Millisecond
+}
+
+// limitPhase measures the stack's own limit for intake in and shape s,
+// with the bot stopped: N commands in, and N reply-sized messages out to
+// the shape's senders, all at once. Over IMAP the commands are delivered
+// to a mailbox and drained from it as the bot drains its inbox; over LMTP
+// Postfix hands them to a sink that takes each at once. It returns the
+// limit in commands per second.
+func limitPhase(ctx context.Context, o options, r int, in string, s shape, b runBoxes, stack *mailstack.Stack, rng *rand.Rand, stamp int64, res *runResult, logf func(string, ...any)) (float64, error) {
+	lb := b.limit(in, s)
+	name := in + "_" + s.name
+	logf("run %d: limit %s: %d command messages in + %d reply-sized out through Postfix", r, name, o.n, o.n)
+	cmds := burstMessages(fmt.Sprintf("r%d-limit-%s", r, name), o.n, lb.bot, lb.to, s, o.members, o.spaces, rng, stamp)
+	msgs := make([]outMsg, o.n)
+	for i, c := range cmds {
+		msgs[i] = outMsg{from: c.from, to: lb.bot, raw: c.raw}
+	}
+	replies, err := replyLike(o.n, lb.bot, lb.to, rng)
+	if err != nil {
+		return 0, err
+	}
+	out := make([]outMsg, o.n)
+	perTo := map[string]int{}
+	for i, raw := range replies {
+		to := lb.to[i%len(lb.to)]
+		out[i] = outMsg{from: lb.bot, to: to, raw: raw}
+		perTo[to]++
+	}
+	var sink *lmtpSink
+	if in == intakeLMTP {
+		if sink, err = startSink(o.lmtpListen); err != nil {
+			return 0, err
+		}
+		defer sink.close()
+	}
+	pctx, cancel := context.WithTimeout(ctx, phaseBound(o))
+	defer cancel()
 	start := time.Now()
 	var subIn, subOut error
 	var drained, visible time.Time
@@ -290,10 +385,14 @@ func oneRun(ctx context.Context, o options, r int, stack *mailstack.Stack, binar
 		defer close(waitDone)
 		done := make(chan struct{})
 		go func() {
-			drained, drainErr = drain(pctx, stack.IMAPAddr, b.limitBot, o.n, 50*time.Millisecond)
+			if sink != nil {
+				drained, drainErr = sink.wait(pctx, lb.bot, o.n)
+			} else {
+				drained, drainErr = drain(pctx, stack.IMAPAddr, lb.bot, o.n, 50*time.Millisecond)
+			}
 			close(done)
 		}()
-		visible, visErr = waitCounts(pctx, stack.IMAPAddr, specsOf(perMgr), 50*time.Millisecond)
+		visible, visErr = waitCounts(pctx, stack.IMAPAddr, specsOf(perTo), 50*time.Millisecond)
 		<-done
 	}()
 	subDone := make(chan struct{})
@@ -301,162 +400,270 @@ func oneRun(ctx context.Context, o options, r int, stack *mailstack.Stack, binar
 		_, subOut = submitAll(pctx, stack.SMTPAddr, o.conns, out)
 		close(subDone)
 	}()
-	_, subIn = submitAll(pctx, stack.SMTPAddr, o.submitConns, in)
+	_, subIn = submitAll(pctx, stack.SMTPAddr, o.submitConns, msgs)
 	<-subDone
 	<-waitDone
-	cancel()
 	if err := errors.Join(subIn, subOut, drainErr, visErr); err != nil {
-		return nil, fmt.Errorf("limit: %w", err)
+		return 0, fmt.Errorf("limit %s: %w", name, err)
 	}
-	limitTime := later(drained, visible).Sub(start)
-	limit := rate(o.n, limitTime)
-	res.add("limit_msgs_per_s", "cmd/s", "limit: N commands in + N replies out delivered, per second of N", limit)
-	res.add("limit_deliveries_per_s", "msg/s", "limit: all 2N deliveries per second", rate(2*o.n, limitTime))
-	logf("run %d: limit: %.1f commands/s (%d deliveries in %v)", r, limit, 2*o.n, limitTime.Round(time.Millisecond))
+	took := later(drained, visible).Sub(start)
+	limit := rate(o.n, took)
+	how := "delivered to a mailbox and drained"
+	if sink != nil {
+		how = "handed over by LMTP to a sink"
+	}
+	res.add("limit_"+name+"_msgs_per_s", "cmd/s", fmt.Sprintf("limit, %s: N commands in (%s) + N replies out delivered, per second of N", name, how), limit)
+	res.add("limit_"+name+"_deliveries_per_s", "msg/s", fmt.Sprintf("limit, %s: all 2N deliveries per second", name), rate(2*o.n, took))
+	res.add("load_limit_"+name, "", "load average (1 min) at the end of the phase", loadAverage())
+	logf("run %d: limit %s: %.1f commands/s (%d deliveries in %v)", r, name, limit, 2*o.n, took.Round(time.Millisecond))
+	return limit, nil
+}
 
-	pctx, cancel = phase()
-	imf, err := imapBench(pctx, stack.IMAPAddr, b.limitBot, "Processed", 50)
-	cancel()
+// plainClients measures a plain IMAP client on the N messages the limit
+// phase moved to mailbox's Processed, and a plain SMTP client.
+func plainClients(ctx context.Context, o options, r int, mailbox string, b runBoxes, stack *mailstack.Stack, dir string, rng *rand.Rand, res *runResult, logf func(string, ...any)) error {
+	pctx, cancel := context.WithTimeout(ctx, phaseBound(o))
+	defer cancel()
+	imf, err := imapBench(pctx, stack.IMAPAddr, mailbox, "Processed", 50)
 	if err != nil {
-		return nil, fmt.Errorf("IMAP: %w", err)
+		return fmt.Errorf("IMAP: %w", err)
 	}
 	res.add("imap_fetch_msgs_per_s", "msg/s", "plain IMAP: UID FETCH BODY.PEEK[] in batches of 50", imf.fetch)
-	res.add("imap_fetch_store_move_each_msgs_per_s", "msg/s", "plain IMAP: fetch + UID STORE + UID MOVE per message (the bot's way)", imf.fetchEachMove)
-	res.add("imap_fetch_store_move_batch_msgs_per_s", "msg/s", "plain IMAP: fetch + one STORE + one MOVE per batch of 50", imf.fetchBatchMove)
+	res.add("imap_fetch_store_move_each_msgs_per_s", "msg/s", "plain IMAP: fetch + UID STORE + UID MOVE per message", imf.fetchEachMove)
+	res.add("imap_fetch_store_move_batch_msgs_per_s", "msg/s", "plain IMAP: fetch + one STORE + one MOVE per batch of 50 (the bot's way)", imf.fetchBatchMove)
 	logf("run %d: IMAP: fetch %.0f/s, fetch+store+move each %.0f/s, per batch %.0f/s", r, imf.fetch, imf.fetchEachMove, imf.fetchBatchMove)
 
+	replies, err := replyLike(o.n, b.latBot, []string{b.sink}, rng)
+	if err != nil {
+		return err
+	}
 	sink := make([]outMsg, o.n)
 	for i := range sink {
-		sink[i] = outMsg{from: b.bot, to: b.sink, raw: replies[i]}
+		sink[i] = outMsg{from: b.latBot, to: b.sink, raw: replies[i]}
 	}
-	pctx, cancel = phase()
-	start = time.Now()
+	start := time.Now()
 	accepted, err := submitAll(pctx, stack.SMTPAddr, o.conns, sink)
 	if err == nil {
 		_, err = waitCounts(pctx, stack.IMAPAddr, []waitSpec{{b.sink, o.n}}, 100*time.Millisecond)
 	}
-	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("SMTP: %w", err)
+		return fmt.Errorf("SMTP: %w", err)
 	}
 	smtpRate := rate(o.n, accepted.Sub(start))
 	res.add("smtp_submit_msgs_per_s", "msg/s", fmt.Sprintf("plain SMTP: submission over %d reused connections", o.conns), smtpRate)
 	logf("run %d: SMTP: %.0f submissions/s over %d connections", r, smtpRate, o.conns)
 
-	// 2. The bot under a burst.
-	cfgPath, err := botConfig(dir, b.bot, stack.IMAPAddr, stack.SMTPAddr, store, o.conns)
+	// What the bot's outbox sends, alone: to one recipient (in order, one
+	// connection) and to many (its pool).
+	for _, c := range []struct {
+		name string
+		to   []string
+	}{{"one", b.outboxTo(1)}, {"many", b.outboxTo(o.managers)}} {
+		sent, err := outboxBench(pctx, dir, stack.SMTPAddr, b.latBot, c.to, o.n, o.conns)
+		if err != nil {
+			return fmt.Errorf("outbox to %s: %w", c.name, err)
+		}
+		res.add("outbox_"+c.name+"_msgs_per_s", "msg/s", fmt.Sprintf("the bot's outbox alone: N queued replies to %d recipients submitted (bookkeeping included)", len(c.to)), sent)
+		logf("run %d: outbox: %.0f replies/s to %d recipients", r, sent, len(c.to))
+	}
+	return nil
+}
+
+// burstPhase runs the bot under a burst of shape s through intake in, and
+// compares it with the shape's limit from the same run.
+func burstPhase(ctx context.Context, o options, r int, in string, s shape, b runBoxes, limit float64, stack *mailstack.Stack, binary, store, dir string, rng *rand.Rand, stamp int64, res *runResult, logf func(string, ...any)) error {
+	bb := b.burst(in, s)
+	name := in + "_" + s.name
+	spec := botSpec{address: bb.bot, imap: in == intakeIMAP}
+	if in == intakeLMTP {
+		spec.lmtp = o.lmtpListen
+	}
+	spec.fastPoll = o.fastPoll
+	cfgPath, err := botConfig(dir, spec, stack, store, o.conns)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	profDir := ""
 	if o.profile != "" {
-		profDir = filepath.Join(o.profile, fmt.Sprintf("run%d", r))
+		profDir = filepath.Join(o.profile, fmt.Sprintf("run%d-%s", r, name))
 		if err := os.MkdirAll(profDir, 0o755); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	bot, err := startBot(binary, cfgPath, filepath.Join(dir, fmt.Sprintf("bot-r%d.log", r)), profDir)
+	bot, err := startBot(binary, cfgPath, filepath.Join(dir, fmt.Sprintf("bot-r%d-%s.log", r, name)), profDir, spec)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer func() {
-		if bot != nil {
-			bot.stop()
-		}
-	}()
+	defer bot.stop()
 	if profDir != "" {
 		if err := bot.signal(syscall.SIGUSR1, "mailbench-profile: started"); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	cmds = burstMessages(r, o.n, b, o.members, o.spaces, rng, stamp)
-	in = make([]outMsg, o.n)
-	perMgr = map[string]int{}
+	tag := fmt.Sprintf("r%d-%s-%s", r, in, s.name)
+	cmds := burstMessages(tag, o.n, bb.bot, bb.senders, s, o.members, o.spaces, rng, stamp)
+	msgs := make([]outMsg, o.n)
+	perSender := map[string]int{}
 	byID := map[string]command{}
 	for i, c := range cmds {
-		in[i] = outMsg{from: c.from, to: b.bot, raw: c.raw}
-		perMgr[c.from]++
+		msgs[i] = outMsg{from: c.from, to: bb.bot, raw: c.raw}
+		perSender[c.from]++
 		byID[c.id] = c
 	}
-	logf("run %d: burst: %d command messages from %d managers", r, o.n, o.managers)
-	pctx, cancel = phase()
-	start = time.Now()
+	logf("run %d: burst %s: %d command messages from %d senders", r, name, o.n, len(bb.senders))
+	pctx, cancel := context.WithTimeout(ctx, phaseBound(o))
+	defer cancel()
+	mem := bot.watchMemory(pctx, 200*time.Millisecond)
+	start := time.Now()
 	var subErr error
-	subDone = make(chan struct{})
+	subDone := make(chan struct{})
 	var submitted time.Time
 	go func() {
-		submitted, subErr = submitAll(pctx, stack.SMTPAddr, o.submitConns, in)
+		submitted, subErr = submitAll(pctx, stack.SMTPAddr, o.submitConns, msgs)
 		close(subDone)
 	}()
-	visible, visErr = waitCounts(pctx, stack.IMAPAddr, specsOf(perMgr), 50*time.Millisecond)
+	visible, visErr := waitCounts(pctx, stack.IMAPAddr, specsOf(perSender), 50*time.Millisecond)
 	<-subDone
-	cancel()
+	load := loadAverage()
 	if profDir != "" {
 		if err := bot.signal(syscall.SIGUSR2, "mailbench-profile: written"); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	rss, anon, file, rssErr := bot.memory()
-	if err := errors.Join(subErr, visErr, rssErr); err != nil {
-		return nil, fmt.Errorf("burst: %w\nbot log:\n%s", err, tail(bot.log(), 30))
+	peak := mem()
+	if err := errors.Join(subErr, visErr); err != nil {
+		return fmt.Errorf("burst %s: %w\nbot log:\n%s", name, err, tail(bot.log(), 30))
 	}
-	burstTime := visible.Sub(start)
-	burst := rate(o.n, burstTime)
-	res.add("burst_msgs_per_s", "cmd/s", "bot: first submission to last reply visible", burst)
-	res.add("burst_ratio", "", "burst / limit, same run (target >= 0.8)", burst/limit)
-	res.add("burst_seconds", "s", "bot: burst duration", burstTime.Seconds())
-	res.add("burst_submit_msgs_per_s", "msg/s", fmt.Sprintf("burst submission rate over %d connections", o.submitConns), rate(o.n, submitted.Sub(start)))
-	res.add("rss_peak_mb", "MB", "bot process VmHWM after the burst", float64(rss)/(1<<20))
-	res.add("rss_anon_mb", "MB", "of which anonymous (heap, stacks), at the end of the burst", float64(anon)/(1<<20))
-	res.add("rss_file_mb", "MB", "and file-backed (the store's mmap), at the end of the burst", float64(file)/(1<<20))
-	logf("run %d: burst: %.1f commands/s in %v (ratio %.2f); peak RSS %.1f MB", r, burst, burstTime.Round(time.Millisecond), burst/limit, float64(rss)/(1<<20))
+	took := visible.Sub(start)
+	burst := rate(o.n, took)
+	res.add("burst_"+name+"_msgs_per_s", "cmd/s", "bot: first submission to last reply visible", burst)
+	res.add("burst_"+name+"_ratio", "", fmt.Sprintf("burst / limit_%s, same run (target >= 0.8)", name), burst/limit)
+	res.add("burst_"+name+"_seconds", "s", "bot: burst duration", took.Seconds())
+	res.add("burst_"+name+"_submit_msgs_per_s", "msg/s", fmt.Sprintf("burst submission rate over %d connections", o.submitConns), rate(o.n, submitted.Sub(start)))
+	res.add("load_burst_"+name, "", "load average (1 min) at the end of the burst", load)
+	res.add("rss_"+name+"_peak_mb", "MB", "bot process VmHWM (anonymous and file-backed together)", mb(peak.hwm))
+	res.add("rss_"+name+"_anon_mb", "MB", "largest RssAnon seen (heap, stacks), sampled every 200 ms", mb(peak.anon))
+	res.add("rss_"+name+"_file_mb", "MB", "largest RssFile seen (the store's mmap, the binary), sampled every 200 ms", mb(peak.file))
+	logf("run %d: burst %s: %.1f commands/s in %v (ratio %.2f, load %.1f); RSS anon %.1f MB, file %.1f MB", r, name, burst,
+		took.Round(time.Millisecond), burst/limit, load, mb(peak.anon), mb(peak.file))
 
-	pctx, cancel = phase()
-	chk, err := checkReplies(pctx, stack.IMAPAddr, b.managers, byID)
-	cancel()
+	cctx, ccancel := context.WithTimeout(ctx, phaseBound(o))
+	defer ccancel()
+	chk, err := checkReplies(cctx, stack.IMAPAddr, bb.senders, byID)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	log := bot.log()
-	res.add("burst_replies_ok", "", "replies matched by In-Reply-To with the expected result", float64(chk.ok))
-	res.add("burst_replies_bad", "", "missing, duplicate, unmatched or wrong replies", float64(chk.bad()))
-	res.add("bot_log_errors", "", "ERROR/WARN lines in the bot's log during the run", float64(countLog(log, "level=ERROR")+countLog(log, "level=WARN")))
+	res.add("burst_"+name+"_replies_ok", "", "replies matched by In-Reply-To with the expected result", float64(chk.ok))
+	res.add("burst_"+name+"_replies_bad", "", "missing, duplicate, unmatched or wrong replies", float64(chk.bad()))
+	res.add("burst_"+name+"_log_errors", "", "ERROR/WARN lines in the bot's log", float64(countLog(log, "level=ERROR")+countLog(log, "level=WARN")))
 	if chk.bad() > 0 {
-		logf("run %d: REPLY CHECK FAILED: %s", r, chk)
+		logf("run %d: burst %s: REPLY CHECK FAILED: %s", r, name, chk)
 	}
+	return bot.stop()
+}
 
-	// 3. Front-desk latency, the bot idle in IDLE.
-	logf("run %d: latency: %d single verify messages", r, o.latency)
-	time.Sleep(time.Second)
-	pctx, cancel = context.WithTimeout(ctx, 60*time.Second+time.Duration(o.latency)*10*time.Second)
-	lat, deliv, err := latency(pctx, stack, b, o, stamp, r)
-	cancel()
+// latencyPhase times single verify messages at the front desk: the bot
+// idle between them, beside a plain delivery and the naive peer.
+func latencyPhase(ctx context.Context, o options, r int, b runBoxes, stack *mailstack.Stack, binary, store, dir string, stamp int64, res *runResult, logf func(string, ...any)) error {
+	// One bot, reached both ways: its mailbox, and an alias Postfix hands
+	// to its LMTP listener.
+	spec := botSpec{address: b.latBot, imap: true, lmtp: o.lmtpListen, aliases: []string{b.latLMTP}}
+	spec.fastPoll = o.fastPoll
+	cfgPath, err := botConfig(dir, spec, stack, store, o.conns)
 	if err != nil {
-		return nil, fmt.Errorf("latency: %w\nbot log:\n%s", err, tail(bot.log(), 30))
+		return err
 	}
-	for _, p := range []int{50, 90, 99} {
-		res.add(fmt.Sprintf("latency_p%d_ms", p), "ms", "verify: submission to reply visible", ms(percentile(lat, p)))
+	// With -profile the daemon is mailbench itself (no binary was built);
+	// nothing is profiled here.
+	profDir := ""
+	if o.profile != "" {
+		profDir = filepath.Join(o.profile, fmt.Sprintf("run%d-latency", r))
+		if err := os.MkdirAll(profDir, 0o755); err != nil {
+			return err
+		}
+	}
+	bot, err := startBot(binary, cfgPath, filepath.Join(dir, fmt.Sprintf("bot-r%d-latency.log", r)), profDir, spec)
+	if err != nil {
+		return err
+	}
+	defer bot.stop()
+	target := "stranger@elsewhere.test"
+	if o.members > 0 {
+		target = memberAddr(0, o.spaces)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 60*time.Second+time.Duration(o.latency)*10*time.Second)
+	defer cancel()
+	var peerErr error
+	peerDone := make(chan struct{})
+	if o.peer > 0 {
+		p := &peer{imapAddr: stack.IMAPAddr, smtpAddr: stack.SMTPAddr, user: b.peer, every: o.peer, members: map[string]bool{target: true}}
+		go func() {
+			peerErr = p.run(pctx)
+			close(peerDone)
+		}()
+	} else {
+		close(peerDone)
+	}
+	targets := []latencyTarget{{name: "imap", to: b.latBot}, {name: "lmtp", to: b.latLMTP}}
+	if o.peer > 0 {
+		targets = append(targets, latencyTarget{name: "peer", to: b.peer})
+	}
+	logf("run %d: latency: %d rounds of a plain message and a verify to each of %v", r, o.latency, targets)
+	time.Sleep(time.Second)
+	lat, deliv, err := latency(pctx, stack, b, o.latency, target, targets, stamp, r)
+	load := loadAverage()
+	cancel()
+	<-peerDone
+	if err := errors.Join(err, peerErr); err != nil {
+		return fmt.Errorf("latency: %w\nbot log:\n%s", err, tail(bot.log(), 30))
 	}
 	for _, p := range []int{50, 90, 99} {
 		res.add(fmt.Sprintf("delivery_p%d_ms", p), "ms", "plain message: submission to visible", ms(percentile(deliv, p)))
 	}
-	res.add("bot_share_p50_ms", "ms", "latency p50 - 2 x delivery p50", ms(percentile(lat, 50)-2*percentile(deliv, 50)))
-	logf("run %d: latency p50 %v p99 %v; delivery p50 %v", r, percentile(lat, 50).Round(time.Millisecond),
-		percentile(lat, 99).Round(time.Millisecond), percentile(deliv, 50).Round(time.Millisecond))
-	slowest := func(ds []time.Duration) string {
-		s := slices.Clone(ds)
-		slices.Sort(s)
-		var out []string
-		for _, d := range s[max(0, len(s)-5):] {
-			out = append(out, d.Round(time.Millisecond).String())
+	for _, t := range targets {
+		for _, p := range []int{50, 90, 99} {
+			res.add(fmt.Sprintf("latency_%s_p%d_ms", t.name, p), "ms", fmt.Sprintf("verify to the %s: submission to reply visible", t.what()), ms(percentile(lat[t.name], p)))
 		}
-		return strings.Join(out, " ")
 	}
-	logf("run %d: slowest verify replies: %s; slowest plain deliveries: %s", r, slowest(lat), slowest(deliv))
+	d50 := percentile(deliv, 50)
+	res.add("latency_imap_per_delivery", "", "latency_imap_p50 / delivery_p50", float64(percentile(lat["imap"], 50))/float64(d50))
+	res.add("latency_lmtp_per_delivery", "", "latency_lmtp_p50 / delivery_p50 (target <= 2)", float64(percentile(lat["lmtp"], 50))/float64(d50))
+	if o.peer > 0 {
+		res.add("latency_imap_per_peer", "", "latency_imap_p50 / latency_peer_p50, same run (target < 1)", float64(percentile(lat["imap"], 50))/float64(percentile(lat["peer"], 50)))
+	}
+	res.add("load_latency", "", "load average (1 min) at the end of the phase", load)
+	var line []string
+	for _, t := range targets {
+		line = append(line, fmt.Sprintf("%s p50 %v p99 %v", t.name, percentile(lat[t.name], 50).Round(time.Millisecond), percentile(lat[t.name], 99).Round(time.Millisecond)))
+	}
+	logf("run %d: latency: %s; delivery p50 %v", r, strings.Join(line, ", "), d50.Round(time.Millisecond))
+	return bot.stop()
+}
 
-	err = bot.stop()
-	bot = nil
-	return res, err
+// freePort is a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// mb is bytes in MiB.
+func mb(n int64) float64 { return float64(n) / (1 << 20) }
+
+// loadAverage is the machine's load average over the last minute, 0 when
+// it cannot be read.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	fmt.Sscanf(string(b), "%f", &l)
+	return l
 }
 
 func specsOf(per map[string]int) []waitSpec {
@@ -543,14 +750,26 @@ func checkReplies(ctx context.Context, addr string, managers []string, sent map[
 	return c, nil
 }
 
-// latency alternates a plain message to a plain mailbox and a verify to the
-// bot, each waited for before the next is sent, and returns the two series
-// of submission-to-visible times.
-func latency(ctx context.Context, stack *mailstack.Stack, b runBoxes, o options, stamp int64, r int) (bot, plainLat []time.Duration, err error) {
-	target := "stranger@elsewhere.test"
-	if o.members > 0 {
-		target = memberAddr(0, o.spaces)
+// latencyTarget is something that answers a verify: the bot over one of
+// its intakes, or the peer.
+type latencyTarget struct {
+	name string // imap, lmtp, peer
+	to   string // the address the verify goes to
+}
+
+func (t latencyTarget) what() string {
+	if t.name == "peer" {
+		return "naive peer"
 	}
+	return "bot over " + strings.ToUpper(t.name)
+}
+
+func (t latencyTarget) String() string { return t.name }
+
+// latency runs rounds of a plain message to a plain mailbox, then a verify
+// to each target, each waited for before the next is sent, and returns
+// the submission-to-visible times.
+func latency(ctx context.Context, stack *mailstack.Stack, b runBoxes, rounds int, target string, targets []latencyTarget, stamp int64, r int) (bot map[string][]time.Duration, plainLat []time.Duration, err error) {
 	deskC, err := login(ctx, stack.IMAPAddr, b.desk)
 	if err != nil {
 		return nil, nil, err
@@ -566,24 +785,27 @@ func latency(ctx context.Context, stack *mailstack.Stack, b runBoxes, o options,
 			return nil, nil, fmt.Errorf("EXAMINE INBOX: %w", err)
 		}
 	}
-	for i := range o.latency {
+	bot = map[string][]time.Duration{}
+	for i := range rounds {
 		id := fmt.Sprintf("ping-%d-r%d-%d@elsewhere.test", stamp, r, i)
 		d, err := timeToVisible(ctx, stack.SMTPAddr, plainC, outMsg{from: b.visitor, to: b.plain, raw: plain(b.visitor, b.plain, id)})
 		if err != nil {
 			return nil, nil, fmt.Errorf("plain message %d: %w", i, err)
 		}
 		plainLat = append(plainLat, d)
-		id = fmt.Sprintf("desk-%d-r%d-%d@sp0.test", stamp, r, i)
-		raw := thunderbird(envelope{From: b.desk, To: b.bot, Subject: "Visitor at the front desk", MessageID: id},
-			"Hi,\n\nverify "+target+"\n\nThanks!")
-		d, err = timeToVisible(ctx, stack.SMTPAddr, deskC, outMsg{from: b.desk, to: b.bot, raw: raw})
-		if err != nil {
-			return nil, nil, fmt.Errorf("verify %d: %w", i, err)
+		for _, t := range targets {
+			id = fmt.Sprintf("desk-%d-r%d-%s-%d@sp0.test", stamp, r, t.name, i)
+			raw := thunderbird(envelope{From: b.desk, To: t.to, Subject: "Visitor at the front desk", MessageID: id},
+				"Hi,\n\nverify "+target+"\n\nThanks!")
+			d, err = timeToVisible(ctx, stack.SMTPAddr, deskC, outMsg{from: b.desk, to: t.to, raw: raw})
+			if err != nil {
+				return nil, nil, fmt.Errorf("verify %d to the %s: %w", i, t.what(), err)
+			}
+			bot[t.name] = append(bot[t.name], d)
+			// Let the bot finish its round (mark, move, search) and go
+			// back to waiting: the front desk's message finds it idle.
+			time.Sleep(200 * time.Millisecond)
 		}
-		bot = append(bot, d)
-		// Let the bot finish its round (mark, move, search) and go back
-		// to IDLE: the front desk's message finds it idle.
-		time.Sleep(200 * time.Millisecond)
 	}
 	return bot, plainLat, nil
 }
@@ -640,8 +862,12 @@ func median(v []float64) float64 {
 // report prints the table of every run and the medians, then one
 // name=value line per figure (the medians).
 func report(w io.Writer, o options, runs []runResult, extra runResult, zeroNote string) {
-	fmt.Fprintf(w, "\nmailbench: N=%d, %d runs, bot SMTP connections=%d, submission connections=%d, %d managers, store of %d members in %d spaces\n",
-		o.n, len(runs), o.conns, o.submitConns, o.managers, o.members, o.spaces)
+	var shapes []string
+	for _, s := range o.shapes {
+		shapes = append(shapes, s.name)
+	}
+	fmt.Fprintf(w, "\nmailbench: N=%d, %d runs, shapes %s, intakes %s, bot SMTP connections=%d, submission connections=%d, %d managers, store of %d members in %d spaces, %d cores\n",
+		o.n, len(runs), strings.Join(shapes, ","), strings.Join(o.intakes, ","), o.conns, o.submitConns, o.managers, o.members, o.spaces, runtime.NumCPU())
 	fmt.Fprintf(w, "config: %s\n\n", zeroNote)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	header := "figure\t"
@@ -678,6 +904,8 @@ func report(w io.Writer, o options, runs []runResult, extra runResult, zeroNote 
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	beside(w, o, medians)
+	fmt.Fprintln(w)
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-40s %s\n", n, meta[n].what)
 	}
@@ -685,6 +913,25 @@ func report(w io.Writer, o options, runs []runResult, extra runResult, zeroNote 
 	for _, n := range names {
 		fmt.Fprintf(w, "%s=%s\n", n, num(medians[n]))
 	}
+}
+
+// beside prints the bot's figures next to the stack's own (medians).
+func beside(w io.Writer, o options, m map[string]float64) {
+	fmt.Fprintln(w, "beside the stack's own limit (medians):")
+	for _, s := range o.shapes {
+		for _, in := range o.intakes {
+			n := in + "_" + s.name
+			fmt.Fprintf(w, "  %-10s limit %s cmd/s | burst %s cmd/s, ratio %s (%s/%d replies ok)\n", n, num(m["limit_"+n+"_msgs_per_s"]),
+				num(m["burst_"+n+"_msgs_per_s"]), num(m["burst_"+n+"_ratio"]), num(m["burst_"+n+"_replies_ok"]), o.n)
+		}
+	}
+	line := fmt.Sprintf("  front desk: plain delivery p50 %s ms", num(m["delivery_p50_ms"]))
+	for _, t := range []string{"imap", "lmtp", "peer"} {
+		if v, ok := m["latency_"+t+"_p50_ms"]; ok {
+			line += fmt.Sprintf(" | %s verify p50 %s ms", t, num(v))
+		}
+	}
+	fmt.Fprintln(w, line)
 }
 
 func num(v float64) string {

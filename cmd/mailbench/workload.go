@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/mailbot/reply"
@@ -23,38 +25,139 @@ const (
 func spaceID(k int) string            { return fmt.Sprintf("sp%d", k) }
 func memberAddr(i, spaces int) string { return fmt.Sprintf("m%d@sp%d.test", i, i%spaces) }
 
+// shape is a kind of burst traffic.
+type shape struct {
+	name string
+	// senders is how many people send the burst: managers, each managing
+	// one space (space k for sender k).
+	senders int
+	// frontDesk: every message is a verify (80% of a member, 20% of a
+	// stranger), as from one host at a front desk; otherwise the managers'
+	// mix (see burstMessages).
+	frontDesk bool
+}
+
+// shapeNamed is the shape of a -shapes entry: "many" (-managers managers,
+// mixed commands) or "one" (one host, verify only).
+func shapeNamed(name string, managers int) (shape, error) {
+	switch name {
+	case "many":
+		return shape{name: name, senders: managers}, nil
+	case "one":
+		return shape{name: name, senders: 1, frontDesk: true}, nil
+	}
+	return shape{}, fmt.Errorf("unknown shape %q (want many or one)", name)
+}
+
+// Intakes: how command mail reaches the bot.
+const (
+	intakeIMAP = "imap" // Dovecot's mailbox, read over IMAP
+	intakeLMTP = "lmtp" // Postfix delivers to the daemon's LMTP listener
+)
+
 // runBoxes are the mailboxes of one run.
 type runBoxes struct {
-	bot      string   // the bot's inbox for the burst and latency phases
-	limitBot string   // stands in for the bot's inbox while measuring the limit
-	managers []string // burst senders; manager k manages space k
-	limitMgr []string // receive the limit's reply-sized messages
-	sink     string   // receives the plain SMTP client's submissions
-	desk     string   // the front desk of the latency phase (manages space 0)
-	plain    string   // receives plain messages for the stack's own latency
-	visitor  string   // sends plain messages
+	r       int
+	sink    string // receives the plain SMTP client's submissions
+	desk    string // the front desk of the latency phase (manages space 0)
+	plain   string // receives plain messages for the stack's own latency
+	visitor string // sends plain messages
+	latBot  string // the bot of the latency phase: its IMAP mailbox
+	latLMTP string // the same bot's alias, routed to its LMTP listener
+	peer    string // the naive poller's mailbox
 }
 
-func boxesFor(r, managers int) runBoxes {
-	b := runBoxes{
-		bot:      fmt.Sprintf("visa-r%d@visa.test", r),
-		limitBot: fmt.Sprintf("limit-r%d@visa.test", r),
-		sink:     fmt.Sprintf("sink-r%d@visa.test", r),
-		desk:     fmt.Sprintf("desk-r%d@sp0.test", r),
-		plain:    fmt.Sprintf("plain-r%d@visa.test", r),
-		visitor:  fmt.Sprintf("visitor-r%d@elsewhere.test", r),
+func boxesFor(r int) runBoxes {
+	return runBoxes{
+		r:       r,
+		sink:    fmt.Sprintf("sink-r%d@visa.test", r),
+		desk:    fmt.Sprintf("desk-r%d@sp0.test", r),
+		plain:   fmt.Sprintf("plain-r%d@visa.test", r),
+		visitor: fmt.Sprintf("visitor-r%d@elsewhere.test", r),
+		latBot:  fmt.Sprintf("visa-r%d-lat@visa.test", r),
+		latLMTP: fmt.Sprintf("visa-r%d-lat-lmtp@visa.test", r),
+		peer:    fmt.Sprintf("peer-r%d@visa.test", r),
 	}
-	for k := range managers {
-		b.managers = append(b.managers, fmt.Sprintf("mgr-r%d-%d@sp%d.test", r, k, k))
-		b.limitMgr = append(b.limitMgr, fmt.Sprintf("lmgr-r%d-%d@sp%d.test", r, k, k))
-	}
-	return b
 }
 
-func (b runBoxes) all() []string {
-	out := []string{b.bot, b.limitBot, b.sink, b.desk, b.plain, b.visitor}
-	out = append(out, b.managers...)
-	return append(out, b.limitMgr...)
+// limitBoxes stand in for the bot and its correspondents while the
+// stack's own limit is measured for an intake and a shape.
+type limitBoxes struct {
+	bot string   // the command messages' inbox, drained as the bot would; or routed to an LMTP sink
+	to  []string // receive the reply-sized messages, as the senders would
+}
+
+func (b runBoxes) limit(intake string, s shape) limitBoxes {
+	l := limitBoxes{bot: fmt.Sprintf("limit-r%d-%s-%s@visa.test", b.r, intake, s.name)}
+	for k := range s.senders {
+		l.to = append(l.to, fmt.Sprintf("lmgr-r%d-%s-%s-%d@sp%d.test", b.r, intake, s.name, k, k))
+	}
+	return l
+}
+
+// burstBoxes are the bot and the senders of one burst.
+type burstBoxes struct {
+	bot     string   // the bot's address: its IMAP mailbox, or routed to its LMTP listener
+	senders []string // sender k manages space k
+}
+
+func (b runBoxes) burst(intake string, s shape) burstBoxes {
+	bb := burstBoxes{bot: fmt.Sprintf("visa-r%d-%s-%s@visa.test", b.r, intake, s.name)}
+	for k := range s.senders {
+		bb.senders = append(bb.senders, fmt.Sprintf("mgr-r%d-%s-%s-%d@sp%d.test", b.r, intake, s.name, k, k))
+	}
+	return bb
+}
+
+// outboxTo are the recipients of the outbox's own measure: n of them.
+func (b runBoxes) outboxTo(n int) []string {
+	var out []string
+	for k := range n {
+		out = append(out, fmt.Sprintf("out-r%d-%d@visa.test", b.r, k))
+	}
+	return out
+}
+
+// mailboxes are the run's Dovecot users: every address mail is delivered
+// to or read from over IMAP (LMTP bots' addresses go to the bot instead).
+func (b runBoxes) mailboxes(intakes []string, shapes []shape, managers int) []string {
+	out := append([]string{b.sink, b.desk, b.plain, b.visitor, b.latBot, b.peer}, b.outboxTo(managers)...)
+	for _, s := range shapes {
+		for _, in := range intakes {
+			l, bb := b.limit(in, s), b.burst(in, s)
+			if in == intakeIMAP {
+				out = append(out, l.bot, bb.bot)
+			}
+			out = append(append(out, l.to...), bb.senders...)
+		}
+	}
+	return out
+}
+
+// lmtpRoutes are the run's addresses Postfix hands to the daemon's LMTP
+// listener.
+func (b runBoxes) lmtpRoutes(intakes []string, shapes []shape) []string {
+	out := []string{b.latLMTP}
+	if slices.Contains(intakes, intakeLMTP) {
+		for _, s := range shapes {
+			out = append(out, b.limit(intakeLMTP, s).bot, b.burst(intakeLMTP, s).bot)
+		}
+	}
+	return out
+}
+
+// managers are the run's senders the store knows as managers, each with
+// the space they manage.
+func (b runBoxes) managers(intakes []string, shapes []shape) map[string]string {
+	m := map[string]string{b.desk: spaceID(0)}
+	for _, s := range shapes {
+		for _, in := range intakes {
+			for k, a := range b.burst(in, s).senders {
+				m[a] = spaceID(k)
+			}
+		}
+	}
+	return m
 }
 
 // kind is the command a burst message carries.
@@ -82,19 +185,23 @@ type command struct {
 	raw      []byte
 }
 
-// burstMessages composes n command messages for run r: 40% verify of a
-// member, 10% verify of a stranger, 25% add member, 25% update member, from
-// the run's managers in turn, in Thunderbird, Gmail and Outlook styles.
-func burstMessages(r, n int, b runBoxes, members, spaces int, rng *rand.Rand, stamp int64) []command {
+// burstMessages composes n command messages for run r to bot, from the
+// senders in turn, in Thunderbird, Gmail and Outlook styles. The managers'
+// mix is 40% verify of a member, 10% verify of a stranger, 25% add member,
+// 25% update member; the front desk's is 80% verify of a member, 20% of a
+// stranger.
+// tag names the burst, so that no two bursts add the same address or
+// reuse a Message-ID.
+func burstMessages(tag string, n int, bot string, senders []string, s shape, members, spaces int, rng *rand.Rand, stamp int64) []command {
 	out := make([]command, n)
 	for i := range n {
-		k := i % len(b.managers)
-		from := b.managers[k]
+		k := i % len(senders)
+		from := senders[k]
 		var kd kind
 		switch x := rng.IntN(100); {
-		case x < 40:
+		case s.frontDesk && x < 80, !s.frontDesk && x < 40:
 			kd = verifyMember
-		case x < 50:
+		case s.frontDesk, x < 50:
 			kd = verifyStranger
 		case x < 75:
 			kd = addMember
@@ -112,17 +219,17 @@ func burstMessages(r, n int, b runBoxes, members, spaces int, rng *rand.Rand, st
 			body = fmt.Sprintf("Hi,\n\nverify %s\n\nThanks!", memberAddr(rng.IntN(members), spaces))
 		case verifyStranger:
 			subject = "Visitor at the front desk"
-			body = fmt.Sprintf("Hi,\n\nverify walk-in-%d-%d@elsewhere.test\n\nThanks!", r, i)
+			body = fmt.Sprintf("Hi,\n\nverify walk-in-%s-%d@elsewhere.test\n\nThanks!", tag, i)
 		case addMember:
 			subject = "New member"
-			body = fmt.Sprintf("Hello,\n\nadd member new-r%d-%d@newcomers.test name=\"New Person %d\" until=2027-12-31\n\nBest,", r, i, i)
+			body = fmt.Sprintf("Hello,\n\nadd member new-%s-%d@newcomers.test name=\"New Person %d\" until=2027-12-31\n\nBest,", tag, i, i)
 		case updateMember:
 			subject = "Roster change"
 			target := memberAddr(k+spaces*rng.IntN(perSpace), spaces)
-			body = fmt.Sprintf("Hello,\n\nupdate member %s name=\"Renamed %d %d\"\n\nBest,", target, r, i)
+			body = fmt.Sprintf("Hello,\n\nupdate member %s name=\"Renamed %s %d\"\n\nBest,", target, tag, i)
 		}
-		id := fmt.Sprintf("bench-%d-r%d-%d@%s", stamp, r, i, domainOf(from))
-		e := envelope{From: from, To: b.bot, Subject: subject, MessageID: id}
+		id := fmt.Sprintf("bench-%d-%s-%d@%s", stamp, tag, i, domainOf(from))
+		e := envelope{From: from, To: bot, Subject: subject, MessageID: id}
 		var raw []byte
 		switch i % 3 {
 		case 0:
@@ -180,7 +287,7 @@ func replyLike(n int, from string, to []string, rng *rand.Rand) ([][]byte, error
 
 // seedStore writes the spaces, every run's managers and the members, 100k
 // records per transaction (one fsync each).
-func seedStore(path string, members, spaces, runs, managers int) (time.Duration, int64, error) {
+func seedStore(path string, members, spaces int, managers map[string]string) (time.Duration, int64, error) {
 	start := time.Now()
 	db, err := storage.Open(path)
 	if err != nil {
@@ -194,14 +301,8 @@ func seedStore(path string, members, spaces, runs, managers int) (time.Duration,
 				return err
 			}
 		}
-		for r := 1; r <= runs; r++ {
-			b := boxesFor(r, managers)
-			for k, m := range b.managers {
-				if err := tx.AddManager(storage.Manager{Email: m, Space: spaceID(k), Added: now}); err != nil {
-					return err
-				}
-			}
-			if err := tx.AddManager(storage.Manager{Email: b.desk, Space: spaceID(0), Added: now}); err != nil {
+		for _, m := range slices.Sorted(maps.Keys(managers)) {
+			if err := tx.AddManager(storage.Manager{Email: m, Space: managers[m], Added: now}); err != nil {
 				return err
 			}
 		}

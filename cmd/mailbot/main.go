@@ -29,7 +29,7 @@ const exitTempFail = 75
 const usage = `mailbot: the Coworking Visa membership bot
 
 Usage:
-  mailbot run --config FILE        run the daemon: watch the IMAP inbox, answer by SMTP
+  mailbot run --config FILE        run the daemon: take mail from the IMAP inbox or over LMTP, answer by SMTP
   mailbot demo [--imap ADDR] [--smtp ADDR] [--store FILE]
                                    embedded IMAP and SMTP servers, a seeded demo network and the bot
   mailbot process --config FILE    handle one message from standard input (MTA pipe delivery;

@@ -100,6 +100,7 @@ func TestParseDefaults(t *testing.T) {
 		{"auth.require", c.Auth.Require, "dmarc"},
 		{"poll_interval", c.PollInterval, 60 * time.Second},
 		{"limits.replies_per_sender_per_hour", c.Limits.RepliesPerSenderPerHour, 60},
+		{"limits.replies_per_minute", c.Limits.RepliesPerMinute, 20000},
 		{"limits.max_message_bytes", c.Limits.MaxMessageBytes, int64(10 << 20)},
 		{"limits.max_lines", c.Limits.MaxLines, 500},
 		{"limits.max_commands", c.Limits.MaxCommands, 100},
@@ -197,6 +198,16 @@ func TestParseValid(t *testing.T) {
 			func(c *Config) bool {
 				return c.Health.InboxStaleAfter == 90*time.Second && c.Health.OutboxStaleAfter == time.Hour
 			}},
+		{"lmtp without imap", map[string]any{"imap": deleted{}, "lmtp.listen": "127.0.0.1:2424"},
+			func(c *Config) bool { return !c.UsesIMAP() && c.LMTP.Listen == "127.0.0.1:2424" }},
+		{"lmtp on a unix socket beside imap", map[string]any{"lmtp.listen": " unix:/run/mailbot/lmtp.sock"},
+			func(c *Config) bool { return c.UsesIMAP() && c.LMTP.Listen == "unix:/run/mailbot/lmtp.sock" }},
+		{"fast poll off", map[string]any{"imap.fast_poll.every": "0s"},
+			func(c *Config) bool { return c.IMAP.FastPoll.Every == 0 && c.IMAP.FastPoll.For == time.Minute }},
+		{"fast poll default", nil,
+			func(c *Config) bool {
+				return c.IMAP.FastPoll == FastPoll{Every: 100 * time.Millisecond, For: time.Minute}
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,6 +285,12 @@ func TestParseErrors(t *testing.T) {
 		{"http listen as a URL", map[string]any{"http.listen": "http://127.0.0.1:8080"}, "http.listen: must be host:port"},
 		{"inbox limit zero", map[string]any{"health.inbox_stale_after": "0s"}, "health.inbox_stale_after: must be at least 1s"},
 		{"outbox limit too short", map[string]any{"health.outbox_stale_after": "10ms"}, "health.outbox_stale_after: must be at least 1s"},
+		{"neither imap nor lmtp", map[string]any{"imap": deleted{}}, "imap.host: required"},
+		{"lmtp without a port", map[string]any{"lmtp.listen": "127.0.0.1"}, "lmtp.listen: must be host:port"},
+		{"lmtp on a relative socket path", map[string]any{"lmtp.listen": "unix:lmtp.sock"}, "lmtp.listen: a unix socket needs an absolute path"},
+		{"lmtp with imap half written", map[string]any{"lmtp.listen": "127.0.0.1:2424", "imap.username": deleted{}}, "imap.username: required"},
+		{"fast poll too fast", map[string]any{"imap.fast_poll.every": "10ms"}, "imap.fast_poll.every: must be 0 (always IDLE) or from 50ms"},
+		{"fast poll for no time", map[string]any{"imap.fast_poll.for": "0s"}, "imap.fast_poll.for: must be more than 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -487,6 +504,9 @@ func TestWarnings(t *testing.T) {
 		{"metrics public on loopback", map[string]any{"http.listen": "127.0.0.1:8080", "http.metrics_public": true}, nil},
 		{"metrics public to the network", map[string]any{"http.listen": ":8080", "http.metrics_public": true},
 			[]string{"http.metrics_public: /metrics and /healthz are served to anyone"}},
+		{"lmtp on loopback", map[string]any{"lmtp.listen": "127.0.0.1:2424"}, nil},
+		{"lmtp on a socket", map[string]any{"lmtp.listen": "unix:/run/mailbot/lmtp.sock"}, nil},
+		{"lmtp to the network", map[string]any{"lmtp.listen": "0.0.0.0:2424"}, []string{"lmtp.listen: whoever reaches"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -126,6 +127,72 @@ func TestNewMailWhileIdlingIsHandedPromptly(t *testing.T) {
 	}
 	slices.Sort(lat)
 	t.Logf("APPEND→Handle against imapmemserver (IDLE), 5 runs: min %v, median %v, max %v", lat[0], lat[2], lat[4])
+}
+
+// testClock is a clock the test moves on.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// count counts the command lines matching re (after the tag).
+func count(lines []string, re string) int {
+	rx := regexp.MustCompile(`^\S+ ` + re)
+	n := 0
+	for _, l := range lines {
+		if rx.MatchString(l) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFastPollWhileMailComes: once new mail was handed over, the watcher
+// polls with NOOP instead of idling, hands over mail that comes
+// meanwhile, and idles again once no new mail came for FastPollFor.
+func TestFastPollWhileMailComes(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	cfg := ts.config(newLogBuffer(t)) // PollInterval 1h: only IDLE or the fast poll can wake it
+	// A NOOP every 20 ms, for an hour of the test's clock, which the test
+	// moves on to end the window.
+	cfg.FastPoll, cfg.FastPollFor = 20*time.Millisecond, time.Hour
+	clock := &testClock{now: time.Now()}
+	h := newTestHandler(t, nil)
+	w := New(cfg, h)
+	w.now = clock.Now
+	startWatcher(t, w, true)
+
+	ts.waitIdling(t) // no mail yet: it idles
+	u1 := ts.appendMsg(t, "INBOX", testMessage(1))
+	wantCall(t, h, ts, u1, testMessage(1))
+	from := len(ts.proxy.commands())
+	eventually(t, "NOOPs after new mail", func() bool { return count(ts.proxy.commands()[from:], "NOOP") >= 3 })
+	u2 := ts.appendMsg(t, "INBOX", testMessage(2))
+	wantCall(t, h, ts, u2, testMessage(2))
+	between := ts.proxy.commands()[from:]
+	if n := count(between, "IDLE"); n > 0 {
+		t.Errorf("the watcher idled %d times while polling fast:\n%s", n, strings.Join(between, "\n"))
+	}
+	if n := count(between, `UID FETCH \S+ \(UID BODY`); n != 1 {
+		t.Errorf("%d fetches of a body while polling fast, want 1 (message 2's): only new mail ends the poll:\n%s", n, strings.Join(between, "\n"))
+	}
+
+	clock.Add(2 * time.Hour) // no new mail for longer than FastPollFor
+	ts.waitIdling(t)
+	u3 := ts.appendMsg(t, "INBOX", testMessage(3))
+	wantCall(t, h, ts, u3, testMessage(3))
 }
 
 func TestIdleIsRestarted(t *testing.T) {
@@ -617,5 +684,56 @@ func TestRepeatedFailureWarnsOnce(t *testing.T) {
 	<-done
 	if n := strings.Count(logs.String(), `level=WARN msg="imap connection failed"`); n != 1 {
 		t.Errorf("%d warnings for the same failure, want 1:\n%s", n, logs.String())
+	}
+}
+
+// batchHandler takes fetched batches whole; it leaves UID 3 for later.
+type batchHandler struct {
+	mu      sync.Mutex
+	batches [][]uint32
+	single  int
+}
+
+func (h *batchHandler) Handle(ctx context.Context, m Message) Disposition {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.single++
+	return Disposition{Action: Handled}
+}
+
+func (h *batchHandler) HandleBatch(ctx context.Context, ms []Message) []Disposition {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var uids []uint32
+	out := make([]Disposition, len(ms))
+	for i, m := range ms {
+		uids = append(uids, m.UID)
+		out[i] = Disposition{Action: Handled}
+		if m.UID == 3 {
+			out[i] = Disposition{Action: Leave, Reason: "later"}
+		}
+	}
+	h.batches = append(h.batches, uids)
+	return out
+}
+
+// A handler that takes batches gets the fetched batch in one call, in UID
+// order; each message is then marked as its disposition says.
+func TestBatchHandlerGetsTheFetchedBatch(t *testing.T) {
+	ts := newTestServer(t, serverOptions{})
+	for i := 1; i <= 5; i++ {
+		ts.appendMsg(t, "INBOX", testMessage(i))
+	}
+	h := &batchHandler{}
+	start(t, ts.config(newLogBuffer(t)), h, true)
+	eventually(t, "four messages moved", func() bool { return len(ts.messages(t, "Processed")) == 4 })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.batches) != 1 || !slices.Equal(h.batches[0], []uint32{1, 2, 3, 4, 5}) || h.single != 0 {
+		t.Errorf("batches %v and %d single calls, want one batch of UIDs 1-5", h.batches, h.single)
+	}
+	left := ts.messages(t, "INBOX")
+	if flags, ok := left[3]; len(left) != 1 || !ok || slices.Contains(flags, KeywordHandled) {
+		t.Errorf("INBOX holds %v, want UID 3 alone, unflagged", left)
 	}
 }

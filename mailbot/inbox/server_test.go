@@ -519,6 +519,13 @@ func drain(ch chan struct{}) {
 	}
 }
 
+// commands returns the command lines the watcher sent so far, in order.
+func (p *proxy) commands() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.cmds)
+}
+
 // sent reports whether the watcher sent a command matching re (after the tag).
 func (p *proxy) sent(re string) bool {
 	rx := regexp.MustCompile(`^\S+ ` + re)
@@ -565,8 +572,14 @@ type running struct {
 // for Ready first.
 func start(t *testing.T, cfg Config, h Handler, waitReady bool) *running {
 	t.Helper()
+	return startWatcher(t, New(cfg, h), waitReady)
+}
+
+// startWatcher is start with a watcher the test made (and changed).
+func startWatcher(t *testing.T, w *Watcher, waitReady bool) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{w: New(cfg, h), cancel: cancel, done: make(chan error, 1)}
+	r := &running{w: w, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- r.w.Run(ctx) }()
 	t.Cleanup(func() {
 		if err := r.stop(t); err != nil {

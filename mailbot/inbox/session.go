@@ -278,6 +278,7 @@ func (s *session) round(ctx context.Context) error {
 			for _, u := range batch {
 				handed[u] = true // also those expunged meanwhile, which FETCH skips
 			}
+			s.w.sawNew(s.uidValidity, uint32(slices.Max(batch)))
 			if err := s.deliver(ctx, msgs); err != nil {
 				return err
 			}
@@ -368,16 +369,19 @@ func (s *session) deliver(ctx context.Context, msgs []Message) error {
 	stop := ctx
 	ctx = context.WithoutCancel(ctx)
 	var marks []mark
-	for _, m := range msgs {
-		if stop.Err() != nil {
-			break
-		}
-		if mk, ok := s.plan(m, s.handle(ctx, m)); ok {
+	for i, d := range s.handleAll(ctx, stop, msgs) {
+		if mk, ok := s.plan(msgs[i], d); ok {
 			marks = addMark(marks, mk)
 		}
 	}
 	for _, mk := range marks {
 		log := s.log.With("uids", mk.uids.String(), "to", mk.target)
+		if len(mk.flags) > 0 && mk.target != "" && s.caps.Has(imap.CapMove) {
+			if err := s.markAndMove(ctx, log, mk); err != nil {
+				return err
+			}
+			continue
+		}
 		if len(mk.flags) > 0 {
 			if err := s.store(ctx, mk.uids, mk.flags); err != nil {
 				if err := s.soft(log, "marking failed: the messages will be handed again", err); err != nil {
@@ -402,6 +406,46 @@ func (s *session) deliver(ctx context.Context, msgs []Message) error {
 		}
 		log.Info("messages marked and moved")
 	}
+	return nil
+}
+
+// markAndMove flags messages and moves them in one round trip: the UID
+// STORE and the UID MOVE are sent together (RFC 3501 §5.5: the server
+// runs them in order), since waiting for the first costs as much as the
+// second under a burst. A refused STORE still lets the MOVE happen: the
+// handler's record knows the messages, so they need no flag to be safe. A
+// refused MOVE leaves them flagged in place, moved on at the next
+// connection. Only a connection failure is returned.
+func (s *session) markAndMove(ctx context.Context, log *slog.Logger, mk mark) error {
+	if err := s.ensureMailbox(ctx, mk.target); err != nil {
+		return s.soft(log, "moving failed: the messages stay in place, unflagged, and are tried again", err)
+	}
+	var storeErr, moveErr error
+	err := s.guard(ctx, fmt.Sprintf("UID STORE +FLAGS.SILENT %v, UID MOVE", mk.flags), func() error {
+		store := s.c.Store(mk.uids, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: mk.flags}, nil)
+		move := s.c.Move(mk.uids, mk.target)
+		storeErr = store.Close()
+		_, moveErr = move.Wait()
+		var imapErr *imap.Error
+		for _, err := range []error{storeErr, moveErr} {
+			if err != nil && !errors.As(err, &imapErr) {
+				return err // the connection failed
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s.soft(log, "marking and moving failed: the messages will be handed again", err)
+	}
+	switch {
+	case storeErr != nil && moveErr != nil:
+		return s.soft(log, "marking and moving refused: the messages will be handed again", errors.Join(storeErr, moveErr))
+	case storeErr != nil:
+		log.Error("marking failed; the messages are moved all the same", "error", storeErr)
+	case moveErr != nil:
+		return s.soft(log, "moving failed: the messages stay flagged in place, and are moved on at the next connection", moveErr)
+	}
+	log.Info("messages marked and moved")
 	return nil
 }
 
@@ -457,6 +501,40 @@ func (s *session) plan(m Message, d Disposition) (mk mark, ok bool) {
 	mk.flags = slices.Compact(mk.flags) // \Seen twice without keywords
 	mk.uids = imap.UIDSetNum(imap.UID(m.UID))
 	return mk, true
+}
+
+// handleAll hands a batch to the handler and returns the dispositions of
+// the messages handled: all at once to a BatchHandler, else one at a
+// time, stopping at the first message after stop is done.
+func (s *session) handleAll(ctx, stop context.Context, msgs []Message) []Disposition {
+	if bh, ok := s.w.h.(BatchHandler); ok && len(msgs) > 1 {
+		return s.handleBatch(ctx, bh, msgs)
+	}
+	var out []Disposition
+	for _, m := range msgs {
+		if stop.Err() != nil {
+			break
+		}
+		out = append(out, s.handle(ctx, m))
+	}
+	return out
+}
+
+// handleBatch calls HandleBatch; a panic, or an answer of the wrong
+// length, leaves every message of the batch in place.
+func (s *session) handleBatch(ctx context.Context, bh BatchHandler, msgs []Message) (out []Disposition) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("handler panicked, messages left in place", "messages", len(msgs), "panic", v, "stack", string(debug.Stack()))
+			out = make([]Disposition, len(msgs))
+		}
+	}()
+	out = bh.HandleBatch(ctx, msgs)
+	if len(out) != len(msgs) {
+		s.log.Error("handler answered for a batch of the wrong size, messages left in place", "messages", len(msgs), "answers", len(out))
+		out = make([]Disposition, len(msgs))
+	}
+	return out
 }
 
 // handle calls the handler; a panic is logged and the message left, so one
@@ -588,8 +666,12 @@ func (s *session) ensureMailbox(ctx context.Context, name string) error {
 
 // wait returns when there may be new mail: with IDLE on EXISTS, otherwise on
 // the poll timer; in both cases also on Poke, on IdleRestart/PollInterval and
-// when ctx is done.
+// when ctx is done. While mail is coming in (Config.FastPoll) it polls
+// instead.
 func (s *session) wait(ctx context.Context) error {
+	if s.fastPolling() {
+		return s.fastPoll(ctx)
+	}
 	if s.caps.Has(imap.CapIdle) {
 		return s.idle(ctx)
 	}
@@ -607,6 +689,45 @@ func (s *session) wait(ctx context.Context) error {
 	// NOOP lets the server report news (RFC 3501 §6.1.2) and proves the
 	// connection is alive.
 	return s.guard(ctx, "NOOP", func() error { return s.c.Noop().Wait() })
+}
+
+// fastPolling reports whether new mail was handed over within
+// FastPollFor: more may follow, and a NOOP sees it sooner than IDLE.
+func (s *session) fastPolling() bool {
+	return s.cfg.FastPoll > 0 && !s.w.lastMail.IsZero() && s.w.now().Sub(s.w.lastMail) < s.cfg.FastPollFor
+}
+
+// fastPoll sends a NOOP every FastPoll (RFC 3501 §6.1.2: the server
+// answers it with what changed, EXISTS for new mail) until the server
+// reports new mail, a poke comes, PollInterval has passed (the safety-net
+// sweep), or mail stopped coming for FastPollFor: then it returns, and
+// the next wait idles. Messages left in the mailbox are not handed again
+// at every NOOP: only new mail ends the wait, as with IDLE.
+func (s *session) fastPoll(ctx context.Context) error {
+	t := time.NewTimer(s.cfg.FastPoll)
+	defer t.Stop()
+	sweep := time.NewTimer(s.cfg.PollInterval)
+	defer sweep.Stop()
+	for s.fastPolling() {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.c.Closed():
+			return errors.New("connection closed by server")
+		case <-s.newMail:
+			return nil
+		case <-s.w.poke:
+			return nil
+		case <-sweep.C:
+			return nil
+		case <-t.C:
+		}
+		if err := s.guard(ctx, "NOOP", func() error { return s.c.Noop().Wait() }); err != nil {
+			return err
+		}
+		t.Reset(s.cfg.FastPoll)
+	}
+	return nil
 }
 
 // idle waits in IDLE (RFC 2177). Ending it needs an answer from the server

@@ -76,6 +76,11 @@ func newWorld(name string) world {
 
 var worlds = []string{"flow", "forged", "denied", "restart", "outage"}
 
+// transports route addresses to next hops other than Dovecot (Postfix's
+// transport_maps), set before the stack starts: a bot's address to its
+// LMTP listener.
+var transports = map[string]string{}
+
 func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
@@ -115,7 +120,7 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "ITEST: OpenDKIM and OpenDMARC could not start (run .ci/install-deps as root):", err)
 		return 1
 	}
-	stack, err = mailstack.Start(ctx, mailstack.Options{Users: users, RetryDelay: 2 * time.Second, Milters: v.Milters})
+	stack, err = mailstack.Start(ctx, mailstack.Options{Users: users, RetryDelay: 2 * time.Second, Milters: v.Milters, Transports: transports})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ITEST: Dovecot and Postfix could not start (run .ci/install-deps as root):", err)
 		if err := v.Stop(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coworkingvisa/mailbot/mailbot/metrics"
@@ -123,13 +124,18 @@ func (q *Queue) Kick() {
 	}
 }
 
-// outcome is what one delivery reports to the loop.
+// outcome is what one attempt at one item came to.
 type outcome struct {
 	id      uint64
 	sent    bool
 	failure Failure // when not sent
-	sender  Sender  // the sender it used, back to the pool
-	// storeFailed: the store could not record the attempt or its
+}
+
+// batchDone is what one batch reports to the loop.
+type batchDone struct {
+	b        *running
+	outcomes []outcome
+	// storeFailed: the store could not record an attempt or its
 	// outcome (a full disk): the queue waits before it tries again.
 	storeFailed bool
 }
@@ -138,118 +144,141 @@ type outcome struct {
 // record a send, so that a full disk does not make it spin.
 const storeRetry = 5 * time.Second
 
-// running is a send in hand.
+// maxBatch bounds the messages to one recipient handed to a sender at
+// once: sent in order over its connection, their attempts recorded in one
+// transaction before the first send.
+const maxBatch = 32
+
+// outcomesEvery: the outcomes of a batch are recorded after this many
+// sends and at its end, so that a crash sends again at most this many
+// messages that were sent already.
+const outcomesEvery = 8
+
+// running is a batch in hand: messages to one recipient, sent in turn by
+// one sender.
 type running struct {
-	rcpt, domain string    // the recipient and its domain
-	start        time.Time // when it was handed to a sender
+	rcpt, domain string // the recipient and its domain
+	items        []storage.OutboxItem
+	sender       Sender
+	current      atomic.Int64 // when the send in hand began (Unix ns)
 }
 
 // Run sends due messages until ctx is done, then finishes the sends in
 // hand and closes the senders. It first takes care of the sends the
 // process died in (see Recover).
 //
-// Sends to different recipients do not wait on each other. Each send has a
-// sender (an SMTP connection) of its own; the Config's senders are the
-// usual pool. One recipient has one send in hand at most, so replies to
-// one person go out in order. A send running longer than SlowAfter counts
-// as stalled (a recipient whose server does not answer, checked by the
-// submission server while it waits): it frees room for one more
-// connection, from Extra, so that the front desk is never behind a stalled
-// stranger; and no other message to the stalled recipient's domain is
-// started until it ends.
+// Sends to different recipients do not wait on each other. Each batch has
+// a sender (an SMTP connection) of its own; the Config's senders are the
+// usual pool. A recipient has one batch in hand at most, its messages
+// sent in queue order, so replies to one person go out in order; a
+// recipient with many waiting (a front desk in a rush) gets them in
+// batches of up to maxBatch, whose bookkeeping costs a few transactions
+// per batch rather than two per message. A send running longer than
+// SlowAfter counts as stalled (a recipient whose server does not answer,
+// checked by the submission server while it waits): it frees room for one
+// more connection, from Extra, so that the front desk is never behind a
+// stalled stranger; and no other message to the stalled recipient's
+// domain is started until it ends.
 func (q *Queue) Run(ctx context.Context) error {
 	if err := q.Recover(); err != nil {
 		q.cfg.Log.Error("outbox: recovering sends in flight", "error", err)
 	}
 	p := &pool{idle: append([]Sender(nil), q.senders...), base: len(q.senders), extra: q.cfg.Extra}
-	finished := make(chan outcome)
-	inFlight := map[uint64]running{}
+	finished := make(chan batchDone)
+	batches := map[*running]bool{}
+	inFlight := map[uint64]bool{}
+	// Sends in hand are finished (each within SendTimeout); a batch stops
+	// after its send in hand, the rest of it left due.
+	stop, cancelStop := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
-		for range inFlight {
-			p.put((<-finished).sender)
+		cancelStop()
+		for range batches {
+			p.put((<-finished).b.sender)
 		}
 		p.closeAll()
+	}()
+	go func() {
+		<-ctx.Done()
+		cancelStop()
 	}()
 
 	// The server is presumed down while messages wait on an earlier
 	// failure: the first of them is tried at once, as a probe.
 	var down bool
 	var lastTry, storeBack time.Time
-	done := func(o outcome) {
-		delete(inFlight, o.id)
-		p.put(o.sender)
-		if o.storeFailed {
+	// A message that failed waits by its schedule, which only a look at
+	// the whole queue finds again.
+	done := func(bd batchDone) (failed bool) {
+		delete(batches, bd.b)
+		for _, it := range bd.b.items {
+			delete(inFlight, it.ID)
+		}
+		p.put(bd.b.sender)
+		if bd.storeFailed {
 			storeBack = q.cfg.Now().Add(storeRetry)
 		}
-		switch {
-		case o.sent && down:
-			down = false
-			if n, err := q.releaseWaiting(); err != nil {
-				q.cfg.Log.Error("outbox: releasing waiting messages", "error", err)
-			} else if n > 0 {
-				q.cfg.Log.Info("outbox: the submission server answers again; sending the waiting messages", "waiting", n)
+		for _, o := range bd.outcomes {
+			switch {
+			case o.sent && down:
+				down = false
+				if n, err := q.releaseWaiting(); err != nil {
+					q.cfg.Log.Error("outbox: releasing waiting messages", "error", err)
+				} else if n > 0 {
+					q.cfg.Log.Info("outbox: the submission server answers again; sending the waiting messages", "waiting", n)
+				}
+			case !o.sent && o.failure == Unreachable:
+				down, lastTry = true, q.cfg.Now()
 			}
-		case !o.sent && o.failure == Unreachable:
-			down, lastTry = true, q.cfg.Now()
+			failed = failed || !o.sent
 		}
+		return failed
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var pending []storage.OutboxItem // due, not yet handed to a sender
+	var pending []storage.OutboxItem // due, not yet handed to a sender, in id order
 	var s scanned
-	rescan, first := true, true
+	// A kick means items were added: only those are read (after the last
+	// id seen), not the whole queue again.
+	var fresh bool
+	full, first := true, true
 	for {
 		now := q.cfg.Now()
-		if rescan || len(pending) == 0 {
+		switch {
+		case full || len(pending) == 0:
 			var err error
-			ids := make(map[uint64]bool, len(inFlight))
-			for id := range inFlight {
-				ids[id] = true
-			}
-			if s, err = q.scan(ids, now); err != nil {
+			if s, err = q.scan(inFlight, 0, maxDue, now); err != nil {
 				q.cfg.Log.Error("outbox: reading the queue", "error", err)
 				s.next = now.Add(5 * time.Second)
 			}
-			pending, rescan = s.due, false
+			pending, full, fresh = s.due, false, false
 			if first {
 				down, first = s.waiting != nil, false
 			}
-			if down && s.waiting != nil && len(inFlight) == 0 && !now.Before(lastTry.Add(q.cfg.Probe)) {
+			if down && s.waiting != nil && len(batches) == 0 && !now.Before(lastTry.Add(q.cfg.Probe)) {
 				pending = append(pending, *s.waiting) // a probe
 				lastTry = now
 			}
-		}
-
-		// Hand out what there is room for, skipping the domains of
-		// stalled sends.
-		stalled, stalledDomains, nextStall := q.stalls(inFlight, now)
-		room := min(p.base+stalled, max(q.cfg.MaxConnections, p.base))
-		busy := make(map[string]bool, len(inFlight))
-		for _, r := range inFlight {
-			busy[r.rcpt] = true
-		}
-		var left []storage.OutboxItem
-		for _, it := range pending {
-			rcpt, d := recipientOf(it)
-			if now.Before(storeBack) || len(inFlight) >= room || stalledDomains[d] || busy[rcpt] {
-				left = append(left, it)
+		case fresh && len(pending) < maxDue:
+			more, err := q.scan(inFlight, s.last, maxDue-len(pending), now)
+			if err != nil {
+				q.cfg.Log.Error("outbox: reading the queue", "error", err)
+				full = true
 				continue
 			}
-			sender := p.get()
-			if sender == nil {
-				left = append(left, it)
-				continue
+			pending = append(pending, more.due...)
+			s.last, fresh = max(s.last, more.last), false
+			if !more.next.IsZero() && (s.next.IsZero() || more.next.Before(s.next)) {
+				s.next = more.next
 			}
-			inFlight[it.ID] = running{rcpt: rcpt, domain: d, start: now}
-			busy[rcpt] = true
-			go func(it storage.OutboxItem) {
-				o := q.deliver(sender, it)
-				o.sender = sender
-				finished <- o
-			}(it)
 		}
-		pending = left
 
+		// Hand out what there is room for, a batch per recipient,
+		// skipping the domains of stalled sends.
+		if !now.Before(storeBack) {
+			pending = q.handOut(pending, batches, inFlight, p, now, stop, finished)
+		}
+
+		_, _, nextStall := q.stalls(batches, now)
 		wake := s.next
 		if down && s.waiting != nil {
 			if probe := lastTry.Add(q.cfg.Probe); wake.IsZero() || probe.Before(wake) {
@@ -271,25 +300,79 @@ func (q *Queue) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-q.kick:
-			rescan = true
-		case o := <-finished:
-			done(o)
+			fresh = true
+		case bd := <-finished:
+			full = done(bd) || full
 		case <-timer.C:
-			rescan = true
+			full = true
 		}
 	}
+}
+
+// handOut starts a batch for each recipient with due messages that may be
+// sent to now, while there is room, and returns what is left, in order.
+func (q *Queue) handOut(pending []storage.OutboxItem, batches map[*running]bool, inFlight map[uint64]bool, p *pool,
+	now time.Time, ctx context.Context, finished chan<- batchDone) []storage.OutboxItem {
+	stalled, stalledDomains, _ := q.stalls(batches, now)
+	room := min(p.base+stalled, max(q.cfg.MaxConnections, p.base))
+	busy := make(map[string]bool, len(batches))
+	for b := range batches {
+		busy[b.rcpt] = true
+	}
+	taken := map[uint64]bool{}
+	for i := 0; i < len(pending) && len(batches) < room; i++ {
+		it := pending[i]
+		rcpt, d := recipientOf(it)
+		if busy[rcpt] || stalledDomains[d] {
+			continue
+		}
+		// This recipient's due messages, in order, up to maxBatch. A
+		// message the process died sending goes alone, so that one that
+		// kills it is held without taking others with it.
+		items := []storage.OutboxItem{it}
+		for j := i + 1; j < len(pending) && len(items) < maxBatch && it.Crashes == 0; j++ {
+			if r, _ := recipientOf(pending[j]); r == rcpt {
+				if pending[j].Crashes > 0 {
+					break
+				}
+				items = append(items, pending[j])
+			}
+		}
+		sender := p.get()
+		if sender == nil {
+			break
+		}
+		b := &running{rcpt: rcpt, domain: d, items: items, sender: sender}
+		b.current.Store(now.UnixNano())
+		batches[b] = true
+		busy[rcpt] = true
+		for _, it := range items {
+			inFlight[it.ID], taken[it.ID] = true, true
+		}
+		go func() { finished <- q.deliver(ctx, b) }()
+	}
+	if len(taken) == 0 {
+		return pending
+	}
+	left := pending[:0:0]
+	for _, it := range pending {
+		if !taken[it.ID] {
+			left = append(left, it)
+		}
+	}
+	return left
 }
 
 // stalls counts the sends in hand that run longer than SlowAfter, names
 // their recipient domains, and says when the next one will count as
 // stalled.
-func (q *Queue) stalls(inFlight map[uint64]running, now time.Time) (n int, domains map[string]bool, next time.Time) {
+func (q *Queue) stalls(batches map[*running]bool, now time.Time) (n int, domains map[string]bool, next time.Time) {
 	domains = map[string]bool{}
-	for _, r := range inFlight {
-		at := r.start.Add(q.cfg.SlowAfter)
+	for b := range batches {
+		at := time.Unix(0, b.current.Load()).Add(q.cfg.SlowAfter)
 		if !now.Before(at) {
 			n++
-			domains[r.domain] = true
+			domains[b.domain] = true
 		} else if next.IsZero() || at.Before(next) {
 			next = at
 		}
@@ -355,14 +438,18 @@ type scanned struct {
 	due     []storage.OutboxItem // due now and not in flight
 	next    time.Time            // when the next waiting item falls due
 	waiting *storage.OutboxItem  // the waiting item that is due first
+	last    uint64               // the last id looked at
 }
 
 // maxDue bounds the items handed to the senders per look at the queue.
 const maxDue = 1000
 
-func (q *Queue) scan(inFlight map[uint64]bool, now time.Time) (s scanned, err error) {
+// scan looks at the items after id `after`, up to limit due ones.
+func (q *Queue) scan(inFlight map[uint64]bool, after uint64, limit int, now time.Time) (s scanned, err error) {
+	s.last = after
 	err = q.db.View(func(tx *storage.Tx) error {
-		return tx.Outbox(func(it storage.OutboxItem) bool {
+		return tx.OutboxAfter(after, func(it storage.OutboxItem) bool {
+			s.last = it.ID
 			if inFlight[it.ID] || it.Held {
 				return true
 			}
@@ -372,7 +459,7 @@ func (q *Queue) scan(inFlight map[uint64]bool, now time.Time) (s scanned, err er
 				s.next = it.NextAttempt
 				s.waiting = &it
 			}
-			return len(s.due) < maxDue
+			return len(s.due) < limit
 		})
 	})
 	return s, err
@@ -452,91 +539,184 @@ func (q *Queue) Recover() error {
 	return nil
 }
 
-// deliver makes one attempt at one item. The attempt is recorded before the
-// send (Sending set, Attempts counted), so that a death during the send is
-// noticed by the next Recover; the outcome is recorded after it. A send that
-// succeeded but whose outcome was lost is sent again with the same bytes,
-// which the recipient's client recognises by Message-ID.
-func (q *Queue) deliver(s Sender, it storage.OutboxItem) outcome {
-	out := outcome{id: it.ID, failure: Temporary}
-	var raw []byte
+// deliver makes one attempt at each item of a batch, in order, over the
+// batch's sender. The attempts are recorded before the first send
+// (Sending set, Attempts counted, in one transaction), so that a death
+// during a send is noticed by the next Recover; the outcomes are recorded
+// after every outcomesEvery sends and at the end. A send that succeeded
+// but whose outcome was lost is sent again with the same bytes, which the
+// recipient's client recognises by Message-ID. Once ctx is done, the
+// batch stops after the send in hand and leaves the rest due; an
+// unreachable server stops it too, the rest waiting as the failed one
+// does.
+func (q *Queue) deliver(ctx context.Context, b *running) batchDone {
+	bd := batchDone{b: b}
+	items := make([]storage.OutboxItem, 0, len(b.items))
+	raws := map[uint64][]byte{}
 	err := q.db.Update(func(tx *storage.Tx) error {
-		cur, ok, err := tx.OutboxItem(it.ID)
-		if err != nil || !ok || cur.Held {
-			raw = nil
-			return err
+		items, raws = items[:0], map[uint64][]byte{}
+		for _, it := range b.items {
+			cur, ok, err := tx.OutboxItem(it.ID)
+			if err != nil {
+				return err
+			}
+			if !ok || cur.Held {
+				continue // sent or held meanwhile
+			}
+			cur.Attempts++
+			cur.Sending = q.cfg.Now()
+			if err := tx.PutOutboxItem(cur); err != nil {
+				return err
+			}
+			items, raws[cur.ID] = append(items, cur), tx.OutboxRaw(cur.ID)
 		}
-		it = cur
-		it.Attempts++
-		it.Sending = q.cfg.Now()
-		raw = tx.OutboxRaw(it.ID)
-		return tx.PutOutboxItem(it)
+		return nil
 	})
 	if err != nil {
-		q.cfg.Log.Error("outbox: recording an attempt", "id", it.ID, "error", err)
-		out.storeFailed = true
-		return out
+		q.cfg.Log.Error("outbox: recording an attempt", "id", b.items[0].ID, "error", err)
+		bd.storeFailed = true
+		for _, it := range b.items {
+			bd.outcomes = append(bd.outcomes, outcome{id: it.ID, failure: Temporary})
+		}
+		return bd
 	}
-	if raw == nil {
-		return outcome{id: it.ID, sent: true} // sent or held meanwhile
+	var results []result
+	flush := func() bool {
+		if len(results) == 0 {
+			return true
+		}
+		if err := q.record(results); err != nil {
+			q.cfg.Log.Error("outbox: recording the outcome of a send", "id", results[0].it.ID, "error", err)
+			bd.storeFailed = true
+			return false
+		}
+		for _, r := range results {
+			bd.outcomes = append(bd.outcomes, q.report(r))
+		}
+		results = results[:0]
+		return true
 	}
-	q.cfg.Log.Debug("outbox: sending", "id", it.ID, "to", it.To, "attempt", it.Attempts, "kind", it.Kind)
-	// Finish a send in hand even during shutdown, within a bound.
-	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.SendTimeout)
-	sendErr := s.Send(ctx, it.From, it.To, raw)
-	cancel()
-	if sendErr != nil {
-		out.failure = q.cfg.Classify(sendErr)
-	}
-	now := q.cfg.Now()
-	var dropped bool
-	err = q.db.Update(func(tx *storage.Tx) error {
-		dropped = false
-		it.Sending, it.Crashes = time.Time{}, 0
+	var unreachable error
+	for i, it := range items {
 		switch {
-		case sendErr == nil:
-			return tx.DeleteOutboxItem(it.ID)
-		case out.failure == Permanent:
-			dropped = true
-			return tx.DeleteOutboxItem(it.ID)
-		case q.givesUp(it, now):
-			dropped = true
-			return tx.DeleteOutboxItem(it.ID)
+		case unreachable != nil:
+			// Not tried: it waits as the failed one does.
+			results = append(results, result{it: it, err: unreachable, failure: Unreachable, untried: true})
+		case ctx.Err() != nil:
+			results = append(results, result{it: it, untried: true, stopped: true})
+		default:
+			b.current.Store(q.cfg.Now().UnixNano())
+			q.cfg.Log.Debug("outbox: sending", "id", it.ID, "to", it.To, "attempt", it.Attempts, "kind", it.Kind)
+			// Finish a send in hand even during shutdown, within a bound.
+			sctx, cancel := context.WithTimeout(context.Background(), q.cfg.SendTimeout)
+			sendErr := b.sender.Send(sctx, it.From, it.To, raws[it.ID])
+			cancel()
+			r := result{it: it, err: sendErr, at: q.cfg.Now()}
+			if sendErr != nil {
+				r.failure = q.cfg.Classify(sendErr)
+				if r.failure == Unreachable {
+					unreachable = sendErr
+				}
+			}
+			results = append(results, r)
 		}
-		it.LastError = sendErr.Error()
-		it.NextAttempt = now.Add(q.cfg.Backoff.After(it.Attempts))
-		return tx.PutOutboxItem(it)
+		if (i+1)%outcomesEvery == 0 && !flush() {
+			break
+		}
+	}
+	flush()
+	return bd
+}
+
+// result is one item's attempt, to be recorded.
+type result struct {
+	it      storage.OutboxItem
+	err     error     // the send's error; nil when sent
+	failure Failure   // when err is set
+	at      time.Time // when the send ended
+	untried bool      // not sent: the attempt is taken back
+	stopped bool      // not sent because the queue stops: due again at once
+	dropped bool      // set by record: given up, or refused for good
+}
+
+// record writes the outcomes of some attempts in one transaction: a sent
+// message leaves the queue, a refused or expired one is dropped, a failed
+// one waits by the Backoff schedule; an untried one is due again (stopped)
+// or waits with the failed one.
+func (q *Queue) record(results []result) error {
+	now := q.cfg.Now()
+	return q.db.Update(func(tx *storage.Tx) error {
+		for i := range results {
+			r := &results[i]
+			it := r.it
+			r.dropped = false
+			it.Sending, it.Crashes = time.Time{}, 0
+			switch {
+			case r.stopped:
+				it.Attempts--
+				if err := tx.PutOutboxItem(it); err != nil {
+					return err
+				}
+				continue
+			case r.err == nil:
+				if err := tx.DeleteOutboxItem(it.ID); err != nil {
+					return err
+				}
+				continue
+			case !r.untried && r.failure == Permanent, !r.untried && q.givesUp(it, now):
+				r.dropped = true
+				if err := tx.DeleteOutboxItem(it.ID); err != nil {
+					return err
+				}
+				continue
+			}
+			if r.untried {
+				it.Attempts--
+			}
+			it.LastError = r.err.Error()
+			it.NextAttempt = now.Add(q.cfg.Backoff.After(max(it.Attempts, 1)))
+			if err := tx.PutOutboxItem(it); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	if err != nil {
-		q.cfg.Log.Error("outbox: recording the outcome of a send", "id", it.ID, "error", err)
-		out.storeFailed = true
-		return out
+}
+
+// report logs and counts one recorded attempt, and tells the loop.
+func (q *Queue) report(r result) outcome {
+	it := r.it
+	o := outcome{id: it.ID, sent: r.err == nil && !r.stopped, failure: r.failure}
+	if r.stopped {
+		o.failure = Temporary
+		return o
 	}
 	attrs := []any{"id", it.ID, "to", it.To, "kind", it.Kind, "message_id", it.MessageID}
 	if it.Answers != "" {
 		attrs = append(attrs, "answers", it.Answers)
 	}
 	switch {
-	case sendErr == nil:
+	case r.err == nil:
 		q.cfg.Log.Info("outbox: sent", attrs...)
 		q.cfg.Metrics.Sent(it.Kind)
-		out.sent = true
-	case dropped:
+	case r.untried:
+		q.cfg.Log.Debug("outbox: not tried, the server is unreachable", attrs...)
+	case r.dropped:
 		why, drop := "refused for good", metrics.Rejected
-		if out.failure != Permanent {
+		if r.failure != Permanent {
 			why, drop = fmt.Sprintf("given up after %d attempts", it.Attempts), metrics.Expired
 		}
 		q.cfg.Metrics.Dropped(it.Kind, drop)
-		q.cfg.Log.Error("outbox: message dropped, "+why, append(attrs, "error", sendErr)...)
+		q.cfg.Log.Error("outbox: message dropped, "+why, append(attrs, "error", r.err)...)
 		if q.cfg.OnDropped != nil {
-			q.cfg.OnDropped(it, sendErr)
+			q.cfg.OnDropped(it, r.err)
 		}
 	default:
 		q.cfg.Log.Warn("outbox: send failed, will retry", append(attrs, "attempts", it.Attempts,
-			"next", it.NextAttempt.Format(time.RFC3339), "error", sendErr)...)
+			"next", r.at.Add(q.cfg.Backoff.After(it.Attempts)).Format(time.RFC3339), "error", r.err)...)
 		q.cfg.Metrics.SendFailed(it.Kind)
 	}
-	return out
+	return o
 }
 
 // minAttemptsBeforeGiveUp: a message is never given up on before this many
@@ -566,7 +746,7 @@ func (q *Queue) Flush(ctx context.Context) error {
 	if err := q.Recover(); err != nil {
 		return err
 	}
-	s, err := q.scan(nil, q.cfg.Now())
+	s, err := q.scan(nil, 0, maxDue, q.cfg.Now())
 	if err != nil {
 		return err
 	}
@@ -576,11 +756,24 @@ func (q *Queue) Flush(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if o := q.deliver(q.senders[0], it); !o.sent && first == nil {
+		b := &running{items: []storage.OutboxItem{it}, sender: q.senders[0]}
+		bd := q.deliver(context.Background(), b)
+		if (len(bd.outcomes) == 0 || !bd.outcomes[0].sent) && first == nil && !bd.sentMeanwhile(it.ID) {
 			first = fmt.Errorf("outbox: message %d not sent yet", it.ID)
 		}
 	}
 	return first
+}
+
+// sentMeanwhile reports an item the batch found gone (sent or held by
+// another) before its attempt.
+func (bd batchDone) sentMeanwhile(id uint64) bool {
+	for _, o := range bd.outcomes {
+		if o.id == id {
+			return false
+		}
+	}
+	return true
 }
 
 // Release puts a held message back in the queue, due now, with its crash

@@ -439,3 +439,197 @@ func TestStalledRecipientsDoNotBlockOthers(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// orderSender records what it sends to each recipient, in order, and
+// fails the test when two sends to one recipient overlap.
+type orderSender struct {
+	t      *testing.T
+	mu     *sync.Mutex
+	sent   map[string][]string // recipient → the texts sent, in order
+	active map[string]bool
+	onSend func(to string)
+}
+
+func (o orderSender) Send(ctx context.Context, from string, to []string, raw []byte) error {
+	o.mu.Lock()
+	if o.active[to[0]] {
+		o.t.Errorf("two sends to %s at once", to[0])
+	}
+	o.active[to[0]] = true
+	o.mu.Unlock()
+	if o.onSend != nil {
+		o.onSend(to[0])
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.active[to[0]] = false
+	text := string(raw)
+	o.sent[to[0]] = append(o.sent[to[0]], text[strings.LastIndex(text, "msg-"):strings.LastIndex(text, "-end")])
+	return nil
+}
+
+func (o orderSender) Close() error { return nil }
+
+// addFor queues message n to a recipient; its text names it msg-N-end.
+func addFor(t *testing.T, db *storage.DB, to string, n int) uint64 {
+	t.Helper()
+	var a Added
+	err := db.Update(func(tx *storage.Tx) (err error) {
+		a, err = Add(tx, reply.Message{From: "visa@visa.test", To: to, Subject: "Re: x",
+			Text: fmt.Sprintf("msg-%03d-end", n), Date: time.Now()}, KindReply, 0)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.ID
+}
+
+func runQueue(t *testing.T, q *Queue) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- q.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// A front desk in a rush gets its replies in order, each once, one send
+// at a time, while another recipient's go out beside them; the attempts
+// of a batch are all recorded before its first send.
+func TestBatchesKeepEachRecipientsOrder(t *testing.T) {
+	db := newDB(t)
+	mu := &sync.Mutex{}
+	os := orderSender{t: t, mu: mu, sent: map[string][]string{}, active: map[string]bool{}}
+	os.onSend = func(to string) {
+		var sending int
+		db.View(func(tx *storage.Tx) error {
+			return tx.Outbox(func(it storage.OutboxItem) bool {
+				if it.To[0] == to && !it.Sending.IsZero() {
+					sending++
+				}
+				return true
+			})
+		})
+		if sending == 0 {
+			t.Errorf("a send to %s started before its attempt was recorded", to)
+		}
+	}
+	for i := range 100 {
+		addFor(t, db, "desk@sp0.test", i)
+		if i%10 == 0 {
+			addFor(t, db, "other@sp1.test", i)
+		}
+	}
+	q := New(db, []Sender{os, os}, Config{})
+	stop := runQueue(t, q)
+	waitFor(t, "every reply sent", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(os.sent["desk@sp0.test"]) >= 100 && len(os.sent["other@sp1.test"]) >= 10
+	})
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	for to, want := range map[string]int{"desk@sp0.test": 100, "other@sp1.test": 10} {
+		got := os.sent[to]
+		if len(got) != want {
+			t.Errorf("%s got %d replies, want %d", to, len(got), want)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i] <= got[i-1] {
+				t.Errorf("%s got %s after %s: out of order", to, got[i], got[i-1])
+			}
+		}
+	}
+	n := 0
+	db.View(func(tx *storage.Tx) error { return tx.Outbox(func(storage.OutboxItem) bool { n++; return true }) })
+	if n != 0 {
+		t.Errorf("%d items left in the queue", n)
+	}
+}
+
+// After the process died in a batch, each message of it is sent alone:
+// the one whose sending kills the process is held on its own, not with
+// the messages that happened to share its batch.
+func TestMessagesOfACrashedBatchGoAlone(t *testing.T) {
+	db := newDB(t)
+	var ids []uint64
+	for i := range 5 {
+		ids = append(ids, addFor(t, db, "desk@sp0.test", i))
+	}
+	// The process died with the five in hand, as one batch.
+	db.Update(func(tx *storage.Tx) error {
+		for _, id := range ids {
+			it, _, _ := tx.OutboxItem(id)
+			it.Attempts, it.Sending = 1, time.Now()
+			tx.PutOutboxItem(it)
+		}
+		return nil
+	})
+	mu := &sync.Mutex{}
+	os := orderSender{t: t, mu: mu, sent: map[string][]string{}, active: map[string]bool{}}
+	os.onSend = func(to string) {
+		var sending int
+		db.View(func(tx *storage.Tx) error {
+			return tx.Outbox(func(it storage.OutboxItem) bool {
+				if !it.Sending.IsZero() {
+					sending++
+				}
+				return true
+			})
+		})
+		if sending != 1 {
+			t.Errorf("%d messages in hand at a send after a crash, want 1: each goes alone", sending)
+		}
+	}
+	stop := runQueue(t, New(db, []Sender{os}, Config{}))
+	waitFor(t, "the five sent", func() bool { mu.Lock(); defer mu.Unlock(); return len(os.sent["desk@sp0.test"]) == 5 })
+	stop()
+}
+
+// An unreachable server stops a batch: the rest is not tried, waits as the
+// failed one does, with no attempt counted, and goes out once the server
+// answers again.
+func TestUnreachableServerStopsABatch(t *testing.T) {
+	db := newDB(t)
+	var ids []uint64
+	for i := range 5 {
+		ids = append(ids, addFor(t, db, "desk@sp0.test", i))
+	}
+	// The first send works, the second finds the server gone.
+	s := &fakeSender{}
+	s.onSend = func() { s.down = s.tries == 2 } // (called with s.mu held)
+	q := New(db, []Sender{s}, Config{Backoff: Backoff{Initial: time.Hour, Max: time.Hour}, Classify: classify, Probe: time.Hour})
+	stop := runQueue(t, q)
+	waitFor(t, "the batch to end", func() bool {
+		n := 0
+		db.View(func(tx *storage.Tx) error {
+			return tx.Outbox(func(it storage.OutboxItem) bool {
+				if it.LastError != "" && it.Sending.IsZero() {
+					n++
+				}
+				return true
+			})
+		})
+		return n == 4
+	})
+	stop()
+	if s.count() != 1 || s.tries != 2 {
+		t.Errorf("%d sent in %d tries, want 1 in 2: the rest of the batch is not tried", s.count(), s.tries)
+	}
+	for i, id := range ids[1:] {
+		it, _ := item(t, db, id)
+		want := 0
+		if i == 0 {
+			want = 1 // the one that found the server gone
+		}
+		if it.Attempts != want || !it.NextAttempt.After(time.Now()) {
+			t.Errorf("message %d after the server went: %d attempts, next %v; want %d, waiting", id, it.Attempts, it.NextAttempt, want)
+		}
+	}
+}

@@ -351,8 +351,20 @@ func TestSendReusesConnection(t *testing.T) {
 	if sessions, msgs := ts.be.counts(); sessions != 1 || msgs != 3 {
 		t.Errorf("server saw %d sessions and %d messages, want 1 and 3", sessions, msgs)
 	}
-	if got := strings.Count(ts.debug.String(), "RSET"); got != 2 {
-		t.Errorf("client sent RSET %d times, want 2 (once before each reuse)", got)
+	// Right after a message was taken the session is known to be fresh.
+	if got := strings.Count(ts.debug.String(), "RSET"); got != 0 {
+		t.Errorf("client sent RSET %d times in a burst, want none", got)
+	}
+	// A connection left idle is checked with RSET first.
+	s.lastOK = s.lastOK.Add(-freshFor)
+	if err := s.Send(context.Background(), "visa@example.org", []string{"a@space.example"}, []byte("Subject: 4\r\n\r\nbody\r\n")); err != nil {
+		t.Fatalf("Send after a pause: %v", err)
+	}
+	if got := strings.Count(ts.debug.String(), "RSET"); got != 1 {
+		t.Errorf("client sent RSET %d times after a pause, want 1", got)
+	}
+	if sessions, msgs := ts.be.counts(); sessions != 1 || msgs != 4 {
+		t.Errorf("server saw %d sessions and %d messages, want 1 and 4", sessions, msgs)
 	}
 }
 

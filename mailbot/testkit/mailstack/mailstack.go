@@ -94,6 +94,12 @@ type Options struct {
 	// service (smtpd_sasl_type = dovecot): passwords of the passwd-file,
 	// and OAuth2 tokens with OAuth2IntrospectionURL. No milters run there.
 	Submission bool
+	// Transports route single addresses elsewhere than Dovecot: address
+	// → Postfix next hop, such as "lmtp:inet:127.0.0.1:2424" or
+	// "lmtp:unix:/path/lmtp.sock" (a program that takes its mail over
+	// LMTP, as the mailbot's lmtp.listen does). Postfix keeps mail for a
+	// next hop that does not answer queued and retries it (RetryDelay).
+	Transports map[string]string
 
 	// pickPorts returns n free loopback TCP ports; tests replace it to
 	// provoke port clashes.
@@ -124,6 +130,7 @@ type Stack struct {
 	milters    []string
 	oauth2URL  string // Options.OAuth2IntrospectionURL
 	submission bool   // Options.Submission
+	transports map[string]string
 
 	mu           sync.Mutex // serializes starting and stopping
 	dovecotPID   int        // master's PID, 0 while stopped
@@ -171,6 +178,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		milters:    opts.Milters,
 		oauth2URL:  opts.OAuth2IntrospectionURL,
 		submission: opts.Submission,
+		transports: opts.Transports,
 		users:      make(map[string]bool),
 	}
 	if s.retryDelay <= 0 {

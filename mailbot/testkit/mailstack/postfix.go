@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -58,6 +60,10 @@ minimal_backoff_time = {{.RetrySeconds}}s
 maximal_backoff_time = {{.MaxBackoffSeconds}}s
 in_flow_delay = 0
 smtpd_peername_lookup = no
+{{if .Transports}}
+# Addresses delivered elsewhere than Dovecot.
+transport_maps = inline:{ {{.Transports}} }
+{{end -}}
 {{if .Milters}}
 # Milters judge each message received over SMTP, as on a provider's inbound
 # server; one that does not answer refuses the mail for now (4xx).
@@ -114,6 +120,7 @@ func (s *Stack) writePostfixConfig(smtpPort int, lmtpAddr string) error {
 		"Milters":           strings.Join(s.milters, ", "),
 		"SubmissionAddr":    s.SubmissionAddr,
 		"AuthSocket":        s.path(dovecotAuthPF),
+		"Transports":        inlineMap(s.transports),
 	}
 	// Postfix commands wait until a main.cf is 2 seconds old: backdate both.
 	past := time.Now().Add(-time.Minute)
@@ -131,6 +138,16 @@ func (s *Stack) writePostfixConfig(smtpPort int, lmtpAddr string) error {
 		}
 	}
 	return nil
+}
+
+// inlineMap renders a Postfix inline: table's entries, in a stable order.
+func inlineMap(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	entries := make([]string, len(keys))
+	for i, k := range keys {
+		entries[i] = strings.ToLower(k) + "=" + m[k]
+	}
+	return strings.Join(entries, ", ")
 }
 
 // startPostfixLocked starts Postfix and waits for its SMTP greeting. The
