@@ -69,8 +69,8 @@ type DigestAdd struct {
 type DigestCounts struct {
 	Total      int
 	Active     int
-	Inactive   int // not active today: inactive status or past the end date
-	Expired    int // of Inactive, those still marked active but past their end date
+	Inactive   int // set inactive
+	Expired    int // still marked active but past their end date
 	EndingSoon int // active, ending within EndingDays
 }
 

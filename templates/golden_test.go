@@ -232,7 +232,7 @@ func spaceDigest(l *templates.Lang) templates.DigestData {
 		From:     l.FormatTime(time.Date(2026, 11, 23, 8, 0, 0, 0, ny), "Mon 2 Jan 2006 15:04 MST"),
 		To:       l.FormatTime(time.Date(2026, 11, 30, 8, 0, 0, 0, ny), "Mon 2 Jan 2006 15:04 MST"),
 		TimeZone: "America/New_York", Today: day("2026-11-30"), EndingDays: 30,
-		Counts: templates.DigestCounts{Total: 6, Active: 4, Inactive: 2, Expired: 1, EndingSoon: 2},
+		Counts: templates.DigestCounts{Total: 6, Active: 4, Inactive: 1, Expired: 1, EndingSoon: 2},
 		Members: []templates.DigestMember{
 			{Email: "amy@x.test", Name: "Amy Adams", Status: word("active"), State: "active", Until: "2026-12-10", Ends: day("2026-12-10")},
 			{Email: "beth@indyhall.test", Name: "Beth Kaplan", Status: word("active"), State: "active"},

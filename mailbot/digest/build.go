@@ -127,7 +127,6 @@ func (s *Scheduler) spaceDigest(tx *storage.Tx, sp storage.Space, w window, visa
 			}
 		case mb.Status == storage.StatusActive:
 			dm.Status, dm.State = templates.StatusWord(p, "expired"), "expired"
-			data.Counts.Inactive++
 			data.Counts.Expired++
 		default:
 			data.Counts.Inactive++

@@ -417,7 +417,7 @@ func TestSpaceDigestContent(t *testing.T) {
 	for _, want := range []string{
 		"Indy Hall (indyhall): weekly digest, week of 30 Nov 2026",
 		// Dan is marked active but past his end date.
-		"4 members, 2 active, 2 inactive (1 of them past their end date), 1 ending within 30 days.",
+		"4 members, 2 active, 1 inactive, 1 expired (past their end date), 1 ending within 30 days.",
 		// What the managers act on comes first.
 		"=== To act on ===\n\nMemberships ending within 30 days (renew them, or let them lapse):\n  Thu 10 Dec 2026  Amy Adams <amy@x.test>\n",
 		"Changes from Mon 23 Nov 2026 08:00 EST to Mon 30 Nov 2026 08:00 EST (America/New_York):",

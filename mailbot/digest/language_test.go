@@ -52,7 +52,7 @@ func TestDigestInTheSpaceLanguage(t *testing.T) {
 		t.Errorf("French subject = %q, want %q", got, want)
 	}
 	for _, want := range []string{
-		"Liste des membres au lun. 30 nov. 2026 : 4 membres, 2 actifs, 2 inactifs (dont 1 avec une date de fin passée), 1 se termine dans les 30 prochains jours.",
+		"Liste des membres au lun. 30 nov. 2026 : 4 membres, 2 actifs, 1 inactif, 1 expiré (date de fin passée), 1 se termine dans les 30 prochains jours.",
 		"membre cat@x.test mis à jour : nom Cat → Cat, the second ; statut actif → inactif",
 		"dan@x.test  expiré  jusqu'au 2026-11-01",
 		"Eve <eve@x.test>, membre de l'espace La Cantine : 1 visite, dernière le jeu. 26 nov. 13:00",
