@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/coworkingvisa/mailbot/mailbot/config"
-	"github.com/coworkingvisa/mailbot/storage"
 )
 
 // lmtpFront is where Postfix hands the lmtp world's bot its mail: a proxy
@@ -192,20 +191,7 @@ func TestLMTPIntake(t *testing.T) {
 	}
 	b.stop()
 
-	db, err := storage.Open(store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	adds := map[string]int{}
-	db.View(func(tx *storage.Tx) error {
-		return tx.Changes(0, func(c storage.Change) bool {
-			if c.Kind == "member" && c.Action == "add" {
-				adds[c.Key]++
-			}
-			return true
-		})
-	})
+	adds := memberAdds(t, store)
 	if adds["kill@indyhall.test"] != 1 || adds["adam@indyhall.test"] != 1 {
 		t.Errorf("adds = %v, want exactly one each", adds)
 	}

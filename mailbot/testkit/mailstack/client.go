@@ -126,22 +126,34 @@ func (s *Stack) dialIMAP(ctx context.Context) (*imapclient.Client, error) {
 	return c, nil
 }
 
+// openMailbox logs user in and selects mailbox, read-only (EXAMINE) when
+// readOnly is set.
+func (s *Stack) openMailbox(ctx context.Context, user, password, mailbox string, readOnly bool) (*imapclient.Client, error) {
+	c, err := s.dialIMAP(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Login(user, password).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("mailstack: LOGIN %s: %w", user, waitErr(ctx, err))
+	}
+	if _, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: readOnly}).Wait(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("mailstack: SELECT %s of %s: %w", mailbox, user, waitErr(ctx, err))
+	}
+	return c, nil
+}
+
 // WaitForMessages waits until mailbox of user holds at least n messages and
 // returns the raw bytes of all of them, in UID order. It polls every 50 ms
 // without IDLE (which Dovecot delays by 500 ms), reads with BODY.PEEK[] and
 // opens the mailbox read-only (EXAMINE), so it changes no flag.
 func (s *Stack) WaitForMessages(ctx context.Context, user, password, mailbox string, n int) ([][]byte, error) {
-	c, err := s.dialIMAP(ctx)
+	c, err := s.openMailbox(ctx, user, password, mailbox, true)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	if err := c.Login(user, password).Wait(); err != nil {
-		return nil, fmt.Errorf("mailstack: LOGIN %s: %w", user, waitErr(ctx, err))
-	}
-	if _, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		return nil, fmt.Errorf("mailstack: EXAMINE %s of %s: %w", mailbox, user, waitErr(ctx, err))
-	}
 	count := 0
 	failed := func(what string, err error) error {
 		if ctx.Err() != nil {

@@ -14,17 +14,11 @@ import (
 // not about (a welcome to a new manager), so that the mail it is about
 // keeps its place in the mailbox. It polls as WaitForMessages does.
 func (s *Stack) TakeMessages(ctx context.Context, user, password, mailbox string, n int, match func(raw []byte) bool) ([][]byte, error) {
-	c, err := s.dialIMAP(ctx)
+	c, err := s.openMailbox(ctx, user, password, mailbox, false)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	if err := c.Login(user, password).Wait(); err != nil {
-		return nil, fmt.Errorf("mailstack: LOGIN %s: %w", user, waitErr(ctx, err))
-	}
-	if _, err := c.Select(mailbox, nil).Wait(); err != nil {
-		return nil, fmt.Errorf("mailstack: SELECT %s of %s: %w", mailbox, user, waitErr(ctx, err))
-	}
 	for {
 		found, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}, nil).Wait()
 		if err != nil {
