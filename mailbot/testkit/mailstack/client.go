@@ -139,7 +139,11 @@ func (s *Stack) openMailbox(ctx context.Context, user, password, mailbox string,
 	}
 	if _, err := c.Select(mailbox, &imap.SelectOptions{ReadOnly: readOnly}).Wait(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("mailstack: SELECT %s of %s: %w", mailbox, user, waitErr(ctx, err))
+		command := "SELECT"
+		if readOnly {
+			command = "EXAMINE"
+		}
+		return nil, fmt.Errorf("mailstack: %s %s of %s: %w", command, mailbox, user, waitErr(ctx, err))
 	}
 	return c, nil
 }
