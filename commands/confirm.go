@@ -45,15 +45,20 @@ const (
 const maxPendingPerManager = 5
 
 // newToken draws a token that no pending change uses yet, in its stored
-// form (no dashes).
+// form (no dashes). A token holds a digit, so that typed in lower case
+// without its dashes it is still told from a word ("confirm attendance"
+// is prose): about one draw in forty has none and is drawn again.
 func (x *executor) newToken() (string, error) {
-	for range 8 {
+	for range 64 {
 		b := make([]byte, tokenLen)
 		if _, err := rand.Read(b); err != nil {
 			return "", fmt.Errorf("draw a token: %w", err)
 		}
 		for i := range b {
 			b[i] = tokenAlphabet[b[i]&31] // 256 is a multiple of 32: uniform
+		}
+		if !strings.ContainsAny(string(b), "0123456789") {
+			continue
 		}
 		if _, taken, err := x.tx.Pending(string(b)); err != nil {
 			return "", err
