@@ -11,37 +11,6 @@ import (
 	"github.com/coworkingvisa/mailbot/mailbot/testkit/browser"
 )
 
-// contrastScript measures, for every element that holds text, the
-// contrast of its colour against the first opaque background behind it
-// (WCAG 2.x relative luminance), and returns how many it checked and those
-// below 4.5:1. Mail is read on small screens: large text gets no 3:1
-// allowance here.
-const contrastScript = `(() => {
-  const rgba = c => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
-    const p = m[1].split(',').map(parseFloat); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
-  const lum = c => { const f = v => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
-  const bg = el => { for (let e = el; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor);
-    if (c && c.a > 0) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
-  const seen = new Set(), failures = [];
-  const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  while (w.nextNode()) {
-    const n = w.currentNode, el = n.parentElement;
-    if (!n.textContent.trim() || seen.has(el)) continue;
-    seen.add(el);
-    const fg = rgba(getComputedStyle(el).color), b = bg(el), l1 = lum(fg), l2 = lum(b);
-    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
-    if (ratio < 4.5) failures.push(el.tagName + ' "' + n.textContent.trim().slice(0, 40) + '" ' + getComputedStyle(el).color +
-      ' on rgb(' + b.r + ',' + b.g + ',' + b.b + '): ' + ratio.toFixed(2));
-  }
-  return {checked: seen.size, failures};
-})()`
-
-type contrast struct {
-	Checked  int      `json:"checked"`
-	Failures []string `json:"failures"`
-}
-
 // overflowScript lists the elements whose right edge passes the viewport's:
 // what a reader would have to scroll sideways for.
 const overflowScript = `[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
@@ -96,7 +65,7 @@ func TestMailInABrowser(t *testing.T) {
 				t.Errorf("%s: the page is %d px wide on a %d px screen; past the edge: %q", what, sw, size.width,
 					browser.Eval[[]string](tab, overflowScript))
 			}
-			c := browser.Eval[contrast](tab, contrastScript)
+			c := tab.Contrast(false)
 			if c.Checked < 3 || len(c.Failures) > 0 {
 				t.Errorf("%s: contrast below 4.5:1 (%d texts checked): %q", what, c.Checked, c.Failures)
 			}

@@ -100,6 +100,7 @@ func TestParseDefaults(t *testing.T) {
 		{"auth.require", c.Auth.Require, "dmarc"},
 		{"poll_interval", c.PollInterval, 60 * time.Second},
 		{"limits.replies_per_sender_per_hour", c.Limits.RepliesPerSenderPerHour, 60},
+		// The default itself, not an override: sized from what the outbox sends (README, abuse limits).
 		{"limits.replies_per_minute", c.Limits.RepliesPerMinute, 20000},
 		{"limits.max_message_bytes", c.Limits.MaxMessageBytes, int64(10 << 20)},
 		{"limits.max_lines", c.Limits.MaxLines, 500},

@@ -11,40 +11,6 @@ import (
 	"github.com/coworkingvisa/mailbot/storage"
 )
 
-// contrastScript measures, for every element that holds text, the
-// contrast of its colour against the first opaque background behind it
-// (WCAG 2.x relative luminance): 4.5:1 for text, 3:1 for large text
-// (24 px, or 18.66 px bold). It returns how many it checked and the ones
-// below.
-const contrastScript = `(() => {
-  const rgba = c => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null;
-    const p = m[1].split(',').map(parseFloat); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
-  const lum = c => { const f = v => { v /= 255; return v <= 0.04045 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
-  const bg = el => { for (let e = el; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor);
-    if (c && c.a > 0) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
-  const seen = new Set(), failures = [];
-  const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  while (w.nextNode()) {
-    const n = w.currentNode, el = n.parentElement;
-    if (!n.textContent.trim() || seen.has(el)) continue;
-    seen.add(el);
-    const cs = getComputedStyle(el);
-    const fg = rgba(cs.color), b = bg(el), l1 = lum(fg), l2 = lum(b);
-    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
-    const size = parseFloat(cs.fontSize), bold = parseInt(cs.fontWeight, 10) >= 700;
-    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
-    if (ratio < need) failures.push(el.tagName + ' "' + n.textContent.trim().slice(0, 40) + '" ' + cs.color + ' on ' +
-      'rgb(' + b.r + ',' + b.g + ',' + b.b + '): ' + ratio.toFixed(2));
-  }
-  return {checked: seen.size, failures};
-})()`
-
-type contrast struct {
-	Checked  int      `json:"checked"`
-	Failures []string `json:"failures"`
-}
-
 // browserNetwork is network() and a space whose words are long enough to
 // push a careless layout past a phone's width.
 func browserNetwork() []storage.Space {
@@ -64,7 +30,7 @@ func checkLayout(t *testing.T, tab *browser.Tab, width int, what string) {
 	if sw := browser.Eval[int](tab, `document.documentElement.scrollWidth`); sw > width {
 		t.Errorf("%s: the page is %d px wide on a %d px screen: it overflows horizontally", what, sw, width)
 	}
-	c := browser.Eval[contrast](tab, contrastScript)
+	c := tab.Contrast(true)
 	if c.Checked < 3 || len(c.Failures) > 0 {
 		t.Errorf("%s: contrast below WCAG AA (%d texts checked): %q", what, c.Checked, c.Failures)
 	}
