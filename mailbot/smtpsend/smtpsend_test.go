@@ -727,3 +727,167 @@ func selfSigned(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// dialogue is a hand-written SMTP server that checks how the transaction
+// is sent. Offering PIPELINING, it reads the whole group MAIL … DATA
+// before it answers any of it, so a client that waited for a reply in
+// between would stall; without, it notes every command that arrived
+// before the reply to the one before it.
+type dialogue struct {
+	pipelining bool
+	rcptReply  string // the reply to each RCPT
+	dataReply  string // the reply to DATA
+
+	mu       sync.Mutex
+	early    []string // commands sent before the previous reply
+	messages int      // messages received (DATA … ".")
+	closed   chan struct{}
+}
+
+func (d *dialogue) start(t *testing.T) int {
+	t.Helper()
+	d.closed = make(chan struct{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer close(d.closed)
+		defer c.Close()
+		d.serve(textproto.NewConn(c))
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (d *dialogue) serve(tp *textproto.Conn) {
+	say := func(lines ...string) bool {
+		for _, l := range lines {
+			if tp.PrintfLine("%s", l) != nil {
+				return false
+			}
+		}
+		return true
+	}
+	read := func() (string, bool) {
+		l, err := tp.ReadLine()
+		if err == nil && !d.pipelining && tp.R.Buffered() > 0 {
+			d.mu.Lock()
+			d.early = append(d.early, l)
+			d.mu.Unlock()
+		}
+		return strings.ToUpper(l), err == nil
+	}
+	if !say("220 dialogue.test ESMTP") {
+		return
+	}
+	for {
+		l, ok := read()
+		if !ok {
+			return
+		}
+		var replies []string
+		switch {
+		case strings.HasPrefix(l, "EHLO"):
+			replies = []string{"250-dialogue.test", "250 8BITMIME"}
+			if d.pipelining {
+				replies = []string{"250-dialogue.test", "250-PIPELINING", "250 8BITMIME"}
+			}
+		case strings.HasPrefix(l, "MAIL"):
+			replies = []string{"250 2.1.0 ok"}
+			for d.pipelining {
+				if l, ok = read(); !ok {
+					return
+				}
+				if l == "DATA" {
+					break
+				}
+				replies = append(replies, d.rcptReply)
+			}
+			if d.pipelining {
+				replies = append(replies, d.dataReply)
+			}
+		case strings.HasPrefix(l, "RCPT"):
+			replies = []string{d.rcptReply}
+		case l == "DATA":
+			replies = []string{d.dataReply}
+		case l == "QUIT":
+			say("221 2.0.0 bye")
+			return
+		default:
+			replies = []string{"250 2.0.0 ok"}
+		}
+		if !say(replies...) {
+			return
+		}
+		if strings.HasPrefix(replies[len(replies)-1], "354") {
+			if _, err := tp.ReadDotBytes(); err != nil {
+				return
+			}
+			d.mu.Lock()
+			d.messages++
+			d.mu.Unlock()
+			if !say("250 2.0.0 queued") {
+				return
+			}
+		}
+	}
+}
+
+func TestSendPipelinesWhenOffered(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		t.Run(fmt.Sprintf("PIPELINING offered: %v", pipelining), func(t *testing.T) {
+			d := &dialogue{pipelining: pipelining, rcptReply: "250 2.1.5 ok", dataReply: "354 go ahead"}
+			port := d.start(t)
+			// Short, so that a client waiting for a reply the pipelining
+			// server gives only after DATA fails rather than hangs.
+			s := newSender(t, Config{Host: "127.0.0.1", Port: port, TLS: "none", Timeout: 3 * time.Second})
+			for range 3 {
+				if err := s.Send(context.Background(), "visa@example.org", []string{"a@space.example", "b@space.example"}, reply(t)); err != nil {
+					t.Fatalf("Send: %v", err)
+				}
+			}
+			s.Close()
+			<-d.closed
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if d.messages != 3 {
+				t.Errorf("server received %d messages, want 3", d.messages)
+			}
+			if len(d.early) > 0 {
+				t.Errorf("commands sent before the reply to the one before them, to a server without PIPELINING: %q", d.early)
+			}
+		})
+	}
+}
+
+// A server that answers DATA with 354 although a recipient was refused
+// (as a pipelined group lets it) must not get the message: it would go to
+// the recipients it took, while Send reports a failure and the message is
+// retried or dropped for all of them.
+func TestSendPipelinedRefusalSendsNothing(t *testing.T) {
+	d := &dialogue{pipelining: true, rcptReply: "550 5.1.1 no such user", dataReply: "354 go ahead"}
+	port := d.start(t)
+	s := newSender(t, Config{Host: "127.0.0.1", Port: port, TLS: "none", Timeout: 3 * time.Second})
+	err := s.Send(context.Background(), "visa@example.org", []string{"gone@space.example"}, reply(t))
+	if err == nil {
+		t.Fatal("Send succeeded, want the refusal of the recipient")
+	}
+	if !IsPermanent(err) || !strings.HasPrefix(err.Error(), "smtp RCPT TO:<gone@space.example>: 550") {
+		t.Errorf("error %q (permanent %v), want the permanent 550 of RCPT", err, IsPermanent(err))
+	}
+	select {
+	case <-d.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection was kept open after a DATA that may not be used")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.messages != 0 {
+		t.Errorf("server received %d messages, want none", d.messages)
+	}
+}
