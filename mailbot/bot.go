@@ -420,9 +420,9 @@ func (b *Bot) quarantine(attempts int, err error) inbox.Disposition {
 // The sender is part of each key so nobody can block another's message by
 // reusing its id.
 func handledKeys(sender string, msg *message.Message, raw []byte) []string {
-	keys := []string{sender + " " + rawKey(contentOf(raw))}
-	if msg.MessageID != "" {
-		keys[0] = sender + " " + msg.MessageID
+	keys := []string{sender + " " + msg.MessageID}
+	if msg.MessageID == "" {
+		keys[0] = sender + " " + rawKey(contentOf(raw))
 	}
 	for _, id := range trust.SignatureIDs(raw) {
 		keys = append(keys, sender+" dkim:"+rawKey([]byte(id)))

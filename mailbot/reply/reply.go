@@ -91,7 +91,15 @@ func Render(m Message) ([]byte, string, error) {
 			return nil, "", fmt.Errorf("attach %s: %w", a.Name, err)
 		}
 	}
+	// Sized for the header, quoted-printable text and base64 attachments
+	// at once: grown step by step, the buffer was most of a reply's
+	// garbage.
+	size := 4<<10 + (len(m.Text)+len(m.HTML))*11/10
+	for _, a := range m.Attachments {
+		size += len(a.Data)*4/3 + len(a.Data)/38 + 512
+	}
 	var buf bytes.Buffer
+	buf.Grow(size)
 	if _, err := msg.WriteTo(&buf); err != nil {
 		return nil, "", fmt.Errorf("render reply: %w", err)
 	}

@@ -14,8 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -144,7 +144,7 @@ func VerifyDKIM(ctx context.Context, raw []byte, from string, lookup LookupTXTFu
 	if fromDomain == "" {
 		return "", errors.New("no From domain")
 	}
-	fields, err := rawHeaderFields(raw)
+	fields, err := rawHeaderFields(raw, "")
 	if err != nil {
 		return "", err
 	}
@@ -308,30 +308,64 @@ type headerField struct{ name, value string }
 
 // rawHeaderFields splits the header of a raw message into fields the way
 // go-msgauth does (so that its verifications line up with the fields): a
-// line starting with white space continues the previous field.
-func rawHeaderFields(raw []byte) ([]headerField, error) {
-	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
-	var lines []string
-	for {
-		l, err := r.ReadLine()
-		if err != nil {
-			return nil, fmt.Errorf("DKIM: reading the header: %w", err)
-		}
-		if l == "" {
-			break
-		}
-		if len(lines) > 0 && (l[0] == ' ' || l[0] == '\t') {
-			lines[len(lines)-1] += "\r\n" + l
-		} else {
-			lines = append(lines, l)
+// line starting with white space continues the previous field, joined to
+// it by CRLF. With only set, it returns the fields of that name alone (in
+// any case), and copies no other.
+func rawHeaderFields(raw []byte, only string) ([]headerField, error) {
+	var fields []headerField
+	var field []byte // the field being read, its lines joined by CRLF
+	skipping := false
+	want := []byte(only)
+	add := func() {
+		if field != nil {
+			k, v, _ := strings.Cut(string(field), ":")
+			if k = strings.TrimSpace(k); only == "" || strings.EqualFold(k, only) {
+				fields = append(fields, headerField{k, strings.TrimSpace(v)})
+			}
 		}
 	}
-	fields := make([]headerField, len(lines))
-	for i, l := range lines {
-		k, v, _ := strings.Cut(l, ":")
-		fields[i] = headerField{strings.TrimSpace(k), strings.TrimSpace(v)}
+	for rest := raw; ; {
+		l, more, ok := headerLine(rest)
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("DKIM: reading the header: %w", io.EOF)
+		case len(l) == 0:
+			add()
+			return fields, nil
+		case (field != nil || skipping) && (l[0] == ' ' || l[0] == '\t'):
+			if !skipping {
+				field = append(append(field, "\r\n"...), l...)
+			}
+		default:
+			add()
+			name, _, _ := bytes.Cut(l, []byte(":"))
+			field, skipping = nil, only != "" && !bytes.EqualFold(bytes.TrimSpace(name), want)
+			if !skipping {
+				field = append(make([]byte, 0, len(l)), l...)
+			}
+		}
+		rest = more
 	}
-	return fields, nil
+}
+
+// headerLine splits the first line off raw as net/textproto's ReadLine
+// reads it from a bufio.Reader (the reader DKIM verifiers use): up to the
+// LF, without it and a CR just before it; the last line may lack the LF.
+// It reads the message in place, without the 4 KiB buffer a bufio.Reader
+// costs for each look at a header. ok is false at the end of raw.
+func headerLine(raw []byte) (line, rest []byte, ok bool) {
+	if len(raw) == 0 {
+		return nil, nil, false
+	}
+	i := bytes.IndexByte(raw, '\n')
+	if i < 0 {
+		return raw, nil, true
+	}
+	line = raw[:i]
+	if i > 0 && raw[i-1] == '\r' {
+		line = raw[:i-1]
+	}
+	return line, raw[i+1:], true
 }
 
 // mailHeader reads the header of a raw message as the rest of the bot does.

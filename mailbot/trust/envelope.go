@@ -100,7 +100,7 @@ func signedAt(h mail.Header, raw []byte) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
-	fields, err := rawHeaderFields(raw)
+	fields, err := rawHeaderFields(raw, "DKIM-Signature")
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -130,7 +130,7 @@ func signedAt(h mail.Header, raw []byte) (time.Time, bool) {
 // its Message-ID or Date say, is the first message sent again by someone
 // else. Messages without signatures have no ids.
 func SignatureIDs(raw []byte) []string {
-	fields, err := rawHeaderFields(raw)
+	fields, err := rawHeaderFields(raw, "DKIM-Signature")
 	if err != nil {
 		return nil
 	}

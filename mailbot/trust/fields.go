@@ -1,12 +1,10 @@
 package trust
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net/textproto"
 	"sort"
-	"strings"
 
 	"github.com/emersion/go-message/mail"
 )
@@ -32,7 +30,7 @@ var singleFields = []string{
 // message must be set aside unanswered whatever its authentication says.
 //
 // raw is the whole message (or its header). The fields are counted by two
-// readers, net/textproto as DKIM verifiers split a header and go-message
+// readers, lines as net/textproto splits them (as DKIM verifiers split a header) and go-message
 // (h) as the rest of the bot reads it, and the larger count wins, so that
 // a header the two split differently cannot hide a second instance from
 // either.
@@ -59,19 +57,19 @@ func RepeatedFields(h mail.Header, raw []byte) []string {
 // ("Subject :", obsolete syntax of RFC 5322 §4.5).
 func rawFieldCounts(raw []byte) map[string]int {
 	counts := map[string]int{}
-	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
-	for {
-		l, err := r.ReadLine()
-		if err != nil || l == "" {
+	for rest := raw; ; {
+		l, more, ok := headerLine(rest)
+		if !ok || len(l) == 0 {
 			return counts
 		}
+		rest = more
 		if l[0] == ' ' || l[0] == '\t' {
 			continue
 		}
-		name, _, ok := strings.Cut(l, ":")
+		name, _, ok := bytes.Cut(l, []byte(":"))
 		if !ok {
 			continue
 		}
-		counts[asciiLower(strings.TrimRight(name, " \t"))]++
+		counts[asciiLower(string(bytes.TrimRight(name, " \t")))]++
 	}
 }

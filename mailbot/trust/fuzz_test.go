@@ -10,6 +10,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
+	nettextproto "net/textproto"
 )
 
 // FuzzAuthenticate feeds raw headers to every entry point. Nothing may panic;
@@ -132,4 +133,68 @@ func lineScan(raw []byte) map[string]int {
 		}
 	}
 	return counts
+}
+
+// FuzzHeaderLine checks that headerLine splits lines exactly as
+// net/textproto's ReadLine does from a bufio.Reader, the reader it stands
+// in for: the same lines, and the end at the same place.
+func FuzzHeaderLine(f *testing.F) {
+	for _, s := range []string{
+		"", "\n", "\r\n", "a", "a\r", "a\r\r\n", "a\rb\n", "\r\r\n\n",
+		"Subject: x\r\n\tfolded\r\n\r\nbody", "A: 1\nB: 2\n\nC: 3",
+		"X: " + strings.Repeat("y", 5000) + "\r\nZ: z\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		r := nettextproto.NewReader(bufio.NewReader(bytes.NewReader(raw)))
+		rest := raw
+		for i := 0; ; i++ {
+			want, werr := r.ReadLine()
+			got, more, ok := headerLine(rest)
+			if ok != (werr == nil) {
+				t.Fatalf("line %d: headerLine ok=%v, textproto error %v", i, ok, werr)
+			}
+			if !ok {
+				return
+			}
+			if string(got) != want {
+				t.Fatalf("line %d: headerLine %q, textproto %q", i, got, want)
+			}
+			rest = more
+		}
+	})
+}
+
+// FuzzRawHeaderFieldsOnly checks that asking for the DKIM-Signature
+// fields alone gives just those the whole split gives.
+func FuzzRawHeaderFieldsOnly(f *testing.F) {
+	for _, s := range []string{
+		"DKIM-Signature: v=1; d=a.test;\r\n\tb=xyz\r\nFrom: a@a.test\r\n\r\n",
+		"dkim-signature : v=1\r\n d=b\r\nDKIM-Signature\r\n : v=2\r\nX\r\n DKIM-Signature: no\r\n\r\n",
+		" DKIM-Signature: first line folded\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		all, aerr := rawHeaderFields(raw, "")
+		only, oerr := rawHeaderFields(raw, "DKIM-Signature")
+		if (aerr == nil) != (oerr == nil) {
+			t.Fatalf("errors differ: %v, %v", aerr, oerr)
+		}
+		var want []headerField
+		for _, f := range all {
+			if strings.EqualFold(f.name, "DKIM-Signature") {
+				want = append(want, f)
+			}
+		}
+		if len(want) != len(only) {
+			t.Fatalf("only DKIM-Signature: %q, want %q", only, want)
+		}
+		for i := range want {
+			if want[i] != only[i] {
+				t.Fatalf("only DKIM-Signature: %q, want %q", only, want)
+			}
+		}
+	})
 }
