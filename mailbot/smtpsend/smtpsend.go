@@ -18,6 +18,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"strconv"
@@ -260,7 +261,14 @@ func (s *Sender) transaction(from string, to []string, raw []byte) error {
 	if err != nil {
 		return &stepError{"DATA", err}
 	}
-	// The dot-writer under w stuffs leading dots and turns bare LF into CRLF.
+	// go-mail's closer reads the reply to the end of the message.
+	return s.writeData(w, raw)
+}
+
+// writeData writes the message through w, a dot-writer (which stuffs
+// leading dots and turns bare LF into CRLF), in chunks with a deadline
+// each, and closes it: the end of the message.
+func (s *Sender) writeData(w io.WriteCloser, raw []byte) error {
 	for b := raw; len(b) > 0; {
 		n := min(len(b), dataChunk)
 		s.extendDeadline()
@@ -329,18 +337,8 @@ func (s *Sender) pipelined(from string, to []string, raw []byte) error {
 		s.drop()
 		return refused
 	}
-	dw := c.Text.DotWriter()
-	for b := raw; len(b) > 0; {
-		n := min(len(b), dataChunk)
-		s.extendDeadline()
-		if _, err := dw.Write(b[:n]); err != nil {
-			return &stepError{"DATA", err}
-		}
-		b = b[n:]
-	}
-	s.extendDeadline()
-	if err := dw.Close(); err != nil {
-		return &stepError{"DATA (end of message)", err}
+	if err := s.writeData(c.Text.DotWriter(), raw); err != nil {
+		return err
 	}
 	if _, _, err := c.Text.ReadResponse(250); err != nil {
 		return &stepError{"DATA (end of message)", err}
