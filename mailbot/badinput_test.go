@@ -461,15 +461,7 @@ func TestBadInput(t *testing.T) {
 // quarantined without a reply, and the admins are told.
 func TestFailureMidTransaction(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "reply.txt"), []byte(`{{template "no-such-template"}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := templates.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.tmpl = tmpl
+	withReplyTemplate(t, b, `{{template "no-such-template"}}`)
 	raw := badText("fail", "add member bad-fail@indyhall.test\nverify bad-fail@indyhall.test")
 	for i, want := range []inbox.Action{inbox.Leave, inbox.Leave, inbox.Quarantine} {
 		out := b.Handle(context.Background(), raw)
@@ -689,4 +681,20 @@ func badLimit(s string) string {
 		return s[:3000] + fmt.Sprintf("… (%d bytes)", len(s))
 	}
 	return s
+}
+
+// withReplyTemplate gives b the default templates but for reply.txt,
+// whose text is given: one that cannot render makes every message (or
+// the ones it picks) fail inside its transaction.
+func withReplyTemplate(t *testing.T, b *Bot, text string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "reply.txt"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := templates.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.tmpl = tmpl
 }

@@ -420,10 +420,11 @@ func (b *Bot) quarantine(attempts int, err error) inbox.Disposition {
 // The sender is part of each key so nobody can block another's message by
 // reusing its id.
 func handledKeys(sender string, msg *message.Message, raw []byte) []string {
-	keys := []string{sender + " " + msg.MessageID}
-	if msg.MessageID == "" {
-		keys[0] = sender + " " + rawKey(contentOf(raw))
+	id := msg.MessageID
+	if id == "" {
+		id = rawKey(contentOf(raw))
 	}
+	keys := []string{sender + " " + id}
 	for _, id := range trust.SignatureIDs(raw) {
 		keys = append(keys, sender+" dkim:"+rawKey([]byte(id)))
 	}

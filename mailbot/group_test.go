@@ -3,15 +3,12 @@ package mailbot
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/storage"
-	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // newGroupBot is newTestBot with the default hourly limit per sender
@@ -86,18 +83,10 @@ func TestHandleBatchCommitsOnce(t *testing.T) {
 func TestGroupCommitFailureInTheMiddle(t *testing.T) {
 	b, db, _ := newGroupBot(t)
 	// A reply template that fails for the third message only.
-	dir := t.TempDir()
 	tmpl := `{{range .Entries}}{{if eq .Command "verify boom@indyhall.test"}}{{template "no-such-template"}}{{end}}> {{.Command}}
 {{.Status}}: {{.Text}}
 {{end}}`
-	if err := os.WriteFile(filepath.Join(dir, "reply.txt"), []byte(tmpl), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	set, err := templates.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.tmpl = set
+	withReplyTemplate(t, b, tmpl)
 	raws := batch(5, map[int]string{3: "verify boom@indyhall.test"})
 	want := []inbox.Action{inbox.Handled, inbox.Handled, inbox.Leave, inbox.Handled, inbox.Handled}
 	for round, failing := range []inbox.Action{inbox.Leave, inbox.Leave, inbox.Quarantine} {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/coworkingvisa/mailbot/mailbot/inbox"
 	"github.com/coworkingvisa/mailbot/storage"
-	"github.com/coworkingvisa/mailbot/templates"
 )
 
 // freeAddr is a loopback address nothing listens on a moment ago.
@@ -155,15 +154,7 @@ func TestKeepQuarantined(t *testing.T) {
 func TestQuarantineNoticeOverLMTP(t *testing.T) {
 	b, db, _ := newTestBot(t, fixedClock())
 	b.set.QuarantineMailbox, b.set.QuarantineKept = "/var/lib/mailbot/visa.db.quarantine", true
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "reply.txt"), []byte(`{{template "no-such-template"}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := templates.New(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.tmpl = tmpl
+	withReplyTemplate(t, b, `{{template "no-such-template"}}`)
 	raw := mail("alex@indyhall.test", "q1@indyhall.test", "x", "verify adam@indyhall.test")
 	var d inbox.Disposition
 	for range 3 {

@@ -20,6 +20,7 @@
 package lmtp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -303,10 +304,7 @@ func (ss *session) Reset()        { ss.from, ss.to = "", nil }
 func (ss *session) Logout() error { return nil }
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
-	ss.s.mu.Lock()
-	closing := ss.s.closing
-	ss.s.mu.Unlock()
-	if closing {
+	if ss.s.isClosing() {
 		return errClosing
 	}
 	ss.from = from
@@ -340,15 +338,15 @@ func (ss *session) deliver(r io.Reader, status smtp.StatusCollector) error {
 		return errClosing
 	}
 	defer ss.s.end()
-	body, err := io.ReadAll(r)
-	if err != nil {
+	// The final delivery records the envelope sender (RFC 5321 §4.4), as
+	// Dovecot does: the pipeline tells bounces by it. The message is read
+	// in after it, not copied behind it.
+	var b bytes.Buffer
+	b.WriteString("Return-Path: <" + ss.from + ">\r\n")
+	if _, err := b.ReadFrom(r); err != nil {
 		return err // too large, or the connection failed: go-smtp answers
 	}
-	// The final delivery records the envelope sender (RFC 5321 §4.4), as
-	// Dovecot does: the pipeline tells bounces by it.
-	raw := make([]byte, 0, len(body)+len(ss.from)+20)
-	raw = append(append(append(raw, "Return-Path: <"...), ss.from...), ">\r\n"...)
-	raw = append(raw, body...)
+	raw := b.Bytes()
 	d := ss.s.h.Handle(context.Background(), raw)
 	reply := ss.s.answer(d, raw)
 	ss.s.log.Debug("lmtp: delivery answered", "from", ss.from, "to", ss.to, "action", d.Action, "reply", replyText(reply))

@@ -352,3 +352,39 @@ func TestListenRefusesAFileThatIsNoSocket(t *testing.T) {
 		t.Error("the file was replaced")
 	}
 }
+
+// A message over MaxMessageBytes is refused for good (552) without
+// reaching the handler, and the connection goes on taking mail.
+func TestMessageOverTheLimitIsRefused(t *testing.T) {
+	h := &recorder{}
+	s := New(Config{Listen: "127.0.0.1:0", Recipients: Recipients(bot, nil), MaxMessageBytes: 1024,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, h)
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	c := client(t, "tcp", s.Addr().String())
+	_, err := deliver(t, c, "alex@indyhall.test", []string{bot}, message+strings.Repeat(strings.Repeat("x", 70)+"\r\n", 60))
+	var se *smtp.SMTPError
+	var lerr smtp.LMTPDataError
+	code := 0
+	switch {
+	case errors.As(err, &lerr) && lerr[bot] != nil:
+		code = lerr[bot].Code
+	case errors.As(err, &se):
+		code = se.Code
+	}
+	if code != 552 {
+		t.Fatalf("a message over the limit: %v, want 552", err)
+	}
+	if n := len(h.messages()); n != 0 {
+		t.Fatalf("the handler got %d messages, want none", n)
+	}
+	_, err = deliver(t, c, "alex@indyhall.test", []string{bot}, message)
+	if got := codes(t, []string{bot}, err)[bot]; got != 250 {
+		t.Errorf("the next message on the connection: %d, want 250", got)
+	}
+}
