@@ -152,7 +152,7 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) inbox.Disposition {
 // reading it (MIME, charsets, HTML as a browser would show it) costs far
 // more than the header, and is spent only on mail the bot will act on.
 func (b *Bot) admit(ctx context.Context, raw []byte, key string) (in incoming, d inbox.Disposition, ok bool) {
-	msg, err := message.Parse(headerOf(raw), b.set.Message)
+	msg, err := message.ParseHeader(headerOf(raw), b.set.Message)
 	if err != nil {
 		return in, b.setAside(metrics.Unreadable, "unreadable message: "+err.Error(), nil), false
 	}
@@ -184,24 +184,18 @@ func (b *Bot) admit(ctx context.Context, raw []byte, key string) (in incoming, d
 		keys: handledKeys(b.db.Pseudonym(sender.Address), msg, raw), legacy: handledKeys(sender.Address, msg, raw)}, d, true
 }
 
-// readBody reads the whole message once the sender may be answered. A
-// message over the size limit keeps its header only: enough to tell the
-// sender why nothing was done.
+// readBody reads the body of the message once the sender may be answered,
+// into the Message whose header admit read. A message over the size limit
+// keeps its header only: enough to tell the sender why nothing was done.
 func (b *Bot) readBody(in *incoming) {
 	if in.tooLarge {
 		return
 	}
-	msg, err := message.Parse(in.raw, b.set.Message)
-	if errors.Is(err, message.ErrTooLarge) {
+	if err := in.msg.ReadBody(in.raw, b.set.Message); errors.Is(err, message.ErrTooLarge) {
 		in.tooLarge = true
-		return
-	}
-	if err != nil {
-		// The header parsed a moment ago; keep it, with no body.
+	} else if err != nil {
 		b.log.Warn("message body unreadable", "message_id", in.msg.MessageID, "error", err)
-		return
 	}
-	in.msg = msg
 }
 
 // maxBytes is the size limit of a message the bot reads.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode"
@@ -65,6 +66,54 @@ func FuzzParse(f *testing.F) {
 			if len(a.Data) > lim.MaxAttachmentBytes || a.TooLarge && a.Data != nil {
 				t.Fatalf("attachment over the limit kept: %d bytes, TooLarge=%v", len(a.Data), a.TooLarge)
 			}
+		}
+	})
+}
+
+// FuzzParseInSteps: the header read alone, from the start of the message
+// that holds it, and the body read later give the same Message as Parse.
+func FuzzParseInSteps(f *testing.F) {
+	entries, err := os.ReadDir("testdata")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, e := range entries {
+		if raw, err := os.ReadFile("testdata/" + e.Name()); err == nil && strings.HasSuffix(e.Name(), ".eml") {
+			f.Add(raw)
+		}
+	}
+	f.Add([]byte("From sender@x Mon Nov 30 10:00:00 2026\nFrom: a@x\nSubject: s\n\nverify b@y\n"))
+	f.Add([]byte("From: a@x\r\nSubject: header only, no line end"))
+	f.Add([]byte("From: a@x\n\nLF header\r\n\r\nthen CRLF"))
+
+	lim := Limits{MaxLines: 50, MaxLineLength: 80, MaxParts: 20, MaxDepth: 5, MaxAttachmentBytes: 1 << 12}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		whole, err := Parse(raw, lim)
+		if err != nil {
+			return
+		}
+		// The start of the message through a blank line, CRLF first, as
+		// the bot cuts it (it may hold the start of the body); or all of
+		// a message that has no blank line.
+		head := raw
+		if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
+			head = raw[:i+4]
+		} else if i := bytes.Index(raw, []byte("\n\n")); i >= 0 {
+			head = raw[:i+2]
+		}
+		m, err := ParseHeader(head, lim)
+		if err != nil {
+			t.Fatalf("ParseHeader: %v, but Parse read the message", err)
+		}
+		if err := m.ReadBody(raw, lim); err != nil {
+			t.Fatalf("ReadBody: %v", err)
+		}
+		if !reflect.DeepEqual(m, whole) {
+			t.Fatalf("in steps:\n%#v\nParse:\n%#v", m, whole)
+		}
+		text := m.Text
+		if err := m.ReadBody([]byte("From: x@y\r\n\r\nsomething else"), lim); err != nil || m.Text != text {
+			t.Fatalf("a second ReadBody changed the message: %v, %q", err, m.Text)
 		}
 	})
 }

@@ -104,28 +104,44 @@ type Message struct {
 	// Problems lists damage that did not stop the parse: a part that could
 	// not be decoded completely, an unknown charset, a skipped part. For logs.
 	Problems []string
+
+	bodyAt   int  // where the body starts in the raw message, after any "From " line
+	bodyRead bool // ReadBody has run
 }
 
 // Parse reads one raw message (RFC 5322 with MIME). It fails only when the
 // message is over lim.MaxBytes (ErrTooLarge) or its header cannot be read.
 func Parse(raw []byte, lim Limits) (*Message, error) {
+	m, err := ParseHeader(raw, lim)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.ReadBody(raw, lim); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ParseHeader reads only the top-level header of raw: what the checks of
+// a sender need, at a small part of the cost of the body, which ReadBody
+// reads later into the same Message if the sender is to be answered. raw
+// may be the whole message or any start of it that holds the whole header.
+// It fails as Parse does.
+func ParseHeader(raw []byte, lim Limits) (*Message, error) {
 	lim = lim.withDefaults()
 	if len(raw) > lim.MaxBytes {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), lim.MaxBytes)
 	}
-	// An mbox "From " line, as an MTA writes it for pipe delivery, is not
-	// part of the message.
-	if bytes.HasPrefix(raw, []byte("From ")) {
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			raw = raw[i+1:]
-		}
-	}
-	br := bufio.NewReader(bytes.NewReader(raw))
+	raw = withoutFromLine(raw)
+	rd := bytes.NewReader(raw)
+	br := bufio.NewReader(rd)
 	h, err := textproto.ReadHeader(br)
+	bodyAt := len(raw) - rd.Len() - br.Buffered()
 	if errors.Is(err, io.EOF) {
 		// A header-only message whose last line has no line end.
 		br = bufio.NewReader(io.MultiReader(bytes.NewReader(raw), strings.NewReader("\r\n")))
 		h, err = textproto.ReadHeader(br)
+		bodyAt = len(raw)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("message: reading header: %w", err)
@@ -133,13 +149,39 @@ func Parse(raw []byte, lim Limits) (*Message, error) {
 	if h.Len() == 0 {
 		return nil, errors.New("message: reading header: no header fields")
 	}
-
-	m := &Message{Header: mail.Header{Header: gomessage.Header{Header: h}}}
+	m := &Message{Header: mail.Header{Header: gomessage.Header{Header: h}}, bodyAt: bodyAt}
 	m.readHeader()
 	m.MediaType, _ = contentType(m.Header.Header)
+	return m, nil
+}
 
+// withoutFromLine drops an mbox "From " line, as an MTA writes it for pipe
+// delivery: it is not part of the message.
+func withoutFromLine(raw []byte) []byte {
+	if bytes.HasPrefix(raw, []byte("From ")) {
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			return raw[i+1:]
+		}
+	}
+	return raw
+}
+
+// ReadBody reads the body of raw, the whole message whose header m was
+// read from by ParseHeader: the text, the attachments, the problems. A
+// second call does nothing. It fails only when raw is over lim.MaxBytes
+// (ErrTooLarge); m keeps its header then.
+func (m *Message) ReadBody(raw []byte, lim Limits) error {
+	if m.bodyRead {
+		return nil
+	}
+	lim = lim.withDefaults()
+	if len(raw) > lim.MaxBytes {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(raw), lim.MaxBytes)
+	}
+	m.bodyRead = true
+	raw = withoutFromLine(raw)
 	w := walker{lim: lim, msg: m}
-	w.walk(h, br, nil, false)
+	w.walk(m.Header.Header.Header, bytes.NewReader(raw[min(m.bodyAt, len(raw)):]), nil, false)
 
 	switch {
 	case w.plain != nil && (strings.TrimSpace(*w.plain) != "" || w.html == nil):
@@ -154,7 +196,7 @@ func Parse(raw []byte, lim Limits) (*Message, error) {
 		m.Text, m.FromHTML = *w.html, true
 	}
 	m.Text = w.limitLines(strings.TrimRight(m.Text, " \t\n"))
-	return m, nil
+	return nil
 }
 
 // walker visits the MIME tree of one message, depth first, in order.
