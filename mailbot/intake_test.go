@@ -18,7 +18,7 @@ import (
 )
 
 // freeAddr is a loopback address nothing listens on a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -79,6 +79,7 @@ func daemonMain() int {
 		fmt.Fprintln(os.Stderr, "mailbench daemon:", err)
 		return 1
 	}
+	mailbot.SetGCPercent(os.Getenv)
 	if err := d.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "mailbench daemon:", err)
 		return 1

@@ -174,6 +174,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return storeAdvice(err, configArg(args))
 	}
+	mailbot.SetGCPercent(os.Getenv)
 	return d.Run(ctx)
 }
 
