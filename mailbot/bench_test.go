@@ -37,12 +37,7 @@ func BenchmarkHandleVerify(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	db.Update(func(tx *storage.Tx) error {
-		tx.PutSpace(storage.Space{ID: "indyhall", Name: "Indy Hall"})
-		tx.PutSpace(storage.Space{ID: "betahaus", Name: "betahaus", City: "Berlin", Country: "DE"})
-		tx.PutMember(storage.Member{Space: "betahaus", Email: "jonas@betahaus.test", Name: "Jonas Müller", Status: "active"})
-		return tx.AddManager(storage.Manager{Email: "alex@indyhall.test", Space: "indyhall"})
-	})
+	seedFrontDesk(db)
 	tmpl, err := templates.New("")
 	if err != nil {
 		b.Fatal(err)
@@ -52,15 +47,9 @@ func BenchmarkHandleVerify(b *testing.B) {
 	// otherwise silence it after the first few (as mailbench raises it).
 	set.Limits.RepliesPerSenderPerHour = 1 << 30
 	bot := NewBot(set, db, tmpl, quiet, time.Now, func() {})
-	writers := []func(clientmail.Envelope, string) []byte{clientmail.Thunderbird, clientmail.Gmail, clientmail.Outlook}
 	raws := make([][]byte, b.N)
 	for i := range raws {
-		e := clientmail.Envelope{
-			From: "alex@indyhall.test", To: testBot, Subject: "verify",
-			MessageID:   fmt.Sprintf("bench-%d@indyhall.test", i),
-			AuthResults: []string{testAuth + ";\r\n\tdkim=pass header.d=indyhall.test header.s=sel1 header.b=AbCd1234;\r\n\tdmarc=pass (p=quarantine dis=none) header.from=indyhall.test"},
-		}
-		raws[i] = writers[i%len(writers)](e, "verify jonas@betahaus.test")
+		raws[i] = frontDeskVerify(i, fmt.Sprintf("bench-%d@indyhall.test", i))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -107,33 +96,13 @@ func BenchmarkDaemonOverLMTP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d.DB.Update(func(tx *storage.Tx) error {
-		tx.PutSpace(storage.Space{ID: "indyhall", Name: "Indy Hall"})
-		tx.PutSpace(storage.Space{ID: "betahaus", Name: "betahaus", City: "Berlin", Country: "DE"})
-		tx.PutMember(storage.Member{Space: "betahaus", Email: "jonas@betahaus.test", Name: "Jonas Müller", Status: "active"})
-		return tx.AddManager(storage.Manager{Email: "alex@indyhall.test", Space: "indyhall"})
-	})
-	writers := []func(clientmail.Envelope, string) []byte{clientmail.Thunderbird, clientmail.Gmail, clientmail.Outlook}
+	seedFrontDesk(d.DB)
 	raws := make(chan []byte, b.N)
 	for i := range b.N {
-		e := clientmail.Envelope{
-			From: "alex@indyhall.test", To: testBot, Subject: "verify",
-			MessageID:   fmt.Sprintf("burst-%d-%d@indyhall.test", b.N, i),
-			AuthResults: []string{testAuth + ";\r\n\tdkim=pass header.d=indyhall.test header.s=sel1 header.b=AbCd1234;\r\n\tdmarc=pass (p=quarantine dis=none) header.from=indyhall.test"},
-		}
-		raws <- writers[i%len(writers)](e, "verify jonas@betahaus.test")
+		raws <- frontDeskVerify(i, fmt.Sprintf("burst-%d-%d@indyhall.test", b.N, i))
 	}
 	close(raws)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("Run: %v", err)
-		}
-	}()
-	<-d.Ready()
+	runDaemon(b, d)
 
 	// The collector's goal of `mailbot run`, for this benchmark only.
 	prev := debug.SetGCPercent(-1)
@@ -249,4 +218,27 @@ func (s sinkSession) Data(r io.Reader) error {
 	}
 	s.k.got.Add(1)
 	return nil
+}
+
+// seedFrontDesk writes the world of the front-desk benchmarks: Alex
+// manages Indy Hall's front desk, Jonas is a member of betahaus.
+func seedFrontDesk(db *storage.DB) {
+	db.Update(func(tx *storage.Tx) error {
+		tx.PutSpace(storage.Space{ID: "indyhall", Name: "Indy Hall"})
+		tx.PutSpace(storage.Space{ID: "betahaus", Name: "betahaus", City: "Berlin", Country: "DE"})
+		tx.PutMember(storage.Member{Space: "betahaus", Email: "jonas@betahaus.test", Name: "Jonas Müller", Status: "active"})
+		return tx.AddManager(storage.Manager{Email: "alex@indyhall.test", Space: "indyhall"})
+	})
+}
+
+// frontDeskVerify is Alex's i-th "verify jonas@betahaus.test", written in
+// turn as Thunderbird, Gmail and Outlook write it, and authenticated as
+// our MX stamps it.
+func frontDeskVerify(i int, messageID string) []byte {
+	writers := []func(clientmail.Envelope, string) []byte{clientmail.Thunderbird, clientmail.Gmail, clientmail.Outlook}
+	e := clientmail.Envelope{
+		From: "alex@indyhall.test", To: testBot, Subject: "verify", MessageID: messageID,
+		AuthResults: []string{testAuth + ";\r\n\tdkim=pass header.d=indyhall.test header.s=sel1 header.b=AbCd1234;\r\n\tdmarc=pass (p=quarantine dis=none) header.from=indyhall.test"},
+	}
+	return writers[i%len(writers)](e, "verify jonas@betahaus.test")
 }

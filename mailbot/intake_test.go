@@ -28,6 +28,26 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// runDaemon runs d until the test ends, when it stops it and checks that
+// Run ended well. It returns once the daemon is ready.
+func runDaemon(tb testing.TB, d *Daemon) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("Run: %v", err)
+		}
+	})
+	select {
+	case <-d.Ready():
+	case <-time.After(10 * time.Second):
+		tb.Fatal("the daemon did not get ready")
+	}
+}
+
 // lmtpDeliver hands raw to the daemon's LMTP listener for the bot, as the
 // mail server does, and returns the bot's reply code.
 func lmtpDeliver(t *testing.T, addr, from string, raw []byte) int {
@@ -86,20 +106,7 @@ func TestDaemonOverLMTPAlone(t *testing.T) {
 		tx.PutSpace(storage.Space{ID: "indyhall", Name: "Indy Hall"})
 		return tx.AddManager(storage.Manager{Email: "alex@indyhall.test", Space: "indyhall"})
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
-	select {
-	case <-d.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the daemon did not get ready")
-	}
+	runDaemon(t, d)
 	// Ready comes just before the listener serves; a connection waits in
 	// its backlog meanwhile.
 	raw := []byte(strings.ReplaceAll(string(mail("alex@indyhall.test", "m1@indyhall.test", "desk", "verify adam@indyhall.test")), "Date: "+testDate, "Date: "+time.Now().Format(time.RFC1123Z)))
