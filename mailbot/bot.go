@@ -191,10 +191,8 @@ func (b *Bot) readBody(in *incoming) {
 	if in.tooLarge {
 		return
 	}
-	if err := in.msg.ReadBody(in.raw, b.set.Message); errors.Is(err, message.ErrTooLarge) {
-		in.tooLarge = true
-	} else if err != nil {
-		b.log.Warn("message body unreadable", "message_id", in.msg.MessageID, "error", err)
+	if err := in.msg.ReadBody(in.raw, b.set.Message); err != nil {
+		in.tooLarge = errors.Is(err, message.ErrTooLarge) // the only way it fails
 	}
 }
 
