@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,7 +89,13 @@ func BenchmarkDaemonOverLMTP(b *testing.B) {
 	cfg.Store.Path = filepath.Join(b.TempDir(), "visa.db")
 	cfg.LMTP.Listen = freeAddr(b)
 	cfg.SMTP.Host, cfg.SMTP.TLS = "127.0.0.1", "none"
-	fmt.Sscan(sink.addr[strings.LastIndexByte(sink.addr, ':')+1:], &cfg.SMTP.Port)
+	_, port, err := net.SplitHostPort(sink.addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if cfg.SMTP.Port, err = strconv.Atoi(port); err != nil {
+		b.Fatal(err)
+	}
 	// One front desk sends every message: its hourly allowance would
 	// otherwise silence it after the first few (as mailbench raises it).
 	cfg.Limits.RepliesPerSenderPerHour = 1 << 30

@@ -152,14 +152,15 @@ func (b *Bot) Handle(ctx context.Context, raw []byte) inbox.Disposition {
 // reading it (MIME, charsets, HTML as a browser would show it) costs far
 // more than the header, and is spent only on mail the bot will act on.
 func (b *Bot) admit(ctx context.Context, raw []byte, key string) (in incoming, d inbox.Disposition, ok bool) {
-	msg, err := message.ParseHeader(headerOf(raw), b.set.Message)
+	head := headerOf(raw)
+	msg, err := message.ParseHeader(head, b.set.Message)
 	if err != nil {
 		return in, b.setAside(metrics.Unreadable, "unreadable message: "+err.Error(), nil), false
 	}
 	if reason, auto := trust.Automatic(msg.Header, b.set.BotAddress); auto {
 		return in, b.setAside(metrics.Automatic, "automatic mail ("+reason+"): not answered", msg), false
 	}
-	if repeated := trust.RepeatedFields(msg.Header, headerOf(raw)); repeated != nil {
+	if repeated := trust.RepeatedFields(msg.Header, head); repeated != nil {
 		return in, b.setAside(metrics.RepeatedFields, "header fields that may occur once occur more often: "+strings.Join(repeated, ", "), msg), false
 	}
 	if reason, bad := trust.Impersonation(msg.Header); bad {

@@ -69,8 +69,15 @@ func serve(t *testing.T, listen string, h Handler, keep func([]byte) (string, er
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
-	s := New(Config{Listen: listen, Recipients: Recipients(bot, []string{alias}), Keep: keep,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, h)
+	return serveWith(t, Config{Listen: listen, Recipients: Recipients(bot, []string{alias}), Keep: keep}, h)
+}
+
+// serveWith is serve with a config of the test's own (its logger is
+// set here).
+func serveWith(t *testing.T, cfg Config, h Handler) (*Server, func() error) {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := New(cfg, h)
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -360,15 +367,7 @@ func TestListenRefusesAFileThatIsNoSocket(t *testing.T) {
 // reaching the handler, and the connection goes on taking mail.
 func TestMessageOverTheLimitIsRefused(t *testing.T) {
 	h := &recorder{}
-	s := New(Config{Listen: "127.0.0.1:0", Recipients: Recipients(bot, nil), MaxMessageBytes: 1024,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, h)
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	s, _ := serveWith(t, Config{Listen: "127.0.0.1:0", Recipients: Recipients(bot, nil), MaxMessageBytes: 1024}, h)
 	c := client(t, "tcp", s.Addr().String())
 	_, err := deliver(t, c, "alex@indyhall.test", []string{bot}, message+strings.Repeat(strings.Repeat("x", 70)+"\r\n", 60))
 	var se *smtp.SMTPError

@@ -30,10 +30,10 @@ var singleFields = []string{
 // message must be set aside unanswered whatever its authentication says.
 //
 // raw is the whole message (or its header). The fields are counted by two
-// readers, lines as net/textproto splits them (as DKIM verifiers split a header) and go-message
-// (h) as the rest of the bot reads it, and the larger count wins, so that
-// a header the two split differently cannot hide a second instance from
-// either.
+// readers, lines as net/textproto splits them (as DKIM verifiers split a
+// header) and go-message (h) as the rest of the bot reads it, and the
+// larger count wins, so that a header the two split differently cannot
+// hide a second instance from either.
 func RepeatedFields(h mail.Header, raw []byte) []string {
 	counts := rawFieldCounts(raw)
 	var out []string
